@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what medvqa needs on a fresh machine. Idempotent: a second run does nothing.
+#
+#   scripts/setup.sh          ONNX Runtime (the pinned PyPI wheel's libonnxruntime.so) into .ort/
+#   scripts/setup.sh --test   the above, plus what the tests use: Python packages in .venv/
+#                             and Chromium for the HTML report check
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.31.1
+PYTHON=${PYTHON:-python3}
+
+want_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# ONNX Runtime: the shared library from the pinned PyPI wheel, no Python install needed.
+if [ ! -f ".ort/libonnxruntime.so.${ORT_VERSION}" ]; then
+  say "fetching onnxruntime==${ORT_VERSION} from PyPI"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
+    --dest "$tmp" "onnxruntime==${ORT_VERSION}"
+  mkdir -p .ort
+  "$PYTHON" - "$tmp" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "onnxruntime-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if "/capi/libonnxruntime.so" in name:
+            target = os.path.join(".ort", os.path.basename(name))
+            with z.open(name) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+PY
+  say "ONNX Runtime library in .ort/"
+fi
+
+if [ "$want_test" = 1 ]; then
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv for the test helpers"
+    "$PYTHON" -m venv .venv
+  fi
+  if [ ! -f .venv/.medvqa-test-deps ] || ! cmp -s tests/requirements.txt .venv/.medvqa-test-deps; then
+    say "installing tests/requirements.txt into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt .venv/.medvqa-test-deps
+  fi
+  if [ ! -d ../shared/data ]; then
+    say "NOTICE: ../shared/data is missing: tests that read the real sample data will be SKIPPED"
+  fi
+fi

@@ -1,0 +1,65 @@
+//! What each subcommand does. `main.rs` maps the [`Outcome`] to an exit code; errors that
+//! stop a command are `anyhow` here, at the edge, wrapping the library's typed errors.
+
+mod datasets;
+mod inspect;
+mod phantom;
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command, DatasetArgs};
+use crate::data::{self, Dataset, LoadOptions};
+
+/// How a command that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every sample went through.
+    Clean,
+    /// The command finished, but this many samples failed (each recorded with its reason).
+    SamplesFailed(usize),
+}
+
+impl Outcome {
+    pub fn from_failures(n: usize) -> Outcome {
+        if n == 0 {
+            Outcome::Clean
+        } else {
+            Outcome::SamplesFailed(n)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot set up {n} worker threads: {e}"))?;
+    }
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Phantom(a) => phantom::run(&a, quiet),
+        Command::Inspect(a) => inspect::run(&a, quiet),
+        Command::Datasets => datasets::run(),
+    }
+}
+
+/// Loads the dataset named by the shared dataset flags.
+pub(crate) fn load_dataset(a: &DatasetArgs) -> anyhow::Result<Dataset> {
+    let opts = LoadOptions {
+        image_root: a.image_root.clone(),
+        box_frame: a.dataset_box_frame,
+        max_pixels: a.max_pixels,
+        seed: a.dataset_seed,
+        n: a.dataset_n,
+    };
+    Ok(data::load(&a.dataset, &opts)?)
+}
+
+/// Writes to stdout, returning the io error (a closed pipe included) instead of panicking
+/// as `println!` would.
+pub(crate) fn out(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}

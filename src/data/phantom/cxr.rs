@@ -1,0 +1,7 @@
+//! Placeholder: replaced by the phantom cxr generator.
+
+use crate::sample::Sample;
+
+pub fn generate(_seed: u64, _n: usize) -> Vec<Sample> {
+    Vec::new()
+}

@@ -1,0 +1,271 @@
+//! Boxes and the coordinate frames they come in (DESIGN §4).
+//!
+//! Inside medvqa every box is a [`BBox`]: `[x1, y1, x2, y2]` normalised to [0, 1] over the
+//! image as shown to the model. Numbers from outside (a dataset file, a model's response)
+//! are converted from a frame that somebody *declared*: [`BoxFrame`]. Nothing here ever
+//! guesses a frame from the size of the numbers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An axis-aligned box, normalised to [0, 1], with `x1 <= x2` and `y1 <= y2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    pub x1: f64,
+    pub y1: f64,
+    pub x2: f64,
+    pub y2: f64,
+}
+
+impl BBox {
+    /// A box from corners in the normalised frame, clamped to [0, 1]. Corners given in the
+    /// wrong order are an error, not silently swapped.
+    pub fn new(x1: f64, y1: f64, x2: f64, y2: f64) -> Result<BBox, BoxError> {
+        let v = [x1, y1, x2, y2];
+        if v.iter().any(|c| !c.is_finite()) {
+            return Err(BoxError::NotFinite(v));
+        }
+        if x2 < x1 || y2 < y1 {
+            return Err(BoxError::Inverted(v));
+        }
+        Ok(BBox {
+            x1: x1.clamp(0.0, 1.0),
+            y1: y1.clamp(0.0, 1.0),
+            x2: x2.clamp(0.0, 1.0),
+            y2: y2.clamp(0.0, 1.0),
+        })
+    }
+
+    pub fn to_array(self) -> [f64; 4] {
+        [self.x1, self.y1, self.x2, self.y2]
+    }
+
+    pub fn width(&self) -> f64 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f64 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f64 {
+        self.width() * self.height()
+    }
+
+    /// Intersection over union; 0 when both boxes are empty.
+    pub fn iou(&self, other: &BBox) -> f64 {
+        let ix = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let iy = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = ix * iy;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// Whether the normalised point lies inside (edges included).
+    pub fn contains(&self, x: f64, y: f64) -> bool {
+        x >= self.x1 && x <= self.x2 && y >= self.y1 && y <= self.y2
+    }
+
+    /// The box in pixels of a `width`×`height` image, as `[x1, y1, x2, y2]` floats.
+    pub fn to_pixels(&self, width: u32, height: u32) -> [f64; 4] {
+        let (w, h) = (width as f64, height as f64);
+        [self.x1 * w, self.y1 * h, self.x2 * w, self.y2 * h]
+    }
+
+    /// The box rounded to 6 decimals, so that manifests and reports print stable numbers.
+    pub fn rounded(self) -> BBox {
+        let r = |v: f64| (v * 1e6).round() / 1e6;
+        BBox {
+            x1: r(self.x1),
+            y1: r(self.y1),
+            x2: r(self.x2),
+            y2: r(self.y2),
+        }
+    }
+}
+
+impl Serialize for BBox {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_array().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BBox {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let [x1, y1, x2, y2] = <[f64; 4]>::deserialize(d)?;
+        BBox::new(x1, y1, x2, y2).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BoxError {
+    #[error("box {0:?} has a coordinate that is not a finite number")]
+    NotFinite([f64; 4]),
+    #[error("box {0:?} has x2 < x1 or y2 < y1")]
+    Inverted([f64; 4]),
+    #[error("box frame {frame} needs the image size, which is not known here")]
+    NeedsImageSize { frame: BoxFrame },
+    #[error("box frame {0:?} is not one of: normalized, pixels, pixels:WxH, grid:N")]
+    UnknownFrame(String),
+}
+
+/// A declared coordinate frame for raw `[x1, y1, x2, y2]` numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoxFrame {
+    /// Already in [0, 1].
+    Normalized,
+    /// Pixels of the image as given (its own width and height).
+    Pixels,
+    /// Pixels of a fixed `W`×`H` frame, whatever the image's size (GEMeX: 224×224).
+    PixelsOf { width: u32, height: u32 },
+    /// A `0..N` grid on both axes (Qwen2-VL: 1000).
+    Grid(u32),
+}
+
+impl BoxFrame {
+    /// Converts raw corners in this frame to the canonical normalised box. `image_size` is
+    /// the image's `(width, height)`, needed only by [`BoxFrame::Pixels`]. Values outside
+    /// the frame are clamped.
+    pub fn normalize(
+        self,
+        raw: [f64; 4],
+        image_size: Option<(u32, u32)>,
+    ) -> Result<BBox, BoxError> {
+        let (sx, sy) = self.scale(image_size)?;
+        BBox::new(raw[0] / sx, raw[1] / sy, raw[2] / sx, raw[3] / sy)
+    }
+
+    /// The inverse of [`BoxFrame::normalize`]: a normalised box in this frame's numbers.
+    pub fn denormalize(
+        self,
+        b: BBox,
+        image_size: Option<(u32, u32)>,
+    ) -> Result<[f64; 4], BoxError> {
+        let (sx, sy) = self.scale(image_size)?;
+        Ok([b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy])
+    }
+
+    fn scale(self, image_size: Option<(u32, u32)>) -> Result<(f64, f64), BoxError> {
+        match self {
+            BoxFrame::Normalized => Ok((1.0, 1.0)),
+            BoxFrame::Pixels => image_size
+                .map(|(w, h)| (w.max(1) as f64, h.max(1) as f64))
+                .ok_or(BoxError::NeedsImageSize { frame: self }),
+            BoxFrame::PixelsOf { width, height } => Ok((width.max(1) as f64, height.max(1) as f64)),
+            BoxFrame::Grid(n) => Ok((n.max(1) as f64, n.max(1) as f64)),
+        }
+    }
+}
+
+impl fmt::Display for BoxFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BoxFrame::Normalized => f.write_str("normalized"),
+            BoxFrame::Pixels => f.write_str("pixels"),
+            BoxFrame::PixelsOf { width, height } => write!(f, "pixels:{width}x{height}"),
+            BoxFrame::Grid(n) => write!(f, "grid:{n}"),
+        }
+    }
+}
+
+impl FromStr for BoxFrame {
+    type Err = BoxError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BoxError::UnknownFrame(s.to_string());
+        match s {
+            "normalized" => return Ok(BoxFrame::Normalized),
+            "pixels" => return Ok(BoxFrame::Pixels),
+            _ => {}
+        }
+        if let Some(wh) = s.strip_prefix("pixels:") {
+            let (w, h) = wh.split_once('x').ok_or_else(bad)?;
+            let width: u32 = w.parse().map_err(|_| bad())?;
+            let height: u32 = h.parse().map_err(|_| bad())?;
+            if width == 0 || height == 0 {
+                return Err(bad());
+            }
+            return Ok(BoxFrame::PixelsOf { width, height });
+        }
+        if let Some(n) = s.strip_prefix("grid:") {
+            let n: u32 = n.parse().map_err(|_| bad())?;
+            if n == 0 {
+                return Err(bad());
+            }
+            return Ok(BoxFrame::Grid(n));
+        }
+        Err(bad())
+    }
+}
+
+impl Serialize for BoxFrame {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoxFrame {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_and_print_the_same_names() {
+        for s in ["normalized", "pixels", "pixels:224x224", "grid:1000"] {
+            assert_eq!(s.parse::<BoxFrame>().unwrap().to_string(), s);
+        }
+        for bad in [
+            "",
+            "pixel",
+            "grid:",
+            "grid:0",
+            "pixels:224",
+            "pixels:0x4",
+            "auto",
+        ] {
+            assert!(bad.parse::<BoxFrame>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gemex_frame_maps_224_to_one_and_clamps() {
+        let f: BoxFrame = "pixels:224x224".parse().unwrap();
+        let b = f.normalize([0.0, 112.0, 224.0, 230.0], None).unwrap();
+        assert_eq!(b.to_array(), [0.0, 0.5, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn pixels_frame_needs_the_image_size() {
+        assert!(
+            BoxFrame::Pixels
+                .normalize([0.0, 0.0, 1.0, 1.0], None)
+                .is_err()
+        );
+        let b = BoxFrame::Pixels
+            .normalize([10.0, 20.0, 30.0, 40.0], Some((100, 200)))
+            .unwrap();
+        assert_eq!(b.to_array(), [0.1, 0.1, 0.3, 0.2]);
+    }
+
+    #[test]
+    fn inverted_boxes_are_refused_not_swapped() {
+        assert!(matches!(
+            BBox::new(0.5, 0.1, 0.2, 0.3),
+            Err(BoxError::Inverted(_))
+        ));
+    }
+
+    #[test]
+    fn iou_of_half_overlap() {
+        let a = BBox::new(0.0, 0.0, 0.5, 1.0).unwrap();
+        let b = BBox::new(0.25, 0.0, 0.75, 1.0).unwrap();
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-12);
+    }
+}

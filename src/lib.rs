@@ -1,0 +1,20 @@
+//! medvqa: evaluate vision-language models on medical visual question answering.
+//!
+//! ```text
+//! $ medvqa phantom --set all --seed 7 --out phantoms
+//! $ medvqa inspect --dataset jsonl:phantoms/manifest.jsonl
+//! ```
+//!
+//! The pipeline is `load → perturb → infer → score → report`; each stage is a module
+//! (`data`, …) and a subcommand. The contracts the stages keep are in DESIGN.md: the data
+//! model (§2), determinism (§3), box frames (§4).
+
+pub mod cli;
+pub mod commands;
+pub mod data;
+pub mod draw;
+pub mod failure;
+pub mod geometry;
+pub mod pixels;
+pub mod progress;
+pub mod sample;
