@@ -14,8 +14,11 @@ mod cxr;
 mod endoscopy;
 mod frames;
 
+use image::GrayImage;
+
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
-use crate::geometry::BoxFrame;
+use crate::geometry::{BBox, BoxFrame};
+use crate::pixels::Pixels;
 use crate::sample::Sample;
 
 /// The dataset identity used in perturbation seeds, whichever sets are loaded.
@@ -40,6 +43,39 @@ impl PhantomSet {
             PhantomSet::Endoscopy => "endoscopy",
             PhantomSet::Frames => "frames",
         }
+    }
+}
+
+/// A finding the generator drew, with its exact pixel mask. Tests use the mask to check
+/// answers and boxes against what is really in the image, also after geometric
+/// perturbations.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// What it is: `nodule`, `effusion`, `polyp`, `instrument`, ….
+    pub label: String,
+    /// Which image of the case it is on.
+    pub image: usize,
+    /// Normalised box, tight around the mask.
+    pub bbox: BBox,
+    /// Same size as the image; 255 where the finding is, 0 elsewhere.
+    pub mask: GrayImage,
+}
+
+/// One generated case: its images (one, or 2-5 frames) and what is in them.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// `<set>/<case index, 4 digits>`, e.g. `cxr/0007`.
+    pub key: String,
+    pub images: Vec<Pixels>,
+    pub findings: Vec<Finding>,
+}
+
+/// Case `index` of a set: a pure function of its arguments.
+pub fn case(set: PhantomSet, seed: u64, index: usize) -> Case {
+    match set {
+        PhantomSet::Cxr => cxr::case(seed, index),
+        PhantomSet::Endoscopy => endoscopy::case(seed, index),
+        PhantomSet::Frames => frames::case(seed, index),
     }
 }
 
