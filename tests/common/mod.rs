@@ -1,3 +1,6 @@
+//! Integration-test crates are compiled without `#[cfg(test)]` on their helpers, so the
+//! test-only allowances of clippy.toml do not reach them: each test file opens with
+//! `#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]`.
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
