@@ -1132,6 +1132,39 @@ fn a_truncated_parquet_shard_fails_alone_and_the_other_shards_load() {
 }
 
 #[test]
+fn a_damaged_row_group_loses_its_rows_and_the_next_groups_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("damaged.parquet");
+    let mut m = mfq(6);
+    for q in m.questions.iter_mut() {
+        *q = Some("x".repeat(3000));
+    }
+    write_parquet(&file, mfq_columns(&m), 2);
+    // Overwrite the second row group's first page header with garbage; the footer and the
+    // other groups stay intact.
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(
+            std::fs::File::open(&file).unwrap(),
+        )
+        .unwrap(),
+    )
+    .clone();
+    let (start, _) = meta.row_group(1).column(0).byte_range();
+    let mut bytes = std::fs::read(&file).unwrap();
+    for b in &mut bytes[start as usize..start as usize + 64] {
+        *b = 0xAB;
+    }
+    std::fs::write(&file, bytes).unwrap();
+    let ds = load(&format!("medframeqa:{}", file.display()));
+    let ids: Vec<&str> = ds.samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["q0", "q1", "q4", "q5"]);
+    let f = failures_at(&ds);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "damaged.parquet#rows 2-3");
+    assert!(f[0].1.contains("cannot decode row group 1"), "{}", f[0].1);
+}
+
+#[test]
 fn kvasir_image_column_bytes_are_shared_per_img_id_and_decoded_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("train-00000-of-00001.parquet");
