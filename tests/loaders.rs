@@ -495,6 +495,8 @@ fn kvasir_vqa_x1_rows_load_with_images_built_from_kvasir_seg() {
         let mut ds = load(&format!("kvasir-vqa-x1:{}", dir.path().join(f).display()));
         assert!(ds.failures.is_empty(), "{f}: {:?}", ds.failures);
         assert_eq!(ds.samples.len(), 6);
+        // The id scheme as documented in `medvqa datasets`.
+        assert_eq!(ds.samples[0].id, "clb0kvxwr92ng074yc6jndr8l/29587eea85e9");
         for (s, t) in ds.samples.iter().zip(&truth) {
             let img_id = t["img_id"].as_str().unwrap();
             assert!(s.id.starts_with(&format!("{img_id}/")), "{}", s.id);

@@ -119,7 +119,7 @@ fn inspect_peak(file: &Path, scratch: &Path) -> (u64, u64) {
         let peak: u64 = text.trim().lines().last().unwrap().trim().parse().unwrap();
         (common::stdout(&out), peak)
     } else {
-        let mut child = common::medvqa()
+        let child = common::medvqa()
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -44,7 +44,7 @@ pub const FORMAT: DatasetFormat = DatasetFormat {
              also ms-swift JSONL: {\"messages\": [user \"<image>Q\", assistant \"A\"], \"images\": [\"images/<img_id>.jpg\"]}\n\
              kind: open",
     frame: "none (no boxes)",
-    ids: "<img_id>/<first 12 hex of SHA-256(question)>, e.g. clb0kvxwr92ng074yc6jndr8l/5d4e0c1b2a3f; repeats get ~2, ~3",
+    ids: "<img_id>/<first 12 hex of SHA-256(question)>, e.g. clb0kvxwr92ng074yc6jndr8l/29587eea85e9; repeats get ~2, ~3",
     load,
 };
 
