@@ -789,7 +789,8 @@ fn nih_bbox_list_imports_boxes_on_the_1024_frame() {
     let ds = load(&format!("nih-bbox:{}", real.display()));
     assert!(ds.samples.is_empty());
     assert_eq!(ds.failures.len(), 880);
-    assert!(ds.failures[0].reason.contains("00013118_008.png"));
+    assert!(ds.failures[0].reason.contains("00013118_008.png not found"));
+    assert!(ds.failures[0].reason.contains("pass --image-root"));
     assert_eq!(
         ds.failures[0].location.as_deref(),
         Some("BBox_List_2017.csv:2")

@@ -222,10 +222,7 @@ fn annotate(
     frame: BoxFrame,
 ) -> Result<Annotated, ImportError> {
     let name = image.file_name.clone();
-    let file = resolve_under(root, &name).map_err(|source| ImportError::Image {
-        name: name.clone(),
-        source,
-    })?;
+    let file = import::resolve(root, &name)?;
     let image_ref = ImageRef {
         key: name.trim_start_matches("./").replace('\\', "/"),
         source: ImageSource::File(file),

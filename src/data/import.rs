@@ -22,6 +22,9 @@
 //! - `meta` carries `label` (as written), `template` and, where the format knows it,
 //!   `modality`.
 
+use std::path::{Path, PathBuf};
+
+use crate::data::decode::{ImageError, resolve_under};
 use crate::failure::{Failure, Stage};
 use crate::geometry::BBox;
 use crate::sample::{GtBox, ImageRef, Meta, MetaValue, Sample, Task};
@@ -142,11 +145,15 @@ pub fn questions(images: Vec<Annotated>, labels: &[String], modality: Option<&st
 /// Why an image's questions were not made.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error(
+        "image {name} not found under the image root {root}; pass --image-root to the folder that holds the images"
+    )]
+    ImageMissing { name: String, root: PathBuf },
     #[error("image {name}: {source}")]
     Image {
         name: String,
         #[source]
-        source: crate::data::decode::ImageError,
+        source: ImageError,
     },
     #[error("{0}")]
     Row(String),
@@ -162,11 +169,26 @@ pub enum ImportError {
 impl ImportError {
     pub fn failure(&self, location: impl Into<String>) -> Failure {
         let stage = match self {
-            ImportError::Image { .. } => Stage::Decode,
+            ImportError::Image { .. } | ImportError::ImageMissing { .. } => Stage::Decode,
             _ => Stage::Load,
         };
         Failure::new(stage, self).at(location)
     }
+}
+
+/// Resolves an image path under `root` (see [`resolve_under`]); a missing file says how to
+/// point at the images.
+pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, ImportError> {
+    resolve_under(root, rel).map_err(|source| match source {
+        ImageError::Missing { .. } => ImportError::ImageMissing {
+            name: rel.to_string(),
+            root: root.to_path_buf(),
+        },
+        source => ImportError::Image {
+            name: rel.to_string(),
+            source,
+        },
+    })
 }
 
 /// Splits one CSV line into fields: commas separate, double quotes group, `""` inside

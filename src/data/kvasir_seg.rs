@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::decode::resolve_under;
 use super::import::{self, Annotated, ImportError};
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
 use crate::failure::Failure;
@@ -121,10 +120,7 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
 
 fn annotate(root: &Path, id: &str, e: &Entry, frame: BoxFrame) -> Result<Annotated, ImportError> {
     let rel = format!("images/{id}.jpg");
-    let file = resolve_under(root, &rel).map_err(|source| ImportError::Image {
-        name: rel.clone(),
-        source,
-    })?;
+    let file = import::resolve(root, &rel)?;
     if e.width < 1.0 || e.height < 1.0 {
         return Err(ImportError::Row(format!(
             "image size {}x{} is not positive",

@@ -175,10 +175,7 @@ fn annotate(
     boxes: Vec<(String, [f64; 4])>,
     frame: BoxFrame,
 ) -> Result<Annotated, ImportError> {
-    let file = resolve_under(root, name).map_err(|source| ImportError::Image {
-        name: name.to_string(),
-        source,
-    })?;
+    let file = import::resolve(root, name)?;
     let image = ImageRef {
         key: name.replace('\\', "/"),
         source: ImageSource::File(file),

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use super::decode::{read_dimensions, resolve_under};
+use super::decode::read_dimensions;
 use super::import::{self, Annotated, ImportError, csv_fields, csv_number};
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
 use crate::failure::{Failure, Stage};
@@ -258,27 +258,23 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
 }
 
 /// `<image_id>.png`, `.jpg` or `.jpeg` under `root`: the relative path and the file.
-fn find_image(root: &Path, image_id: &str) -> Result<(String, PathBuf), super::decode::ImageError> {
-    let mut first_err = None;
+fn find_image(root: &Path, image_id: &str) -> Result<(String, PathBuf), ImportError> {
     for ext in IMAGE_EXTS {
         let rel = format!("{image_id}.{ext}");
-        match resolve_under(root, &rel) {
+        match import::resolve(root, &rel) {
             Ok(p) => return Ok((rel, p)),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+            Err(ImportError::ImageMissing { .. }) => continue,
+            Err(e) => return Err(e),
         }
     }
-    Err(first_err.unwrap_or(super::decode::ImageError::EmptyPath {
-        path: image_id.to_string(),
-    }))
+    Err(ImportError::ImageMissing {
+        name: format!("{image_id}.{{{}}}", IMAGE_EXTS.join(",")),
+        root: root.to_path_buf(),
+    })
 }
 
 fn annotate(root: &Path, name: &str, g: &Group, frame: BoxFrame) -> Result<Annotated, ImportError> {
-    let (rel, file) = find_image(root, name).map_err(|source| ImportError::Image {
-        name: name.to_string(),
-        source,
-    })?;
+    let (rel, file) = find_image(root, name)?;
     let image = ImageRef {
         key: rel,
         source: ImageSource::File(file),
