@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::decode::{ImageError, resolve_under};
+use super::decode::ImageError;
 use super::hf::{self, CellImage, ChunkCache, FieldError, JsonRow, ParquetRow, Row};
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
 use crate::failure::{Failure, Stage};
@@ -109,7 +109,7 @@ struct Parsed {
 
 fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let files = hf::data_files(path, &["parquet", "jsonl"])?;
-    let root = hf::image_root(&files, opts.image_root.as_deref());
+    let mut paths = hf::Resolver::new(hf::image_root(&files, opts.image_root.as_deref()));
     let cache = ChunkCache::new(hf::CHUNK_CACHE_BYTES);
     let mut out = Collect::default();
     for file in &files {
@@ -118,11 +118,11 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
         {
-            read_jsonl(file, &label, &root, &mut out)?;
+            read_jsonl(file, &label, &mut paths, &mut out)?;
         } else {
             let lost = hf::read_parquet(file, &COLUMNS, &cache, |row| {
                 let loc = format!("{label}#row {}", row.pos.number);
-                out.push(parse_parquet(row, &root), loc);
+                out.push(parse_parquet(row, &mut paths), loc);
             })?;
             out.failures.extend(lost);
         }
@@ -212,12 +212,12 @@ fn image_key(img_id: &str) -> String {
     format!("images/{img_id}.jpg")
 }
 
-fn file_image(root: &Path, img_id: &str) -> Result<ImageRef, RowError> {
+fn file_image(paths: &mut hf::Resolver, img_id: &str) -> Result<ImageRef, RowError> {
     let rel = image_key(img_id);
-    let path = resolve_under(root, &rel).map_err(|source| match source {
+    let path = paths.resolve(&rel).map_err(|source| match source {
         ImageError::Missing { .. } => RowError::ImageMissing {
             rel: rel.clone(),
-            root: root.to_path_buf(),
+            root: paths.root().to_path_buf(),
         },
         source => RowError::Image {
             rel: rel.clone(),
@@ -230,10 +230,10 @@ fn file_image(root: &Path, img_id: &str) -> Result<ImageRef, RowError> {
     })
 }
 
-fn parse_parquet(row: &ParquetRow<'_>, root: &Path) -> Result<Parsed, RowError> {
+fn parse_parquet(row: &ParquetRow<'_>, paths: &mut hf::Resolver) -> Result<Parsed, RowError> {
     let (img_id, question, answer, meta) = parse_fields(row)?;
     let image = if row.has("image") {
-        match hf::image_cell(row, "image", root) {
+        match hf::image_cell(row, "image", paths) {
             Ok(Some(CellImage::Bytes(source))) => Ok(ImageRef {
                 key: image_key(&img_id),
                 source,
@@ -242,11 +242,11 @@ fn parse_parquet(row: &ParquetRow<'_>, root: &Path) -> Result<Parsed, RowError> 
                 key: rel,
                 source: ImageSource::File(path),
             }),
-            Ok(None) => file_image(root, &img_id),
+            Ok(None) => file_image(paths, &img_id),
             Err(e) => Err(e.into()),
         }
     } else {
-        file_image(root, &img_id)
+        file_image(paths, &img_id)
     };
     Ok(Parsed {
         img_id,
@@ -257,7 +257,12 @@ fn parse_parquet(row: &ParquetRow<'_>, root: &Path) -> Result<Parsed, RowError> 
     })
 }
 
-fn read_jsonl(path: &Path, label: &str, root: &Path, out: &mut Collect) -> Result<(), DataError> {
+fn read_jsonl(
+    path: &Path,
+    label: &str,
+    paths: &mut hf::Resolver,
+    out: &mut Collect,
+) -> Result<(), DataError> {
     use std::io::BufRead;
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
@@ -275,23 +280,23 @@ fn read_jsonl(path: &Path, label: &str, root: &Path, out: &mut Collect) -> Resul
         if line.trim().is_empty() {
             continue;
         }
-        out.push(parse_json_line(&line, root), loc);
+        out.push(parse_json_line(&line, paths), loc);
     }
     Ok(())
 }
 
-fn parse_json_line(line: &str, root: &Path) -> Result<Parsed, RowError> {
+fn parse_json_line(line: &str, paths: &mut hf::Resolver) -> Result<Parsed, RowError> {
     let v: Value = serde_json::from_str(line).map_err(|e| RowError::Json(e.to_string()))?;
     let obj = v
         .as_object()
         .ok_or_else(|| RowError::Json("the line is not an object".into()))?;
     if obj.contains_key("messages") {
-        return parse_swift(obj, root);
+        return parse_swift(obj, paths);
     }
     let row = JsonRow(obj);
     let (img_id, question, answer, meta) = parse_fields(&row)?;
     Ok(Parsed {
-        image: file_image(root, &img_id),
+        image: file_image(paths, &img_id),
         img_id,
         question,
         answer,
@@ -300,7 +305,10 @@ fn parse_json_line(line: &str, root: &Path) -> Result<Parsed, RowError> {
 }
 
 /// One ms-swift row: `{"messages": [...], "images": [...]}`.
-fn parse_swift(obj: &serde_json::Map<String, Value>, root: &Path) -> Result<Parsed, RowError> {
+fn parse_swift(
+    obj: &serde_json::Map<String, Value>,
+    paths: &mut hf::Resolver,
+) -> Result<Parsed, RowError> {
     let bad = |m: &str| RowError::Swift(m.to_string());
     let messages = obj
         .get("messages")
@@ -333,7 +341,7 @@ fn parse_swift(obj: &serde_json::Map<String, Value>, root: &Path) -> Result<Pars
     if question.is_empty() {
         return Err(RowError::Empty("question"));
     }
-    let paths: Vec<&str> = match obj.get("images") {
+    let listed: Vec<&str> = match obj.get("images") {
         Some(Value::Array(a)) => a
             .iter()
             .map(Value::as_str)
@@ -341,18 +349,19 @@ fn parse_swift(obj: &serde_json::Map<String, Value>, root: &Path) -> Result<Pars
             .ok_or_else(|| bad("`images` must be a list of paths"))?,
         _ => return Err(bad("`images` must be a list of paths")),
     };
-    let [path] = paths.as_slice() else {
+    let [path] = listed.as_slice() else {
         return Err(RowError::Swift(format!(
             "expected one image, found {}",
-            paths.len()
+            listed.len()
         )));
     };
-    let rel = under_root(root, path)?;
+    let rel = under_root(paths.root(), path)?;
     let img_id = Path::new(&rel)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| rel.clone());
-    let image = resolve_under(root, &rel)
+    let image = paths
+        .resolve(&rel)
         .map(|file| ImageRef {
             key: rel.clone(),
             source: ImageSource::File(file),
@@ -409,7 +418,8 @@ mod tests {
     fn swift_rows_need_one_turn_each() {
         let dir = tempfile::tempdir().unwrap();
         let line = r#"{"messages":[{"role":"user","content":"<image>Q?"},{"role":"assistant","content":"A"},{"role":"user","content":"again"}],"images":["images/x.jpg"]}"#;
-        let err = parse_json_line(line, dir.path()).err().unwrap();
+        let mut paths = hf::Resolver::new(dir.path().to_path_buf());
+        let err = parse_json_line(line, &mut paths).err().unwrap();
         assert!(
             err.to_string().contains("one user and one assistant"),
             "{err}"

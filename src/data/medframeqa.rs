@@ -17,7 +17,6 @@
 //!   are `<question_id>/image_<k>` (or the relative path for path-only frames).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::hf::{self, CellImage, ChunkCache, FieldError, ParquetRow, Row};
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
@@ -95,7 +94,7 @@ fn columns() -> Vec<String> {
 
 fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let files = hf::data_files(path, &["parquet"])?;
-    let root = hf::image_root(&files, opts.image_root.as_deref());
+    let mut paths = hf::Resolver::new(hf::image_root(&files, opts.image_root.as_deref()));
     let cache = ChunkCache::new(hf::CHUNK_CACHE_BYTES);
     let cols = columns();
     let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
@@ -107,7 +106,7 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let lost = hf::read_parquet(file, &cols, &cache, |row| {
             let loc = format!("{label}#row {}", row.pos.number);
             let id_hint = row.text("question_id").ok().flatten();
-            let r = parse_row(row, &root).and_then(|s| match seen.get(&s.id) {
+            let r = parse_row(row, &mut paths).and_then(|s| match seen.get(&s.id) {
                 Some(&first) => Err(RowError::DuplicateId { id: s.id, first }),
                 None => Ok(s),
             });
@@ -134,7 +133,7 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     })
 }
 
-fn parse_row(row: &ParquetRow<'_>, root: &Path) -> Result<Sample, RowError> {
+fn parse_row(row: &ParquetRow<'_>, paths: &mut hf::Resolver) -> Result<Sample, RowError> {
     let id = hf::required_text(row, "question_id")?;
     if id.trim().is_empty() {
         return Err(RowError::EmptyId);
@@ -154,7 +153,7 @@ fn parse_row(row: &ParquetRow<'_>, root: &Path) -> Result<Sample, RowError> {
         if k > 1 && !row.has(&column) {
             break;
         }
-        match hf::image_cell(row, &column, root)? {
+        match hf::image_cell(row, &column, paths)? {
             None => {
                 first_gap.get_or_insert(k);
             }
