@@ -1216,6 +1216,49 @@ fn kvasir_image_column_bytes_are_shared_per_img_id_and_decoded_once() {
 }
 
 // -----------------------------------------------------------------------------------------
+// Registry
+
+#[test]
+fn every_file_format_refuses_a_missing_path_as_a_whole_dataset_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in data::FORMATS.iter().filter(|f| f.name != "phantom") {
+        let spec = format!("{}:{}", f.name, dir.path().join("nope.x").display());
+        match data::load(&spec, &LoadOptions::default()) {
+            Err(e) => assert!(e.to_string().contains("nope.x"), "{}: {e}", f.name),
+            Ok(ds) => panic!("{} loaded a missing file: {:?}", f.name, ds.failures),
+        }
+    }
+}
+
+#[test]
+fn loading_twice_gives_the_same_ids_in_the_same_order() {
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    for spec in [
+        "medframeqa:DATA/medframeqa/test-00000-of-00001.parquet",
+        "gemex:DATA/gemex",
+        "kvasir-vqa-x1:DATA/kvasir_vqa_x1",
+        "coco:DATA/chest_xray/tbx11k/annotations/json/TBX11K_train.json",
+        "kvasir-seg:DATA/kvasir_seg/kavsir_bboxes.subset.json",
+    ] {
+        let spec = spec.replace("DATA", &d.display().to_string());
+        let ids = |ds: Dataset| {
+            let mut v: Vec<String> = ds.samples.into_iter().map(|s| s.id).collect();
+            v.extend(
+                ds.failures
+                    .into_iter()
+                    .map(|f| format!("{:?}{:?}", f.id, f.location)),
+            );
+            v
+        };
+        let a = ids(load(&spec));
+        assert!(!a.is_empty(), "{spec}");
+        assert_eq!(a, ids(load(&spec)), "{spec}");
+    }
+}
+
+// -----------------------------------------------------------------------------------------
 // CLI
 
 #[test]
