@@ -1066,6 +1066,18 @@ fn parquet_missing_and_mistyped_columns_fail_every_row_and_say_what_was_expected
         assert_eq!(reason, "missing column `question` (expected a string)");
     }
 
+    // A parquet of some other dataset: not one expected column.
+    let other = dir.path().join("other.parquet");
+    write_parquet(&other, vec![("foo", strings(&[Some("a"), Some("b")]))], 100);
+    let f = failures_at(&load(&format!("medframeqa:{}", other.display())));
+    assert_eq!(
+        f,
+        [0, 1].map(|i| (
+            format!("other.parquet#row {i}"),
+            "missing column `question_id` (expected a string)".to_string()
+        ))
+    );
+
     let typed = dir.path().join("typed.parquet");
     let cols: Vec<_> = mfq_columns(&m)
         .into_iter()
