@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::data::decode::DEFAULT_MAX_PIXELS;
 use crate::geometry::BoxFrame;
+use crate::infer::{Device, ModelOptions, RuntimeOptions, Variant};
+use crate::sample::QuestionKind;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -49,6 +51,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// List the dataset formats medvqa reads, with their expected layout.
     Datasets,
+    /// Ask a model folder one question about some images and print its answer.
+    #[command(after_help = EXIT_CODES)]
+    Ask(AskArgs),
 }
 
 /// Which phantom set to write.
@@ -121,6 +126,85 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// Which model to run and how; shared by every command that runs one.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model folder in the Hugging Face onnx-community layout (config.json, tokenizer.json,
+    /// onnx/*.onnx, …).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// ONNX files to load: fp32 (the plain files), q4, quantized, … or per graph, e.g.
+    /// decoder_model_merged=q4,vision_encoder=fp32.
+    #[arg(long, value_name = "V", default_value = "fp32")]
+    pub variant: Variant,
+    /// Execution provider: cpu, cuda or cuda:N (without CUDA it runs on CPU and warns).
+    #[arg(long, value_name = "EP", default_value = "cpu")]
+    pub device: Device,
+    /// ONNX Runtime sessions per graph, i.e. batches in flight; --threads is split among them.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub sessions: usize,
+    /// Prompts per decoder batch. Answers do not depend on it.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch_size: usize,
+    /// Most tokens to generate (default: generation_config.json, else 256).
+    #[arg(long, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
+    /// Image budget in pixels (max_pixels): images are shrunk to fewer tiles or patches so
+    /// that visual tokens stay bounded.
+    #[arg(long, value_name = "PIXELS")]
+    pub image_budget: Option<u64>,
+    /// Fail samples with more images than this.
+    #[arg(long, value_name = "N")]
+    pub max_images: Option<usize>,
+    /// The ONNX Runtime library (default: $ORT_DYLIB_PATH, beside the binary, then a python3
+    /// onnxruntime package).
+    #[arg(long, value_name = "FILE")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The options for [`crate::infer::Model::open`]; `threads` is the global `--threads`.
+    // Options without a flag here (added by families as they need them) keep their defaults.
+    #[allow(clippy::needless_update)]
+    pub fn options(&self, threads: Option<usize>) -> ModelOptions {
+        ModelOptions {
+            runtime: RuntimeOptions {
+                threads,
+                sessions: self.sessions,
+                device: self.device,
+                library: self.ort_lib.clone(),
+            },
+            variant: self.variant.clone(),
+            max_new_tokens: self.max_new_tokens,
+            batch_size: self.batch_size,
+            max_pixels: self.image_budget,
+            max_images: self.max_images,
+            ..ModelOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// An image (PNG, JPEG or WebP); repeat for several, in order.
+    #[arg(long = "image", value_name = "FILE")]
+    pub images: Vec<PathBuf>,
+    /// The question kind, which sets the answer-format line: open, closed, single_choice,
+    /// multi_choice or grounding.
+    #[arg(long, value_name = "KIND", default_value = "open")]
+    pub kind: QuestionKind,
+    /// An option of a choice question; repeat for several (lettered A, B, … in order).
+    #[arg(long = "option", value_name = "TEXT")]
+    pub options: Vec<String>,
+    /// Print the rendered prompt and its token count before the answer.
+    #[arg(long)]
+    pub show_prompt: bool,
+    /// The question.
+    pub question: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +238,50 @@ mod tests {
             "auto",
         ]);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn ask_takes_model_options_images_and_a_question() {
+        let cli = Cli::try_parse_from([
+            "medvqa",
+            "ask",
+            "--model",
+            "m",
+            "--image",
+            "a.png",
+            "--image",
+            "b.png",
+            "--variant",
+            "q4",
+            "--device",
+            "cuda:1",
+            "--kind",
+            "single_choice",
+            "--option",
+            "x",
+            "--option",
+            "y",
+            "--batch-size",
+            "2",
+            "Which?",
+        ])
+        .unwrap();
+        let Command::Ask(a) = cli.command else {
+            panic!("not ask")
+        };
+        assert_eq!(a.images.len(), 2);
+        assert_eq!(a.kind, QuestionKind::SingleChoice);
+        assert_eq!(a.options, vec!["x", "y"]);
+        let o = a.model.options(Some(3));
+        assert_eq!(o.variant.for_graph("decoder_model_merged"), Some("q4"));
+        assert_eq!(o.runtime.device, Device::Cuda(1));
+        assert_eq!((o.runtime.threads, o.batch_size), (Some(3), 2));
+        assert!(
+            Cli::try_parse_from(["medvqa", "ask", "--model", "m", "--device", "tpu", "q"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["medvqa", "ask", "--model", "m", "--kind", "essay", "q"]).is_err()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What each subcommand does. `main.rs` maps the [`Outcome`] to an exit code; errors that
 //! stop a command are `anyhow` here, at the edge, wrapping the library's typed errors.
 
+mod ask;
 mod datasets;
 mod inspect;
 mod phantom;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Phantom(a) => phantom::run(&a, quiet),
         Command::Inspect(a) => inspect::run(&a, quiet),
         Command::Datasets => datasets::run(),
+        Command::Ask(a) => ask::run(&a, cli.threads),
     }
 }
 

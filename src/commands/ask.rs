@@ -1,0 +1,87 @@
+//! `medvqa ask`: one question about some images, answered by a model folder. The quickest
+//! check that a downloaded model runs: it uses the model's own preprocessing, tokenizer and
+//! chat template, exactly as an evaluation does.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{Outcome, out};
+use crate::cli::AskArgs;
+use crate::data::decode::{DEFAULT_MAX_PIXELS, decode_bytes};
+use crate::infer::{Model, PromptInput};
+use crate::pixels::Pixels;
+use crate::sample::{ImageRef, ImageSource, QuestionKind, Sample, Task};
+
+pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
+    let mut images: Vec<Arc<Pixels>> = Vec::new();
+    for path in &a.images {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let what = path.display().to_string();
+        images.push(Arc::new(decode_bytes(&bytes, &what, DEFAULT_MAX_PIXELS)?));
+    }
+    let model = Model::open(&a.model.model, &a.model.options(threads))?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
+    // The reference answer is not known here; inference never reads it.
+    let options = a.options.clone();
+    let task = match a.kind {
+        QuestionKind::Open => Task::Open {
+            answer: String::new(),
+        },
+        QuestionKind::Closed => Task::Closed { answer: false },
+        QuestionKind::SingleChoice => Task::SingleChoice { options, answer: 0 },
+        QuestionKind::MultiChoice => Task::MultiChoice {
+            options,
+            answer: Vec::new(),
+        },
+        QuestionKind::Grounding => Task::Grounding { answer: None },
+    };
+    if !a.options.is_empty() && task.options().is_empty() {
+        anyhow::bail!("--option applies to single_choice and multi_choice questions only");
+    }
+    let sample = Sample {
+        id: "ask".into(),
+        images: images
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ImageRef {
+                key: format!("image{i}"),
+                source: ImageSource::Pixels(p.clone()),
+            })
+            .collect(),
+        question: a.question.clone(),
+        task,
+        boxes: Vec::new(),
+        meta: Default::default(),
+    };
+    let input = PromptInput {
+        sample: &sample,
+        images: &images,
+    };
+    if a.show_prompt {
+        match model.prompt(&input) {
+            Ok(view) => out(&format!(
+                "--- prompt ({} tokens) ---\n{}\n--- answer ---\n",
+                view.input_ids.len(),
+                view.rendered
+            ))?,
+            Err(e) => {
+                eprintln!("{}", e.failure());
+                return Ok(Outcome::SamplesFailed(1));
+            }
+        }
+    }
+    match model.answer_batch(&[input]).pop() {
+        Some(Ok(g)) => {
+            out(&format!("{}\n", g.text))?;
+            Ok(Outcome::Clean)
+        }
+        Some(Err(e)) => {
+            eprintln!("{}", e.failure());
+            Ok(Outcome::SamplesFailed(1))
+        }
+        None => Ok(Outcome::SamplesFailed(1)),
+    }
+}

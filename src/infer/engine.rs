@@ -1,0 +1,582 @@
+//! The engine behind [`super::Model`], and the decoder engine every generative family shares.
+//!
+//! An [`Engine`] answers prompts. Decoder families (Idefics3/SmolVLM, LLaVA, Qwen2-VL) only
+//! implement [`DecoderFamily`] — their image preprocessing, how an image placeholder expands,
+//! how the vision graph runs, and (for M-RoPE) the position ids — and get a
+//! [`DecoderEngine`], which renders the chat template, tokenizes, checks limits, batches, and
+//! runs [`super::generate`]. Families of another shape (CLIP/SigLIP dual encoders) implement
+//! [`Engine`] directly.
+//!
+//! Batching: the inputs are cut into chunks of `batch_size`, in order. With `sessions > 1`
+//! several chunks run at once, each on its own sessions; which thread runs which chunk never
+//! changes a result. A sample that fails (bad image, too long, too many images) is reported
+//! and the rest of its chunk still runs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ort::session::Session;
+
+use crate::geometry::BoxFrame;
+use crate::pixels::Pixels;
+use crate::sample::Sample;
+
+use super::error::{ModelError, SampleError, SampleErrorKind};
+use super::folder::{GenerationConfig, ModelFolder, Variant};
+use super::generate::{self, DecoderGraphs, DecoderPrompt, Positions, Settings, TextGeometry};
+use super::prompt::{self, ChatTemplate};
+use super::runtime::{RuntimeOptions, SessionConfig, SessionPool};
+
+/// Used when neither the options nor `generation_config.json` set `max_new_tokens`.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
+
+/// How a model is opened and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelOptions {
+    pub runtime: RuntimeOptions,
+    pub variant: Variant,
+    /// Overrides `generation_config.json`.
+    pub max_new_tokens: Option<usize>,
+    /// Prompts per decoder batch (≥ 1).
+    pub batch_size: usize,
+    /// Image budget: a family shrinks images (fewer tiles, fewer patches) to stay within it.
+    pub max_pixels: Option<u64>,
+    /// Refuse samples with more images than this.
+    pub max_images: Option<usize>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            runtime: RuntimeOptions::default(),
+            variant: Variant::default(),
+            max_new_tokens: None,
+            batch_size: 1,
+            max_pixels: None,
+            max_images: None,
+        }
+    }
+}
+
+/// One question to answer: the sample and its images as the model should see them
+/// (perturbed or not), in the sample's order.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptInput<'a> {
+    pub sample: &'a Sample,
+    pub images: &'a [Arc<Pixels>],
+}
+
+/// Where the time of one answer went. `prefill` and `decode` belong to the whole batch the
+/// sample ran in.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub preprocess: Duration,
+    pub vision: Duration,
+    pub prefill: Duration,
+    pub decode: Duration,
+    pub batch_size: usize,
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// Decoded without special tokens.
+    pub text: String,
+    /// The generated ids, the eos id included when one ended the answer.
+    pub token_ids: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub timings: Timings,
+}
+
+/// The prompt a sample would get, for inspection and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptView {
+    /// The rendered chat template, before image placeholders are expanded.
+    pub rendered: String,
+    /// The token ids the decoder would see.
+    pub input_ids: Vec<u32>,
+}
+
+/// What every model family provides once loaded.
+pub trait Engine: Send + Sync {
+    /// Answers each input; the result at index `i` is for `inputs[i]`.
+    fn answer_batch(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>>;
+    /// The prompt for one input, without running the model's decoder.
+    fn prompt(&self, input: &PromptInput<'_>) -> Result<PromptView, SampleError>;
+    /// The frame boxes in the model's answers are in (DESIGN §4).
+    fn box_frame(&self) -> BoxFrame;
+    /// Hash of what shapes the prompt (template text, instruction lines), for the store key.
+    fn prompt_hash(&self) -> String;
+    /// The generation settings that change answers, as a stable string for the store key.
+    fn generation_key(&self) -> String;
+    /// Non-fatal notes from opening (ignored sampling settings, CUDA fallback, …).
+    fn warnings(&self) -> Vec<String>;
+}
+
+/// The family-specific half of a decoder model. See the module docs.
+pub trait DecoderFamily: Send + Sync + Sized + 'static {
+    /// A sample's images, preprocessed.
+    type Vision: Send + Sync;
+
+    /// The registry name, used in error messages.
+    const NAME: &'static str;
+
+    /// Reads the family's settings from the folder (image processor, special tokens).
+    fn open(
+        folder: &ModelFolder,
+        tokenizer: &tokenizers::Tokenizer,
+        opts: &ModelOptions,
+    ) -> Result<Self, ModelError>;
+
+    /// The vision graph's input names (checked when the model opens).
+    fn vision_inputs(&self) -> &'static [&'static str];
+
+    /// The text the chat template writes for each image.
+    fn image_placeholder(&self) -> &str;
+
+    /// The token whose embeddings the image features replace.
+    fn image_token_id(&self) -> u32;
+
+    /// The box frame the family answers in.
+    fn box_frame(&self) -> BoxFrame {
+        BoxFrame::Normalized
+    }
+
+    /// The most images the model takes, and where that limit comes from.
+    fn max_images(&self) -> Option<(usize, String)> {
+        None
+    }
+
+    /// Position-id axes the decoder takes (3 for M-RoPE).
+    fn position_axes(&self) -> usize {
+        1
+    }
+
+    /// Preprocesses a sample's images, in order.
+    fn preprocess(&self, images: &[Arc<Pixels>]) -> Result<Self::Vision, SampleErrorKind>;
+
+    /// Replaces each image placeholder in the rendered prompt by what the HF processor puts
+    /// there; the result is tokenized as is.
+    fn expand_prompt(
+        &self,
+        rendered: &str,
+        vision: &Self::Vision,
+    ) -> Result<String, SampleErrorKind>;
+
+    /// Runs the vision graph: one row of text-hidden-size values per image token, in prompt
+    /// order.
+    fn encode(
+        &self,
+        session: &mut Session,
+        vision: &Self::Vision,
+    ) -> Result<Vec<f32>, SampleErrorKind>;
+
+    /// Position ids of the prompt.
+    fn positions(&self, ids: &[i64], _vision: &Self::Vision) -> Result<Positions, SampleErrorKind> {
+        Ok(Positions::sequential(ids.len()))
+    }
+}
+
+/// The text model's geometry and context length from `config.json` (`text_config` or top
+/// level).
+pub fn text_geometry(folder: &ModelFolder) -> Result<(TextGeometry, Option<usize>), ModelError> {
+    let cfg = folder.config.get("text_config").unwrap_or(&folder.config);
+    let get = |k: &str| {
+        cfg.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .map(|v| v as usize)
+    };
+    let path = folder.path("config.json");
+    let field = |k: &str| ModelError::Field {
+        path: path.clone(),
+        field: format!("text_config.{k}"),
+        problem: "is missing or not a number".into(),
+    };
+    let hidden = get("hidden_size").ok_or_else(|| field("hidden_size"))?;
+    let heads = get("num_attention_heads").ok_or_else(|| field("num_attention_heads"))?;
+    let kv_heads = get("num_key_value_heads").unwrap_or(heads);
+    let head_dim = match get("head_dim") {
+        Some(d) => d,
+        None if heads > 0 => hidden / heads,
+        None => return Err(field("num_attention_heads")),
+    };
+    Ok((
+        TextGeometry {
+            kv_heads,
+            head_dim,
+            hidden,
+        },
+        get("max_position_embeddings"),
+    ))
+}
+
+/// The answers of one chunk, in input order.
+type Answers = Vec<Result<Generated, SampleError>>;
+
+/// A loaded decoder model of family `F`.
+pub struct DecoderEngine<F: DecoderFamily> {
+    family: F,
+    tokenizer: tokenizers::Tokenizer,
+    template: ChatTemplate,
+    template_path: std::path::PathBuf,
+    vision: SessionPool,
+    graphs: DecoderGraphs,
+    settings: Settings,
+    context: Option<usize>,
+    batch_size: usize,
+    parallel: usize,
+    max_images: Option<usize>,
+    warnings: Vec<String>,
+}
+
+fn load_pool(
+    cfg: &SessionConfig,
+    folder: &ModelFolder,
+    graph: &str,
+    variant: &Variant,
+    warnings: &mut Vec<String>,
+) -> Result<SessionPool, ModelError> {
+    let path = folder.onnx(graph, variant)?;
+    SessionPool::open(cfg, &path, warnings).map_err(|source| ModelError::Onnx { path, source })
+}
+
+impl<F: DecoderFamily> DecoderEngine<F> {
+    pub fn open(folder: &ModelFolder, opts: &ModelOptions) -> Result<Self, ModelError> {
+        let tokenizer = folder.tokenizer()?;
+        let tokenizer_config = folder.tokenizer_config()?;
+        let family = F::open(folder, &tokenizer, opts)?;
+        let gen_cfg: GenerationConfig = folder.generation_config()?;
+        let (template_src, template_path) = folder.chat_template()?;
+        let template = ChatTemplate::new(&template_src, &tokenizer_config).map_err(|source| {
+            ModelError::ChatTemplate {
+                path: template_path.clone(),
+                source,
+            }
+        })?;
+        // A template that cannot render one image and a question fails every sample: say so
+        // now, naming the file.
+        template
+            .render(prompt::user_turn(1, "Is this a test?"), true)
+            .map_err(|source| ModelError::ChatTemplate {
+                path: template_path.clone(),
+                source,
+            })?;
+        let (geometry, context) = text_geometry(folder)?;
+
+        let mut warnings: Vec<String> = gen_cfg
+            .ignored
+            .iter()
+            .map(|w| format!("generation_config.json asks for {w}"))
+            .collect();
+        let cfg = SessionConfig::new(&opts.runtime, &mut warnings)?;
+        let vision = load_pool(&cfg, folder, "vision_encoder", &opts.variant, &mut warnings)?;
+        generate::check_names(
+            &vision,
+            F::NAME,
+            "vision_encoder",
+            family.vision_inputs(),
+            &[],
+        )?;
+        let embed = load_pool(&cfg, folder, "embed_tokens", &opts.variant, &mut warnings)?;
+        let decoder = load_pool(
+            &cfg,
+            folder,
+            "decoder_model_merged",
+            &opts.variant,
+            &mut warnings,
+        )?;
+        let graphs = DecoderGraphs::new(embed, decoder, F::NAME, geometry, family.position_axes())?;
+
+        let pad = gen_cfg
+            .pad_token_id
+            .or_else(|| gen_cfg.eos_token_ids.first().copied())
+            .unwrap_or(0);
+        if gen_cfg.eos_token_ids.is_empty() {
+            warnings.push(
+                "no eos_token_id in generation_config.json or config.json: answers run to max_new_tokens"
+                    .into(),
+            );
+        }
+        let settings = Settings {
+            max_new_tokens: opts
+                .max_new_tokens
+                .or(gen_cfg.max_new_tokens)
+                .unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+            eos: gen_cfg.eos_token_ids.clone(),
+            pad,
+            image_token: family.image_token_id(),
+            repetition_penalty: gen_cfg.repetition_penalty,
+        };
+        Ok(DecoderEngine {
+            family,
+            tokenizer,
+            template,
+            template_path,
+            vision,
+            graphs,
+            settings,
+            context,
+            batch_size: opts.batch_size.max(1),
+            parallel: cfg.sessions,
+            max_images: opts.max_images,
+            warnings,
+        })
+    }
+
+    pub fn family(&self) -> &F {
+        &self.family
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Renders, checks and tokenizes one input; preprocesses its images.
+    fn prepare(&self, input: &PromptInput<'_>) -> Result<(PromptView, F::Vision), SampleErrorKind> {
+        let n = input.images.len();
+        if let Some((max, why)) = self.family.max_images()
+            && n > max
+        {
+            return Err(SampleErrorKind::TooManyImages {
+                given: n,
+                limit: format!("the model takes at most {max} ({why})"),
+            });
+        }
+        if let Some(max) = self.max_images
+            && n > max
+        {
+            return Err(SampleErrorKind::TooManyImages {
+                given: n,
+                limit: format!("max_images is set to {max}"),
+            });
+        }
+        let text = prompt::sample_text(input.sample, self.family.box_frame());
+        let rendered = self
+            .template
+            .render(prompt::user_turn(n, &text), true)
+            .map_err(SampleErrorKind::Template)?;
+        let placeholder = self.family.image_placeholder();
+        let found = rendered.matches(placeholder).count();
+        if found != n {
+            return Err(SampleErrorKind::Placeholders {
+                found,
+                images: n,
+                placeholder: placeholder.to_string(),
+            });
+        }
+        let vision = self.family.preprocess(input.images)?;
+        let expanded = self.family.expand_prompt(&rendered, &vision)?;
+        let enc = self
+            .tokenizer
+            .encode(expanded.as_str(), true)
+            .map_err(SampleErrorKind::Tokenize)?;
+        let input_ids = enc.get_ids().to_vec();
+        if let Some(context) = self.context
+            && input_ids.len() + self.settings.max_new_tokens > context
+        {
+            return Err(SampleErrorKind::ContextTooLong {
+                prompt_tokens: input_ids.len(),
+                max_new_tokens: self.settings.max_new_tokens,
+                context,
+            });
+        }
+        Ok((
+            PromptView {
+                rendered,
+                input_ids,
+            },
+            vision,
+        ))
+    }
+
+    /// Preprocessing and the vision graph for one input.
+    fn prepare_with_features(
+        &self,
+        input: &PromptInput<'_>,
+    ) -> Result<(DecoderPrompt, Timings), SampleErrorKind> {
+        let t0 = Instant::now();
+        let (view, vision) = self.prepare(input)?;
+        let preprocess = t0.elapsed();
+        let t1 = Instant::now();
+        let n_image_tokens = view
+            .input_ids
+            .iter()
+            .filter(|&&t| t == self.settings.image_token)
+            .count();
+        let image_features = if input.images.is_empty() {
+            Vec::new()
+        } else {
+            let mut session = self.vision.get();
+            self.family.encode(&mut session, &vision)?
+        };
+        let rows = image_features.len() / self.graphs.layout.hidden.max(1);
+        if rows != n_image_tokens || rows * self.graphs.layout.hidden != image_features.len() {
+            return Err(SampleErrorKind::FeatureCount {
+                features: rows,
+                tokens: n_image_tokens,
+            });
+        }
+        let ids: Vec<i64> = view.input_ids.iter().map(|&t| t as i64).collect();
+        let positions = self.family.positions(&ids, &vision)?;
+        let prompt = DecoderPrompt {
+            ids,
+            image_features,
+            positions,
+        };
+        Ok((
+            prompt,
+            Timings {
+                preprocess,
+                vision: t1.elapsed(),
+                ..Timings::default()
+            },
+        ))
+    }
+
+    fn run_chunk(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
+        let mut results: Vec<Option<Result<Generated, SampleError>>> =
+            Vec::with_capacity(inputs.len());
+        let mut ready = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match self.prepare_with_features(input) {
+                Ok((p, t)) => {
+                    ready.push((i, p, t));
+                    results.push(None);
+                }
+                Err(kind) => {
+                    results.push(Some(Err(SampleError::new(input.sample.id.clone(), kind))))
+                }
+            }
+        }
+        let prompts: Vec<&DecoderPrompt> = ready.iter().map(|(_, p, _)| p).collect();
+        match generate::generate(&self.graphs, &prompts, &self.settings) {
+            Ok((tokens, timing)) => {
+                for ((i, p, t), toks) in ready.iter().zip(tokens) {
+                    let text = self.tokenizer.decode(&toks, true).unwrap_or_default();
+                    results[*i] = Some(Ok(Generated {
+                        text,
+                        token_ids: toks,
+                        prompt_tokens: p.ids.len(),
+                        timings: Timings {
+                            prefill: timing.prefill,
+                            decode: timing.decode,
+                            batch_size: prompts.len(),
+                            ..*t
+                        },
+                    }));
+                }
+            }
+            Err(kind) => {
+                let msg = crate::failure::error_chain(&kind);
+                for (i, _, _) in &ready {
+                    results[*i] = Some(Err(SampleError::new(
+                        inputs[*i].sample.id.clone(),
+                        SampleErrorKind::Output(msg.clone()),
+                    )));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| {
+                    Err(SampleError::new(
+                        inputs[i].sample.id.clone(),
+                        SampleErrorKind::Output("no result".into()),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+impl<F: DecoderFamily> Engine for DecoderEngine<F> {
+    fn answer_batch(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
+        let chunks: Vec<&[PromptInput<'_>]> = inputs.chunks(self.batch_size).collect();
+        let workers = self.parallel.min(chunks.len()).max(1);
+        if workers == 1 {
+            return chunks.iter().flat_map(|c| self.run_chunk(c)).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let slots: Mutex<Vec<Option<Answers>>> =
+            Mutex::new((0..chunks.len()).map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(i) else { break };
+                        let out = self.run_chunk(chunk);
+                        let mut slots = match slots.lock() {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                        slots[i] = Some(out);
+                    }
+                });
+            }
+        });
+        let slots = match slots.into_inner() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        slots
+            .into_iter()
+            .zip(&chunks)
+            .flat_map(|(s, chunk)| {
+                s.unwrap_or_else(|| {
+                    chunk
+                        .iter()
+                        .map(|inp| {
+                            Err(SampleError::new(
+                                inp.sample.id.clone(),
+                                SampleErrorKind::Output("a worker thread stopped".into()),
+                            ))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
+    fn prompt(&self, input: &PromptInput<'_>) -> Result<PromptView, SampleError> {
+        self.prepare(input)
+            .map(|(v, _)| v)
+            .map_err(|k| SampleError::new(input.sample.id.clone(), k))
+    }
+
+    fn box_frame(&self) -> BoxFrame {
+        self.family.box_frame()
+    }
+
+    fn prompt_hash(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.template.source_hash().as_bytes());
+        h.update(
+            self.template_path
+                .file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        for k in crate::sample::QuestionKind::ALL {
+            h.update(prompt::instruction(k, self.family.box_frame()).as_bytes());
+            h.update([0u8]);
+        }
+        hex::encode(h.finalize())
+    }
+
+    fn generation_key(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "greedy;max_new_tokens={};eos={:?};repetition_penalty={:?}",
+            s.max_new_tokens, s.eos, s.repetition_penalty
+        )
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+}

@@ -1,0 +1,376 @@
+//! Image transforms that reproduce Hugging Face's PIL image-processor backend bit for bit.
+//!
+//! HF's PIL backend resizes 8-bit images with Pillow (`Image.resize`), then rescales with
+//! `astype(float64) * factor → float32` and normalises in float32. [`resize`] is a port of
+//! Pillow's two-pass convolution resampler (`Resample.c`: coefficients in f64, fixed point
+//! with 22 fractional bits, horizontal pass first, each pass rounded and clipped to 8 bits),
+//! so its output equals Pillow's byte for byte for the box, bilinear, hamming, bicubic and
+//! lanczos filters; [`to_chw`] then gives the same float32 values as numpy. The torchvision
+//! backend resizes differently and is *not* what this matches (DESIGN §9).
+//!
+//! Images here are 8-bit RGB ([`RgbImage`]): every VLM processor converts to RGB first
+//! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does.
+
+use image::RgbImage;
+
+/// Pillow's resampling filters, by their `PIL.Image.Resampling` numbers, which is how
+/// `preprocessor_config.json` names them (`"resample": 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Nearest,
+    Lanczos,
+    Bilinear,
+    Bicubic,
+    Box,
+    Hamming,
+}
+
+impl Filter {
+    /// The filter for a `resample` number; `None` for numbers Pillow does not define.
+    pub fn from_pil(code: i64) -> Option<Filter> {
+        Some(match code {
+            0 => Filter::Nearest,
+            1 => Filter::Lanczos,
+            2 => Filter::Bilinear,
+            3 => Filter::Bicubic,
+            4 => Filter::Box,
+            5 => Filter::Hamming,
+            _ => return None,
+        })
+    }
+
+    fn support(self) -> f64 {
+        match self {
+            Filter::Nearest | Filter::Box => 0.5,
+            Filter::Bilinear | Filter::Hamming => 1.0,
+            Filter::Bicubic => 2.0,
+            Filter::Lanczos => 3.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            Filter::Nearest | Filter::Box => {
+                if x > -0.5 && x <= 0.5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 { 1.0 - x } else { 0.0 }
+            }
+            Filter::Hamming => {
+                let x = x.abs();
+                if x == 0.0 {
+                    1.0
+                } else if x >= 1.0 {
+                    0.0
+                } else {
+                    let x = x * std::f64::consts::PI;
+                    // Pillow writes the constants as C floats.
+                    x.sin() / x * (0.54f32 as f64 + 0.46f32 as f64 * x.cos())
+                }
+            }
+            Filter::Bicubic => {
+                const A: f64 = -0.5;
+                let x = x.abs();
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+            Filter::Lanczos => {
+                if (-3.0..3.0).contains(&x) {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let x = x * std::f64::consts::PI;
+        x.sin() / x
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output pixel: the first input index, the number of taps, and the fixed-point weights.
+struct Coeffs {
+    ksize: usize,
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<i32>,
+}
+
+/// Pillow's `precompute_coeffs` followed by `normalize_coeffs_8bpc`, for the whole input
+/// range (`box` = the full image).
+fn coeffs(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filter.support() * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C casts truncate towards zero, as `as` does.
+        let xmin = ((center - support + 0.5) as i64).max(0);
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) - xmin;
+        let xmax = xmax.max(0) as usize;
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let w = filter.weight(((x as i64 + xmin) as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        let row = &mut weights[xx * ksize..(xx + 1) * ksize];
+        for (x, kx) in k.iter().enumerate().take(xmax) {
+            let v = if ww != 0.0 { kx / ww } else { *kx };
+            let fixed = v * (1u32 << PRECISION_BITS) as f64;
+            row[x] = if v < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
+        }
+        bounds.push((xmin as usize, xmax));
+    }
+    Coeffs {
+        ksize,
+        bounds,
+        weights,
+    }
+}
+
+fn clip8(v: i64) -> u8 {
+    if v >= (1i64 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// Resizes like Pillow's `Image.resize((width, height), filter)` on an RGB image.
+/// Resizing to the same size returns a copy, as Pillow does.
+pub fn resize(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
+    let (in_w, in_h) = img.dimensions();
+    if (in_w, in_h) == (width, height) || width == 0 || height == 0 {
+        return if width == 0 || height == 0 {
+            RgbImage::new(width, height)
+        } else {
+            img.clone()
+        };
+    }
+    if filter == Filter::Nearest {
+        return resize_nearest(img, width, height);
+    }
+    let (in_w, in_h, out_w, out_h) = (
+        in_w as usize,
+        in_h as usize,
+        width as usize,
+        height as usize,
+    );
+    let src = img.as_raw();
+    let vert = coeffs(in_h, out_h, filter);
+
+    // Horizontal pass first, over only the rows the vertical pass reads.
+    let (tmp, tmp_w, tmp_h, row0) = if out_w != in_w {
+        let horiz = coeffs(in_w, out_w, filter);
+        let first = vert.bounds.first().map_or(0, |b| b.0);
+        let last = vert.bounds.last().map_or(in_h, |b| b.0 + b.1);
+        let (first, last) = if out_h != in_h {
+            (first, last)
+        } else {
+            (0, in_h)
+        };
+        let rows = last - first;
+        let mut tmp = vec![0u8; rows * out_w * 3];
+        for y in 0..rows {
+            let src_row = &src[(y + first) * in_w * 3..(y + first + 1) * in_w * 3];
+            let dst_row = &mut tmp[y * out_w * 3..(y + 1) * out_w * 3];
+            for xx in 0..out_w {
+                let (xmin, n) = horiz.bounds[xx];
+                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
+                let mut ss = [1i64 << (PRECISION_BITS - 1); 3];
+                for (x, &w) in k.iter().enumerate() {
+                    let p = (xmin + x) * 3;
+                    for c in 0..3 {
+                        ss[c] += src_row[p + c] as i64 * w as i64;
+                    }
+                }
+                for c in 0..3 {
+                    dst_row[xx * 3 + c] = clip8(ss[c]);
+                }
+            }
+        }
+        (tmp, out_w, rows, first)
+    } else {
+        (src.clone(), in_w, in_h, 0)
+    };
+
+    if out_h == in_h {
+        return RgbImage::from_raw(tmp_w as u32, tmp_h as u32, tmp)
+            .unwrap_or_else(|| RgbImage::new(width, height));
+    }
+    let mut out = vec![0u8; out_w * out_h * 3];
+    for yy in 0..out_h {
+        let (ymin, n) = vert.bounds[yy];
+        let ymin = ymin - row0;
+        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
+        let dst_row = &mut out[yy * out_w * 3..(yy + 1) * out_w * 3];
+        for xx in 0..tmp_w {
+            let mut ss = [1i64 << (PRECISION_BITS - 1); 3];
+            for (y, &w) in k.iter().enumerate() {
+                let p = ((ymin + y) * tmp_w + xx) * 3;
+                for c in 0..3 {
+                    ss[c] += tmp[p + c] as i64 * w as i64;
+                }
+            }
+            for c in 0..3 {
+                dst_row[xx * 3 + c] = clip8(ss[c]);
+            }
+        }
+    }
+    RgbImage::from_raw(out_w as u32, out_h as u32, out)
+        .unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// Pillow's nearest-neighbour resize (an affine transform sampling pixel centres).
+fn resize_nearest(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (in_w, in_h) = img.dimensions();
+    let sx = in_w as f64 / width as f64;
+    let sy = in_h as f64 / height as f64;
+    RgbImage::from_fn(width, height, |x, y| {
+        let xi = (((x as f64 + 0.5) * sx) as u32).min(in_w - 1);
+        let yi = (((y as f64 + 0.5) * sy) as u32).min(in_h - 1);
+        *img.get_pixel(xi, yi)
+    })
+}
+
+/// A crop `[x, x+w) × [y, y+h)`, clipped to the image, as numpy slicing does.
+pub fn crop(img: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
+    let (iw, ih) = img.dimensions();
+    let x1 = (x + w).min(iw);
+    let y1 = (y + h).min(ih);
+    let (x0, y0) = (x.min(x1), y.min(y1));
+    image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image()
+}
+
+/// How 8-bit pixels become model input: HF's `rescale` then `normalize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalize {
+    /// `rescale_factor` when `do_rescale`, else `None`.
+    pub rescale: Option<f64>,
+    /// `(image_mean, image_std)` per channel when `do_normalize`, else `None`.
+    pub mean_std: Option<([f32; 3], [f32; 3])>,
+}
+
+impl Normalize {
+    /// One value, computed as numpy does: `(v as f64 * factor) as f32`, then
+    /// `(x - mean) / std` in f32.
+    #[inline]
+    pub fn apply(&self, v: u8, channel: usize) -> f32 {
+        let x = match self.rescale {
+            Some(f) => (v as f64 * f) as f32,
+            None => v as f32,
+        };
+        match &self.mean_std {
+            Some((m, s)) => (x - m[channel]) / s[channel],
+            None => x,
+        }
+    }
+}
+
+/// Appends the image as CHW float32 (channel planes, row-major) to `out`.
+pub fn to_chw(img: &RgbImage, norm: &Normalize, out: &mut Vec<f32>) {
+    let (w, h) = img.dimensions();
+    let raw = img.as_raw();
+    let plane = (w * h) as usize;
+    out.reserve(plane * 3);
+    for c in 0..3 {
+        out.extend((0..plane).map(|i| norm.apply(raw[i * 3 + c], c)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 255 / w.max(1)) as u8,
+                (y * 255 / h.max(1)) as u8,
+                ((x * 7 + y * 13) % 256) as u8,
+            ])
+        })
+    }
+
+    #[test]
+    fn same_size_is_a_copy() {
+        let img = gradient(9, 5);
+        assert_eq!(resize(&img, 9, 5, Filter::Lanczos), img);
+    }
+
+    #[test]
+    fn a_flat_image_stays_flat_under_every_filter() {
+        let img = RgbImage::from_pixel(13, 7, image::Rgb([10, 128, 250]));
+        for code in 0..=5 {
+            let f = Filter::from_pil(code).unwrap();
+            for (w, h) in [(5, 3), (31, 17), (13, 20)] {
+                let out = resize(&img, w, h, f);
+                assert_eq!(out.dimensions(), (w, h));
+                assert!(out.pixels().all(|p| p.0 == [10, 128, 250]), "{f:?} {w}x{h}");
+            }
+        }
+    }
+
+    #[test]
+    fn pillow_coefficients_sum_to_one_in_fixed_point() {
+        for f in [Filter::Bilinear, Filter::Bicubic, Filter::Lanczos] {
+            let c = coeffs(50, 17, f);
+            for (i, &(_, n)) in c.bounds.iter().enumerate() {
+                let s: i64 = c.weights[i * c.ksize..i * c.ksize + n]
+                    .iter()
+                    .map(|&w| w as i64)
+                    .sum();
+                assert!((s - (1 << PRECISION_BITS)).abs() <= n as i64, "{f:?} {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_resample_codes_are_refused() {
+        assert_eq!(Filter::from_pil(1), Some(Filter::Lanczos));
+        assert_eq!(Filter::from_pil(6), None);
+        assert_eq!(Filter::from_pil(-1), None);
+    }
+
+    #[test]
+    fn normalisation_matches_numpy_float_steps() {
+        let n = Normalize {
+            rescale: Some(1.0 / 255.0),
+            mean_std: Some(([0.5; 3], [0.5; 3])),
+        };
+        // numpy: (np.float64(200) * (1/255)).astype(np.float32) = 0.78431374
+        let x = (200f64 * (1.0 / 255.0)) as f32;
+        assert_eq!(n.apply(200, 0), (x - 0.5) / 0.5);
+        assert_eq!(n.apply(0, 1), -1.0);
+        assert_eq!(n.apply(255, 2), 1.0);
+    }
+}

@@ -1,0 +1,280 @@
+//! Prompts: the question block medvqa asks, rendered through the model's own chat template.
+//!
+//! The question block is the question, one `A. option` line per option, and an instruction
+//! line that states the answer format for the question kind ([`instruction`]). It becomes
+//! one user turn whose content is the sample's images, in order, followed by the text —
+//! the message layout transformers' processors take — and the model's `chat_template` renders
+//! it with minijinja, set up as transformers sets up jinja2 (`trim_blocks`, `lstrip_blocks`,
+//! `raise_exception`, Python string methods through `minijinja-contrib`'s pycompat).
+//!
+//! `tests/fixtures/export_common.py::question_text` builds the same block for the goldens.
+
+use std::collections::BTreeMap;
+
+use minijinja::value::Value;
+use minijinja::{Environment, Error, ErrorKind};
+
+use crate::geometry::BoxFrame;
+use crate::sample::{QuestionKind, Sample, option_letter};
+
+/// The answer-format line for a question kind. `frame` is the family's declared box frame.
+pub fn instruction(kind: QuestionKind, frame: BoxFrame) -> String {
+    match kind {
+        QuestionKind::Open => "Answer briefly.".into(),
+        QuestionKind::Closed => "Answer yes or no.".into(),
+        QuestionKind::SingleChoice => "Answer with the option's letter.".into(),
+        QuestionKind::MultiChoice => {
+            "Answer with the letters of all correct options, separated by commas.".into()
+        }
+        QuestionKind::Grounding => {
+            format!("Answer with bounding boxes as [x1, y1, x2, y2] in the {frame} frame.")
+        }
+    }
+}
+
+/// The user text for a question: question, lettered options, instruction.
+pub fn question_text(
+    question: &str,
+    kind: QuestionKind,
+    options: &[String],
+    frame: BoxFrame,
+) -> String {
+    let mut lines = vec![question.trim().to_string()];
+    for (i, opt) in options.iter().enumerate() {
+        let letter = option_letter(i).unwrap_or('?');
+        lines.push(format!("{letter}. {opt}"));
+    }
+    lines.push(instruction(kind, frame));
+    lines.join("\n")
+}
+
+/// [`question_text`] for a sample.
+pub fn sample_text(sample: &Sample, frame: BoxFrame) -> String {
+    question_text(
+        &sample.question,
+        sample.kind(),
+        sample.task.options(),
+        frame,
+    )
+}
+
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<String, Value>>(),
+    )
+}
+
+/// One user turn: `n_images` image items, then the text.
+pub fn user_turn(n_images: usize, text: &str) -> Value {
+    let mut content: Vec<Value> = (0..n_images)
+        .map(|_| object([("type", Value::from("image"))]))
+        .collect();
+    content.push(object([
+        ("type", Value::from("text")),
+        ("text", Value::from(text)),
+    ]));
+    Value::from(vec![object([
+        ("role", Value::from("user")),
+        ("content", Value::from(content)),
+    ])])
+}
+
+/// A compiled chat template plus the special-token variables transformers passes to it.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    vars: BTreeMap<String, Value>,
+    source_hash: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("source_hash", &self.source_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+const NAME: &str = "chat_template";
+
+impl ChatTemplate {
+    /// Compiles `source`. `tokenizer_config` supplies `bos_token`, `eos_token`, … (plain
+    /// strings or `{"content": …}` objects), as transformers passes them.
+    pub fn new(source: &str, tokenizer_config: &serde_json::Value) -> Result<ChatTemplate, Error> {
+        let mut env = Environment::new();
+        let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+        syntax.trim_blocks(true).lstrip_blocks(true);
+        env.set_syntax(syntax.build()?);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        // Templates print today's date with it; a fixed date keeps prompts, and so results,
+        // independent of the wall clock (DESIGN §3).
+        env.add_function("strftime_now", |fmt: String| -> Result<Value, Error> {
+            Ok(Value::from(fixed_strftime(&fmt)))
+        });
+        env.add_template_owned(NAME, source.to_string())?;
+        let mut vars = BTreeMap::new();
+        for key in [
+            "bos_token",
+            "eos_token",
+            "unk_token",
+            "pad_token",
+            "sep_token",
+            "cls_token",
+            "mask_token",
+        ] {
+            let v = match tokenizer_config.get(key) {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(serde_json::Value::Object(o)) => o
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+            if let Some(v) = v {
+                vars.insert(key.to_string(), Value::from(v));
+            }
+        }
+        use sha2::Digest;
+        let source_hash = hex::encode(sha2::Sha256::digest(source.as_bytes()));
+        Ok(ChatTemplate {
+            env,
+            vars,
+            source_hash,
+        })
+    }
+
+    /// SHA-256 of the template text, for the prediction key.
+    pub fn source_hash(&self) -> &str {
+        &self.source_hash
+    }
+
+    /// Renders `messages` with `add_generation_prompt`.
+    pub fn render(&self, messages: Value, add_generation_prompt: bool) -> Result<String, Error> {
+        let tmpl = self.env.get_template(NAME)?;
+        let mut ctx = self.vars.clone();
+        ctx.insert("messages".into(), messages);
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::from(add_generation_prompt),
+        );
+        tmpl.render(Value::from(ctx))
+    }
+}
+
+/// `strftime` on the fixed date 26 July 2024, for the common directives.
+fn fixed_strftime(fmt: &str) -> String {
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str("26"),
+            Some('m') => out.push_str("07"),
+            Some('Y') => out.push_str("2024"),
+            Some('y') => out.push_str("24"),
+            Some('b') => out.push_str("Jul"),
+            Some('B') => out.push_str("July"),
+            Some('a') => out.push_str("Fri"),
+            Some('A') => out.push_str("Friday"),
+            Some('H') | Some('M') | Some('S') => out.push_str("00"),
+            Some('-') => match chars.next() {
+                Some('d') => out.push_str("26"),
+                Some('m') => out.push('7'),
+                Some(o) => {
+                    out.push_str("%-");
+                    out.push(o);
+                }
+                None => out.push_str("%-"),
+            },
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLVLM: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+
+    #[test]
+    fn options_are_lettered_and_the_instruction_follows_the_kind() {
+        let t = question_text(
+            " Which? ",
+            QuestionKind::SingleChoice,
+            &["a".into(), "b".into()],
+            BoxFrame::Normalized,
+        );
+        assert_eq!(t, "Which?\nA. a\nB. b\nAnswer with the option's letter.");
+        let g = question_text("Where?", QuestionKind::Grounding, &[], BoxFrame::Grid(1000));
+        assert_eq!(
+            g,
+            "Where?\nAnswer with bounding boxes as [x1, y1, x2, y2] in the grid:1000 frame."
+        );
+        for k in QuestionKind::ALL {
+            assert!(instruction(k, BoxFrame::Normalized).starts_with("Answer"));
+        }
+    }
+
+    #[test]
+    fn smolvlm_template_renders_images_in_order_then_text() {
+        let t = ChatTemplate::new(SMOLVLM, &serde_json::json!({})).unwrap();
+        let s = t.render(user_turn(2, "Q?"), true).unwrap();
+        assert_eq!(
+            s,
+            "<|im_start|>User:<image><image>Q?<end_of_utterance>\nAssistant:"
+        );
+    }
+
+    #[test]
+    fn python_string_methods_and_special_tokens_work() {
+        let src = "{{ bos_token }}{% for m in messages %}{{ m['role'].capitalize() }}: {{ m['content'][-1]['text'].strip() }}{% endfor %}";
+        let t =
+            ChatTemplate::new(src, &serde_json::json!({"bos_token": {"content": "<s>"}})).unwrap();
+        assert_eq!(
+            t.render(user_turn(0, "  hi  "), false).unwrap(),
+            "<s>User: hi"
+        );
+    }
+
+    #[test]
+    fn raise_exception_and_syntax_errors_are_errors() {
+        let t = ChatTemplate::new(
+            "{{ raise_exception('no images allowed') }}",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        let e = t.render(user_turn(1, "x"), true).unwrap_err();
+        assert!(e.to_string().contains("no images allowed"), "{e}");
+        assert!(ChatTemplate::new("{% for %}", &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn trim_and_lstrip_blocks_match_transformers() {
+        let src = "{% for m in messages %}\n  {% if true %}\nX{{ m['role'] }}\n  {% endif %}\n{% endfor %}";
+        let t = ChatTemplate::new(src, &serde_json::json!({})).unwrap();
+        // jinja2 with trim_blocks + lstrip_blocks gives "Xuser\n".
+        assert_eq!(t.render(user_turn(0, ""), false).unwrap(), "Xuser\n");
+    }
+
+    #[test]
+    fn strftime_now_is_fixed() {
+        let t =
+            ChatTemplate::new("{{ strftime_now('%d %b %Y') }}", &serde_json::json!({})).unwrap();
+        assert_eq!(t.render(user_turn(0, ""), false).unwrap(), "26 Jul 2024");
+    }
+}
