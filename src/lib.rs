@@ -18,3 +18,4 @@ pub mod geometry;
 pub mod pixels;
 pub mod progress;
 pub mod sample;
+pub mod score;
