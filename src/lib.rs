@@ -17,5 +17,6 @@ pub mod failure;
 pub mod geometry;
 pub mod pixels;
 pub mod progress;
+pub mod report;
 pub mod sample;
 pub mod score;

@@ -1,9 +1,11 @@
 //! What each subcommand does. `main.rs` maps the [`Outcome`] to an exit code; errors that
 //! stop a command are `anyhow` here, at the edge, wrapping the library's typed errors.
 
+mod compare;
 mod datasets;
 mod inspect;
 mod phantom;
+mod score;
 
 use std::io::Write;
 
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Phantom(a) => phantom::run(&a, quiet),
         Command::Inspect(a) => inspect::run(&a, quiet),
         Command::Datasets => datasets::run(),
+        Command::Score(a) => score::run(&a, quiet),
+        Command::Compare(a) => compare::run(&a),
     }
 }
 

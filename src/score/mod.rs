@@ -23,6 +23,7 @@
 
 pub mod bleu;
 pub mod boxes;
+pub mod compare;
 pub mod extract;
 pub mod predictions;
 pub mod robustness;
@@ -121,8 +122,25 @@ pub trait ImageSizes: Sync {
     fn size(&self, sample: &Sample, index: usize) -> Result<(u32, u32), String>;
 }
 
-/// Reads sizes from image headers (no decode), for images as the dataset gives them.
-pub struct HeaderSizes;
+/// Image key → its size, or why it could not be read.
+type SizeCache = HashMap<String, Result<(u32, u32), String>>;
+
+/// Reads sizes from image headers (no decode), for images as the dataset gives them; each
+/// image is read once.
+#[derive(Default)]
+pub struct HeaderSizes {
+    cache: std::sync::Mutex<SizeCache>,
+}
+
+impl HeaderSizes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SizeCache> {
+        // A poisoned cache only means another thread panicked mid-insert; the map is still
+        // a valid cache.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 impl ImageSizes for HeaderSizes {
     fn size(&self, sample: &Sample, index: usize) -> Result<(u32, u32), String> {
@@ -130,7 +148,13 @@ impl ImageSizes for HeaderSizes {
             .images
             .get(index)
             .ok_or_else(|| format!("sample has no image {index}"))?;
-        crate::data::decode::read_dimensions(&img.source, &img.key).map_err(|e| e.to_string())
+        if let Some(r) = self.lock().get(&img.key) {
+            return r.clone();
+        }
+        let r =
+            crate::data::decode::read_dimensions(&img.source, &img.key).map_err(|e| e.to_string());
+        self.lock().insert(img.key.clone(), r.clone());
+        r
     }
 }
 
@@ -823,4 +847,4 @@ fn add_semantic(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
