@@ -206,6 +206,15 @@ pub enum ImageSource {
     Bytes(Arc<[u8]>),
     /// Pixels made in memory, e.g. by the phantom generator.
     Pixels(Arc<Pixels>),
+    /// Encoded bytes that stay where they are until asked for, e.g. an HF `Image` cell in a
+    /// parquet file of many gigabytes: holding every image's bytes would make memory grow
+    /// with the file.
+    Deferred(Arc<dyn ImageBytes>),
+}
+
+/// Encoded image bytes read on demand. Implementations bound whatever they cache.
+pub trait ImageBytes: Send + Sync + fmt::Debug {
+    fn read(&self) -> Result<Arc<[u8]>, crate::data::decode::ImageError>;
 }
 
 /// One image of a sample.

@@ -131,6 +131,7 @@ pub fn read_dimensions(source: &ImageSource, what: &str) -> Result<(u32, u32), I
     match source {
         ImageSource::Pixels(p) => Ok(p.dimensions()),
         ImageSource::Bytes(b) => dims_of(b, what),
+        ImageSource::Deferred(d) => dims_of(&d.read()?, what),
         ImageSource::File(path) => {
             let mut head = Vec::with_capacity(64 * 1024);
             let f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
@@ -216,6 +217,7 @@ pub fn decode_source(
             Ok((**p).clone())
         }
         ImageSource::Bytes(b) => decode_bytes(b, what, max_pixels),
+        ImageSource::Deferred(d) => decode_bytes(&d.read()?, what, max_pixels),
         ImageSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
             decode_bytes(&bytes, &path.display().to_string(), max_pixels)

@@ -399,6 +399,12 @@ pub enum WriteError {
         #[source]
         source: image::ImageError,
     },
+    #[error("cannot read image {key}")]
+    Read {
+        key: String,
+        #[source]
+        source: ImageError,
+    },
     #[error("cannot serialise sample {id}")]
     Json {
         id: String,
@@ -435,6 +441,11 @@ pub fn write(
         d => format!("{}/", safe_key(d)),
     };
     let mut written: HashSet<String> = HashSet::new();
+    let mut out_bytes = BytesOut {
+        dir: &dir,
+        prefix: &prefix,
+        by_key: Default::default(),
+    };
 
     let file = std::fs::File::create(path).map_err(io(path))?;
     let mut out = BufWriter::new(file);
@@ -461,18 +472,11 @@ pub fn write(
                     }
                 },
                 ImageSource::Bytes(b) => {
-                    let ext = image::guess_format(b)
-                        .ok()
-                        .and_then(|f| f.extensions_str().first().copied())
-                        .unwrap_or("bin");
-                    let rel = with_ext(&format!("{prefix}{}", safe_key(&img.key)), ext);
-                    if written.insert(rel.clone()) {
-                        let dest = dir.join(&rel);
-                        create_parent(&dest)?;
-                        std::fs::write(&dest, b).map_err(io(&dest))?;
-                    }
-                    rel
+                    let b = b.clone();
+                    out_bytes.write(&img.key, || Ok(b))?
                 }
+                // Read here, one image at a time, and dropped once written.
+                ImageSource::Deferred(d) => out_bytes.write(&img.key, || d.read())?,
                 ImageSource::Pixels(p) => {
                     let rel = with_ext(&format!("{prefix}{}", safe_key(&img.key)), "png");
                     if written.insert(rel.clone()) {
@@ -494,6 +498,42 @@ pub fn write(
     }
     out.flush().map_err(io(path))?;
     Ok(())
+}
+
+/// Writes encoded bytes at their key with the extension their format has, once per key.
+struct BytesOut<'a> {
+    dir: &'a Path,
+    prefix: &'a str,
+    by_key: std::collections::HashMap<String, String>,
+}
+
+impl BytesOut<'_> {
+    fn write(
+        &mut self,
+        key: &str,
+        bytes: impl FnOnce() -> Result<Arc<[u8]>, ImageError>,
+    ) -> Result<String, WriteError> {
+        if let Some(rel) = self.by_key.get(key) {
+            return Ok(rel.clone());
+        }
+        let b = bytes().map_err(|source| WriteError::Read {
+            key: key.to_string(),
+            source,
+        })?;
+        let ext = image::guess_format(&b)
+            .ok()
+            .and_then(|f| f.extensions_str().first().copied())
+            .unwrap_or("bin");
+        let rel = with_ext(&format!("{}{}", self.prefix, safe_key(key)), ext);
+        let dest = self.dir.join(&rel);
+        create_parent(&dest)?;
+        std::fs::write(&dest, &b).map_err(|source| WriteError::Io {
+            path: dest.clone(),
+            source,
+        })?;
+        self.by_key.insert(key.to_string(), rel.clone());
+        Ok(rel)
+    }
 }
 
 /// `key` with extension `ext`, unless it already ends with it.

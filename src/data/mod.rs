@@ -11,9 +11,18 @@
 //!
 //! Adding a format is one file in this folder plus one entry in [`FORMATS`].
 
+pub mod coco;
 pub mod decode;
+pub mod gemex;
+pub mod hf;
+pub mod import;
+pub mod kvasir_seg;
+pub mod kvasir_vqa_x1;
 pub mod manifest;
+pub mod medframeqa;
+pub mod nih_bbox;
 pub mod phantom;
+pub mod vindr;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -145,7 +154,17 @@ pub struct DatasetFormat {
 }
 
 /// Every dataset format medvqa reads.
-pub static FORMATS: &[DatasetFormat] = &[manifest::FORMAT, phantom::FORMAT];
+pub static FORMATS: &[DatasetFormat] = &[
+    manifest::FORMAT,
+    phantom::FORMAT,
+    kvasir_vqa_x1::FORMAT,
+    gemex::FORMAT,
+    medframeqa::FORMAT,
+    coco::FORMAT,
+    nih_bbox::FORMAT,
+    vindr::FORMAT,
+    kvasir_seg::FORMAT,
+];
 
 fn known_formats() -> String {
     FORMATS
