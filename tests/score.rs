@@ -234,3 +234,402 @@ fn compare_pairs_two_runs_and_writes_json_and_markdown() {
     assert_eq!(acc["p_value"], 0.5);
     assert!(cmp.join("compare.md").is_file());
 }
+
+// -----------------------------------------------------------------------------------------
+// Done-when checks on the real GEMeX subset (all four question files) and the six real
+// Kvasir-VQA-x1 rows.
+
+fn jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn placeholder_jpeg(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img =
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(64, 64, image::Luma([90])));
+    img.save_with_format(path, image::ImageFormat::Jpeg)
+        .unwrap();
+}
+
+/// One real GEMeX row with the ids the loader gives it.
+struct GemexRow {
+    id: String,
+    kind: &'static str,
+    answer: String,
+    boxes: Vec<[i64; 4]>,
+}
+
+/// The real rows of all four files, and an image root with a placeholder JPEG at every
+/// `image_path` (MIMIC-CXR-JPG is credentialed; GEMeX boxes are on a declared 224×224
+/// frame, so the pixels do not matter for scoring).
+fn gemex(d: &Path, root: &Path) -> Vec<GemexRow> {
+    let mut rows = Vec::new();
+    for f in [
+        "open_ended",
+        "closed_ended",
+        "single_choice",
+        "multi_choice",
+    ] {
+        for r in jsonl(&d.join(format!("gemex/{f}_question.jsonl"))) {
+            placeholder_jpeg(&root.join(r["image_path"].as_str().unwrap()));
+            let answer = match &r["answer"] {
+                Value::String(s) => s.clone(),
+                Value::Array(v) => v
+                    .iter()
+                    .map(|x| x.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => panic!("unexpected answer {other}"),
+            };
+            let boxes = r["visual_locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    let v: Vec<i64> = b
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_i64().unwrap())
+                        .collect();
+                    [v[0], v[1], v[2], v[3]]
+                })
+                .collect();
+            rows.push(GemexRow {
+                id: format!(
+                    "{f}/{}/{}",
+                    r["row_id"].as_str().unwrap(),
+                    r["q_id"].as_i64().unwrap()
+                ),
+                kind: f,
+                answer,
+                boxes,
+            });
+        }
+    }
+    assert_eq!(rows.len(), 80);
+    rows
+}
+
+fn location(boxes: &[[i64; 4]]) -> String {
+    let inner: Vec<String> = boxes
+        .iter()
+        .map(|b| format!("[{}, {}, {}, {}]", b[0], b[1], b[2], b[3]))
+        .collect();
+    format!("<location> [{}]", inner.join(", "))
+}
+
+/// Writes predictions: for each row, the question's response and its grounding item's.
+fn write_preds(path: &Path, lines: &[(String, String)]) {
+    let s: Vec<String> = lines
+        .iter()
+        .map(|(id, r)| serde_json::json!({"id": id, "response": r}).to_string())
+        .collect();
+    std::fs::write(path, s.join("\n") + "\n").unwrap();
+}
+
+fn score_gemex(d: &Path, root: &Path, preds: &Path, out: &Path) -> (Value, Vec<Value>) {
+    let o = common::run(&[
+        "score",
+        "--quiet",
+        "--dataset",
+        &format!("gemex:{}", d.join("gemex").display()),
+        "--image-root",
+        root.to_str().unwrap(),
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--by",
+        "type",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", common::stderr(&o));
+    (
+        read_json(&out.join("report.json")),
+        jsonl(&out.join("scored.jsonl")),
+    )
+}
+
+#[test]
+fn gemex_ground_truth_predictions_score_accuracy_one_and_miou_one() {
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = gemex(&d, &tmp.path().join("mimic"));
+    let mut lines = Vec::new();
+    for r in &rows {
+        lines.push((r.id.clone(), format!("{} {}", r.answer, location(&r.boxes))));
+        lines.push((format!("{}#grounding", r.id), location(&r.boxes)));
+    }
+    let preds = tmp.path().join("truth.jsonl");
+    write_preds(&preds, &lines);
+    let (r, scored) = score_gemex(
+        &d,
+        &tmp.path().join("mimic"),
+        &preds,
+        &tmp.path().join("out"),
+    );
+    assert_eq!(r["counts"]["samples"], 160);
+    assert_eq!(r["counts"]["scored"], 160);
+    assert_eq!(r["header"]["box_frame"], "pixels:224x224");
+    let o = &r["overall"];
+    assert_eq!(o["accuracy"]["value"], 1.0);
+    assert_eq!(o["accuracy"]["n"], 60);
+    assert_eq!(o["miou"]["value"], 1.0);
+    assert_eq!(o["miou"]["n"], 160);
+    for m in [
+        "acc@0.3",
+        "acc@0.5",
+        "acc@0.75",
+        "recall@0.5",
+        "jaccard",
+        "exact_match",
+        "token_f1",
+        "rouge_l",
+    ] {
+        assert_eq!(o[m]["value"], 1.0, "{m}");
+    }
+    // Every kind and every question file reaches 1.
+    for k in ["closed", "single_choice", "multi_choice"] {
+        assert_eq!(r["by"]["kind"][k]["accuracy"]["value"], 1.0, "{k}");
+    }
+    for k in [
+        "closed",
+        "single_choice",
+        "multi_choice",
+        "open",
+        "grounding",
+    ] {
+        assert_eq!(r["by"]["kind"][k]["miou"]["value"], 1.0, "{k}");
+    }
+    assert_eq!(r["unparsed"]["answer"], 0);
+    assert_eq!(r["unparsed"]["boxes"], 0);
+    assert!(scored.iter().all(|s| s["box_syntax"] == "location_tag"));
+}
+
+#[test]
+fn gemex_shifted_boxes_score_the_iou_computed_by_hand() {
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = gemex(&d, &tmp.path().join("mimic"));
+    // Shift every box 2 px right and 2 px down. GEMeX boxes lie within 6..222 of the 224
+    // frame, so nothing is clamped and each shifted box overlaps its original in a
+    // (w-2)×(h-2) rectangle: IoU = (w-2)(h-2) / (2wh - (w-2)(h-2)).
+    let (dx, dy) = (2i64, 2i64);
+    let mut lines = Vec::new();
+    let mut expected: std::collections::BTreeMap<String, f64> = Default::default();
+    for r in &rows {
+        let shifted: Vec<[i64; 4]> = r
+            .boxes
+            .iter()
+            .map(|b| {
+                assert!(b[2] + dx <= 224 && b[3] + dy <= 224);
+                [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy]
+            })
+            .collect();
+        let hand: f64 = r
+            .boxes
+            .iter()
+            .map(|b| {
+                let (w, h) = ((b[2] - b[0]) as f64, (b[3] - b[1]) as f64);
+                let inter = (w - dx as f64) * (h - dy as f64);
+                inter / (2.0 * w * h - inter)
+            })
+            .sum::<f64>()
+            / r.boxes.len() as f64;
+        lines.push((r.id.clone(), format!("{} {}", r.answer, location(&shifted))));
+        lines.push((format!("{}#grounding", r.id), location(&shifted)));
+        expected.insert(r.id.clone(), hand);
+        expected.insert(format!("{}#grounding", r.id), hand);
+    }
+    let preds = tmp.path().join("shifted.jsonl");
+    write_preds(&preds, &lines);
+    let (r, scored) = score_gemex(
+        &d,
+        &tmp.path().join("mimic"),
+        &preds,
+        &tmp.path().join("out"),
+    );
+    assert_eq!(scored.len(), 160);
+    for s in &scored {
+        let id = s["id"].as_str().unwrap();
+        let got = s["metrics"]["miou"].as_f64().unwrap();
+        assert!(
+            (got - expected[id]).abs() < 1e-9,
+            "{id}: medvqa {got}, by hand {}",
+            expected[id]
+        );
+    }
+    let mean = expected.values().sum::<f64>() / expected.len() as f64;
+    let reported = r["overall"]["miou"]["value"].as_f64().unwrap();
+    assert!((reported - mean).abs() < 1e-6, "mIoU {reported} vs {mean}");
+    assert!(mean < 1.0 && mean > 0.9);
+    // The answers are still right.
+    assert_eq!(r["overall"]["accuracy"]["value"], 1.0);
+}
+
+#[test]
+fn gemex_garbage_predictions_score_zero_and_count_unparsed() {
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = gemex(&d, &tmp.path().join("mimic"));
+    const GARBAGE: [&str; 5] = [
+        "",
+        "???",
+        "lorem ipsum dolor sit amet",
+        "[1, 2, 3]",
+        "<location> nothing",
+    ];
+    let mut lines = Vec::new();
+    let (mut want_answer, mut want_boxes) = (0, 0);
+    for (i, r) in rows.iter().enumerate() {
+        for (k, id) in [r.id.clone(), format!("{}#grounding", r.id)]
+            .into_iter()
+            .enumerate()
+        {
+            let g = GARBAGE[(2 * i + k) % GARBAGE.len()];
+            // No garbage has box markup except the empty <location> tag.
+            if !g.starts_with("<location>") {
+                want_boxes += 1;
+            }
+            // Questions (not grounding items) are unparsed unless open and non-empty.
+            if k == 0 && (r.kind != "open_ended" || g.is_empty()) {
+                want_answer += 1;
+            }
+            lines.push((id, g.to_string()));
+        }
+    }
+    let preds = tmp.path().join("garbage.jsonl");
+    write_preds(&preds, &lines);
+    let (r, _) = score_gemex(
+        &d,
+        &tmp.path().join("mimic"),
+        &preds,
+        &tmp.path().join("out"),
+    );
+    let o = &r["overall"];
+    for m in [
+        "accuracy",
+        "miou",
+        "acc@0.3",
+        "acc@0.5",
+        "acc@0.75",
+        "recall@0.5",
+        "jaccard",
+        "exact_match",
+        "token_f1",
+        "bleu",
+        "rouge_l",
+    ] {
+        assert_eq!(o[m]["value"], 0.0, "{m}");
+    }
+    assert_eq!(r["unparsed"]["answer"], want_answer);
+    assert_eq!(r["unparsed"]["boxes"], want_boxes);
+    assert!(want_answer > 60 && want_boxes > 100 && want_boxes < 160);
+    assert_eq!(r["extraction_rules"]["unparsed"], want_answer);
+}
+
+#[test]
+fn kvasir_vqa_x1_responses_match_the_python_references() {
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = jsonl(&d.join("kvasir_vqa_x1/sample_eval_rows.jsonl"));
+    let root = tmp.path().join("kvasir");
+    for r in &rows {
+        placeholder_jpeg(&root.join(format!("images/{}.jpg", r["img_id"].as_str().unwrap())));
+    }
+    let spec = format!(
+        "kvasir-vqa-x1:{}",
+        d.join("kvasir_vqa_x1/sample_eval_rows.jsonl").display()
+    );
+    // The ids the loader gives, matched back to the rows by image and question.
+    let ds = medvqa::data::load(
+        &spec,
+        &medvqa::data::LoadOptions {
+            image_root: Some(root.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(ds.failures.is_empty(), "{:?}", ds.failures);
+    let mut lines = Vec::new();
+    for r in &rows {
+        let s = ds
+            .samples
+            .iter()
+            .find(|s| {
+                s.question == r["question"].as_str().unwrap()
+                    && s.images[0].key == format!("images/{}.jpg", r["img_id"].as_str().unwrap())
+            })
+            .unwrap();
+        lines.push((s.id.clone(), r["response"].as_str().unwrap().to_string()));
+    }
+    let preds = tmp.path().join("kvasir.jsonl");
+    write_preds(&preds, &lines);
+    let out = tmp.path().join("out");
+    let o = common::run(&[
+        "score",
+        "--quiet",
+        "--dataset",
+        &spec,
+        "--image-root",
+        root.to_str().unwrap(),
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--by",
+        "complexity",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let r = read_json(&out.join("report.json"));
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text_metrics/expected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let k = &want["kvasir_vqa_x1"];
+    let close = |m: &str, key: &str| {
+        let got = r["overall"][m]["value"].as_f64().unwrap();
+        let py = k[key].as_f64().unwrap();
+        assert!((got - py).abs() < 1e-6, "{m}: medvqa {got} vs Python {py}");
+        assert_eq!(r["overall"][m]["n"], 6);
+    };
+    close("exact_match", "mean_exact_match");
+    close("bleu", "corpus_bleu");
+    close("rouge_l", "mean_rouge_l");
+    close("token_f1", "mean_token_f1");
+    // Per sample, at full precision, in the order of the rows.
+    let scored = jsonl(&out.join("scored.jsonl"));
+    for ((id, _), py) in lines.iter().zip(k["pairs"].as_array().unwrap()) {
+        let s = scored.iter().find(|s| s["id"] == id.as_str()).unwrap();
+        for (m, key) in [
+            ("exact_match", "exact_match"),
+            ("bleu", "sentence_bleu"),
+            ("rouge_l", "rouge_l"),
+            ("token_f1", "token_f1"),
+        ] {
+            let got = s["metrics"][m].as_f64().unwrap();
+            let p = py[key].as_f64().unwrap();
+            assert!(
+                (got - p).abs() < 1e-9,
+                "{id} {m}: medvqa {got} vs Python {p}"
+            );
+        }
+    }
+    assert!(r["by"]["complexity"]["3"].is_object());
+}
