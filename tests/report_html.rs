@@ -138,7 +138,9 @@ fn report_html_renders_in_headless_chromium_with_charts_and_no_console_errors() 
         .unwrap()
         .join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::copy(&html_path, artifacts.join("report.html")).unwrap();
+    for f in ["report.html", "report.json", "report.md", "summary.csv"] {
+        std::fs::copy(out.join(f), artifacts.join(f)).unwrap();
+    }
 
     let Some(bin) = chromium() else {
         return;

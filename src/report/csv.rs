@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! scope,dimension,group,perturbation,severity,metric,value,ci_low,ci_high,n,relative
-//! overall,,,none,0,accuracy,0.783333,0.683333,0.866667,60,
-//! by,kind,closed,none,0,accuracy,0.85,0.7,1,20,
-//! robustness,,,gaussian_blur,3,accuracy,0.65,0.533333,0.766667,60,0.829787
-//! robustness,,,gaussian_blur,3,flip_rate,0.183333,,,60,
+//! overall,,,none,0,accuracy,1,1,1,5,
+//! by,kind,closed,none,0,accuracy,1,1,1,2,
+//! robustness,,,gaussian_blur,3,accuracy,0.4,0,0.8,5,0.4
+//! robustness,,,gaussian_blur,3,flip_rate,0.571429,,,7,
 //! ```
 //!
 //! Values are rounded to 6 decimals; empty cells mean "not applicable".

@@ -1,9 +1,9 @@
 //! Paired comparison of two scored runs (`medvqa compare RUN_A RUN_B`).
 //!
 //! ```text
-//! $ medvqa compare runs/model-a runs/model-b
-//! condition  metric     n    A       B       A-B      95% CI              p       test
-//! clean      accuracy   80   0.7875  0.7000  +0.0875  [-0.0125, +0.1875]  0.1460  mcnemar_exact (b=12, c=5)
+//! $ medvqa compare runs/a runs/b
+//! condition              metric          n        A        B       A-B                95% CI        p  test
+//! clean                  accuracy       60   1.0000   0.8333   +0.1667    [+0.0833, +0.2667]   0.0020  mcnemar_exact (A only 10, B only 0)
 //! ```
 //!
 //! Records pair on `(id, perturbation, severity)`; only pairs present in both runs count,

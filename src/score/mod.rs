@@ -1,8 +1,10 @@
 //! Scoring: responses in, per-sample results and metric values out (DESIGN §4, §5, §7).
 //!
 //! ```text
-//! $ medvqa score --dataset gemex:data/gemex --predictions preds.jsonl --out runs/api-model
-//! scored 80 predictions (0 rejected, 0 failed); accuracy 0.7833 [0.68, 0.87] ...
+//! $ medvqa score --dataset gemex:data/gemex --image-root mimic/files --predictions b.jsonl --out runs/b
+//! scored 160 predictions (160 clean) on 160 samples; 0 rejected, 0 failed, 0 missing; unparsed (clean): 0 answers, 13 without boxes
+//!   accuracy     0.8333  [0.7333, 0.9167]  n=60
+//!   miou         0.7268  [0.6882, 0.7624]  n=160
 //! ```
 //!
 //! The contract:
