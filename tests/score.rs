@@ -18,11 +18,12 @@ fn read_json(p: &Path) -> Value {
 
 /// `medvqa score` on the fixture, boxes read on a 0-1000 grid unless `extra` says otherwise.
 fn score(manifest: &Path, preds: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let spec = format!("jsonl:{}", manifest.display());
     let mut args = vec![
         "score",
         "--quiet",
         "--dataset",
-        &*Box::leak(format!("jsonl:{}", manifest.display()).into_boxed_str()),
+        &spec,
         "--predictions",
         preds.to_str().unwrap(),
         "--out",
@@ -632,4 +633,55 @@ fn kvasir_vqa_x1_responses_match_the_python_references() {
         }
     }
     assert!(r["by"]["complexity"]["3"].is_object());
+}
+
+#[test]
+fn medframeqa_real_items_extract_by_marker_and_by_quoted_option_never_by_similarity() {
+    use medvqa::sample::{Task, letter_index};
+    use medvqa::score::extract::{Rule, extract};
+    let Some(d) = common::shared_data() else {
+        return;
+    };
+    let items: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(d.join("medframeqa/questions.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(items.len(), 4);
+    for it in &items {
+        let options: Vec<String> = it["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().into())
+            .collect();
+        let letter = it["correct_answer"].as_str().unwrap();
+        let task = Task::SingleChoice {
+            answer: letter_index(letter.chars().next().unwrap()).unwrap(),
+            options: options.clone(),
+        };
+        let reasoning = it["reasoning_chain"].as_str().unwrap();
+        let got = |r: &str| {
+            let e = extract(&task, r);
+            (e.answer.map(|a| a.display()), e.rule)
+        };
+        // MedFrameQA's convention: reasoning, then "Answer: $LETTER".
+        assert_eq!(
+            got(&format!("{reasoning}\nAnswer: {letter}")),
+            (Some(letter.into()), Rule::AnswerMarker)
+        );
+        // The reasoning alone names no option: unparsed, not the most similar option. The
+        // options begin with the article "A", which is not read as option A.
+        assert_eq!(
+            got(reasoning),
+            (None, Rule::Unparsed),
+            "{}",
+            it["question_id"]
+        );
+        // The correct option's text quoted back.
+        let quoted = &options[letter_index(letter.chars().next().unwrap()).unwrap()];
+        assert_eq!(
+            got(&format!("I think: {quoted}")),
+            (Some(letter.into()), Rule::OptionText)
+        );
+    }
 }
