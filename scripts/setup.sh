@@ -55,4 +55,13 @@ if [ "$want_test" = 1 ]; then
   if [ ! -d ../shared/data ]; then
     say "NOTICE: ../shared/data is missing: tests that read the real sample data will be SKIPPED"
   fi
+  # Headless Chromium renders report.html in tests/report_html.rs (Debian's package).
+  if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      say "installing chromium (apt) for the report.html browser check"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      say "NOTICE: chromium is missing (apt-get install chromium): the report.html browser check will be SKIPPED"
+    fi
+  fi
 fi

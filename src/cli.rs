@@ -54,6 +54,109 @@ pub enum Command {
     /// Ask a model folder one question about some images and print its answer.
     #[command(after_help = EXIT_CODES)]
     Ask(AskArgs),
+    /// Score external predictions (a JSONL of id and response) against a dataset and write
+    /// the reports: report.json, report.md, report.html, summary.csv, scored.jsonl.
+    #[command(after_help = SCORE_HELP)]
+    Score(ScoreArgs),
+    /// Compare two scored runs on their shared samples: McNemar's exact test for accuracy,
+    /// a paired bootstrap for the other metrics.
+    #[command(after_help = EXIT_CODES)]
+    Compare(CompareArgs),
+}
+
+const SCORE_HELP: &str = "\
+Predictions JSONL, one object per line:
+  {\"id\": \"q1\", \"response\": \"B\"}
+  {\"id\": \"q1\", \"response\": \"C\", \"perturbation\": \"gaussian_blur\", \"severity\": 3}
+Unknown ids, malformed lines and duplicates are rejected and listed, never dropped silently.
+
+Exit codes:
+  0  everything ran and no sample failed
+  1  the command could not run (bad config, unreadable dataset file, ...)
+  2  bad command-line usage
+  3  the command ran, but some samples failed or prediction records were rejected";
+
+/// The frame of predicted boxes: a named frame, or the dataset's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredFrameArg {
+    /// The frame the dataset declares for its ground truth.
+    Dataset,
+    Frame(BoxFrame),
+}
+
+impl std::str::FromStr for PredFrameArg {
+    type Err = crate::geometry::BoxError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "dataset" {
+            Ok(PredFrameArg::Dataset)
+        } else {
+            s.parse().map(PredFrameArg::Frame)
+        }
+    }
+}
+
+/// Which samples are scored on boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroundingArg {
+    /// Every sample with ground-truth boxes (grounded VQA, as GEMeX).
+    Boxed,
+    /// Only grounding-kind questions.
+    GroundingKind,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// The predictions: JSONL with id, response, and optional perturbation and severity.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: PathBuf,
+    /// Output folder for the reports (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Frame of predicted boxes written as JSON lists or `<location> [[...]]`: dataset (the
+    /// dataset's declared frame), normalized, grid:N, pixels (of each image as given) or
+    /// pixels:WxH. Model-specific syntaxes (Qwen <|box_start|>, Florence <loc_N>,
+    /// PaliGemma <locNNNN>) always use their own frame.
+    #[arg(long, value_name = "FRAME", default_value = "dataset")]
+    pub box_frame: PredFrameArg,
+    /// Which samples are scored on boxes.
+    #[arg(long, value_enum, default_value = "boxed")]
+    pub grounding: GroundingArg,
+    /// The model's name, for the report header.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Also break results down by this meta key (repeatable), e.g. --by type.
+    #[arg(long = "by", value_name = "KEY")]
+    pub by: Vec<String>,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap streams.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub bootstrap_seed: u64,
+    /// A note for the report header (repeatable).
+    #[arg(long = "note", value_name = "TEXT")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first run folder (holding scored.jsonl, as `score` and `eval` write it).
+    #[arg(value_name = "RUN_A")]
+    pub run_a: PathBuf,
+    /// The second run folder.
+    #[arg(value_name = "RUN_B")]
+    pub run_b: PathBuf,
+    /// Also write compare.json and compare.md into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Bootstrap resamples for the paired comparison.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap streams.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub bootstrap_seed: u64,
 }
 
 /// Which phantom set to write.
@@ -282,6 +385,58 @@ mod tests {
         assert!(
             Cli::try_parse_from(["medvqa", "ask", "--model", "m", "--kind", "essay", "q"]).is_err()
         );
+    }
+
+    #[test]
+    fn score_box_frame_defaults_to_the_dataset_and_parses_frames() {
+        let base = [
+            "medvqa",
+            "score",
+            "--dataset",
+            "jsonl:x",
+            "--predictions",
+            "p",
+            "--out",
+            "o",
+        ];
+        let Command::Score(a) = Cli::try_parse_from(base).unwrap().command else {
+            panic!("not score")
+        };
+        assert_eq!(a.box_frame, PredFrameArg::Dataset);
+        assert_eq!(a.grounding, GroundingArg::Boxed);
+        for (f, want) in [
+            ("grid:1000", PredFrameArg::Frame(BoxFrame::Grid(1000))),
+            ("pixels", PredFrameArg::Frame(BoxFrame::Pixels)),
+            (
+                "pixels:224x224",
+                PredFrameArg::Frame(BoxFrame::PixelsOf {
+                    width: 224,
+                    height: 224,
+                }),
+            ),
+            ("normalized", PredFrameArg::Frame(BoxFrame::Normalized)),
+        ] {
+            let args: Vec<&str> = base.iter().copied().chain(["--box-frame", f]).collect();
+            let Command::Score(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not score")
+            };
+            assert_eq!(a.box_frame, want);
+        }
+        let bad: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain(["--box-frame", "auto"])
+            .collect();
+        assert!(Cli::try_parse_from(bad).is_err());
+    }
+
+    #[test]
+    fn compare_takes_two_runs() {
+        let cli = Cli::try_parse_from(["medvqa", "compare", "a", "b", "--out", "c"]).unwrap();
+        let Command::Compare(a) = cli.command else {
+            panic!("not compare")
+        };
+        assert_eq!((a.run_a.to_str(), a.run_b.to_str()), (Some("a"), Some("b")));
     }
 
     #[test]

@@ -18,5 +18,7 @@ pub mod geometry;
 pub mod infer;
 pub mod pixels;
 pub mod progress;
+pub mod report;
 pub mod sample;
+pub mod score;
 pub mod store;

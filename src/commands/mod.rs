@@ -2,9 +2,11 @@
 //! stop a command are `anyhow` here, at the edge, wrapping the library's typed errors.
 
 mod ask;
+mod compare;
 mod datasets;
 mod inspect;
 mod phantom;
+mod score;
 
 use std::io::Write;
 
@@ -43,6 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(a) => inspect::run(&a, quiet),
         Command::Datasets => datasets::run(),
         Command::Ask(a) => ask::run(&a, cli.threads),
+        Command::Score(a) => score::run(&a, quiet),
+        Command::Compare(a) => compare::run(&a),
     }
 }
 

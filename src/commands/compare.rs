@@ -1,0 +1,69 @@
+//! `medvqa compare RUN_A RUN_B`: paired comparison of two run folders' `scored.jsonl`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{Outcome, out};
+use crate::cli::CompareArgs;
+use crate::report::SCORED_FILE;
+use crate::score::Scored;
+use crate::score::compare::{compare, render_markdown, render_text};
+use crate::score::stats::Bootstrap;
+
+pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
+    let ra = read_scored(&a.run_a)?;
+    let rb = read_scored(&a.run_b)?;
+    let cfg = Bootstrap {
+        resamples: a.bootstrap,
+        seed: a.bootstrap_seed,
+        confidence: 0.95,
+    };
+    let c = compare(
+        &a.run_a.display().to_string(),
+        &ra,
+        &a.run_b.display().to_string(),
+        &rb,
+        &cfg,
+    );
+    if c.paired == 0 {
+        anyhow::bail!(
+            "{} and {} share no (id, perturbation, severity) records; nothing to compare",
+            a.run_a.display(),
+            a.run_b.display()
+        );
+    }
+    out(&render_text(&c))?;
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let json = serde_json::to_string_pretty(&c)?;
+        std::fs::write(dir.join("compare.json"), format!("{json}\n"))
+            .with_context(|| format!("writing {}", dir.join("compare.json").display()))?;
+        std::fs::write(dir.join("compare.md"), render_markdown(&c))
+            .with_context(|| format!("writing {}", dir.join("compare.md").display()))?;
+        eprintln!("wrote compare.json and compare.md to {}", dir.display());
+    }
+    Ok(Outcome::Clean)
+}
+
+fn read_scored(dir: &Path) -> anyhow::Result<Vec<Scored>> {
+    let path = dir.join(SCORED_FILE);
+    let f = std::fs::File::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (a run folder written by `medvqa score` or `medvqa eval`)",
+            path.display()
+        )
+    })?;
+    let mut v = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let s: Scored = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a scored record", path.display(), i + 1))?;
+        v.push(s);
+    }
+    Ok(v)
+}

@@ -1,0 +1,197 @@
+//! `medvqa score`: score external predictions (e.g. from an API model) against a dataset
+//! and write the run folder: report.json, report.md, report.html, summary.csv,
+//! scored.jsonl, rejected.jsonl, timing.json.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::{Outcome, load_dataset, out};
+use crate::cli::{GroundingArg, PredFrameArg, ScoreArgs};
+use crate::data::decode::ImageStore;
+use crate::report::{self, BuildOptions, DatasetInfo, Header, Thumbnail, Thumbnails, Timing};
+use crate::sample::Sample;
+use crate::score::stats::Bootstrap;
+use crate::score::{self, Condition, GroundingScope, HeaderSizes, ScoreOptions, predictions};
+
+/// Decoded pixels kept for thumbnails.
+const THUMB_CACHE_BYTES: usize = 64 << 20;
+
+pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
+    let t0 = Instant::now();
+    let ds = load_dataset(&a.data)?;
+    let t_load = t0.elapsed().as_secs_f64();
+
+    let (preds, bad_lines) = predictions::read_jsonl(&a.predictions)
+        .with_context(|| format!("reading predictions {}", a.predictions.display()))?;
+    let box_frame = match a.box_frame {
+        PredFrameArg::Dataset => ds.source_frame,
+        PredFrameArg::Frame(f) => f,
+    };
+    let grounding = match a.grounding {
+        GroundingArg::Boxed => GroundingScope::Boxed,
+        GroundingArg::GroundingKind => GroundingScope::GroundingKind,
+    };
+    let opts = ScoreOptions {
+        box_frame,
+        grounding,
+        semantic: None,
+    };
+    let t1 = Instant::now();
+    let mut runs = score::score_run(&ds.samples, &preds, &opts, &HeaderSizes::default());
+    runs.rejected.extend(bad_lines);
+    runs.rejected.sort();
+    let t_score = t1.elapsed().as_secs_f64();
+
+    let mut header = Header::new(
+        DatasetInfo {
+            spec: a.data.dataset.clone(),
+            name: ds.name.clone(),
+            format: ds.format.to_string(),
+            source_box_frame: ds.source_frame.to_string(),
+        },
+        box_frame.to_string(),
+        grounding,
+    );
+    header.model = a.model.clone();
+    header.by_meta = a.by.clone();
+    header.notes = a.notes.clone();
+    header.bootstrap = Bootstrap {
+        resamples: a.bootstrap,
+        seed: a.bootstrap_seed,
+        confidence: 0.95,
+    };
+    if matches!(a.box_frame, PredFrameArg::Dataset) {
+        header.notes.push(format!(
+            "predicted boxes read in the dataset's frame ({box_frame})"
+        ));
+    }
+
+    let t2 = Instant::now();
+    let rep = report::build(
+        &ds.samples,
+        &runs,
+        &ds.failures,
+        header,
+        &BuildOptions::default(),
+    );
+    let thumbs = DatasetThumbnails::new(&ds.samples, a.data.max_pixels);
+    report::write_reports(&a.out, &rep, &thumbs)
+        .with_context(|| format!("writing reports to {}", a.out.display()))?;
+    report::write_records(&a.out, &runs)
+        .with_context(|| format!("writing records to {}", a.out.display()))?;
+    let t_report = t2.elapsed().as_secs_f64();
+
+    let wall = t0.elapsed().as_secs_f64();
+    let records = runs.scored.len();
+    report::write_timing(
+        &a.out,
+        &Timing {
+            command: "score".to_string(),
+            wall_seconds: wall,
+            stages: [
+                ("load".to_string(), t_load),
+                ("score".to_string(), t_score),
+                ("report".to_string(), t_report),
+            ]
+            .into_iter()
+            .collect(),
+            records,
+            records_per_second: if wall > 0.0 {
+                records as f64 / wall
+            } else {
+                0.0
+            },
+            threads: rayon::current_num_threads(),
+        },
+    )?;
+
+    for f in &ds.failures {
+        eprintln!("failed: {f}");
+    }
+    for f in &runs.failures {
+        eprintln!("failed: {f}");
+    }
+    for r in &runs.rejected {
+        eprintln!(
+            "rejected: {}{}: {}",
+            r.location
+                .as_deref()
+                .map(|l| format!("{l} "))
+                .unwrap_or_default(),
+            r.id.as_deref().unwrap_or("(no id)"),
+            r.reason
+        );
+    }
+    for (cond, ids) in &runs.missing {
+        eprintln!(
+            "missing: {} of {} samples have no {} prediction (first: {})",
+            ids.len(),
+            ds.samples.len(),
+            cond,
+            ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    out(&summary(&rep, &a.out))?;
+    Ok(Outcome::from_failures(
+        ds.failures.len() + runs.failures.len() + runs.rejected.len(),
+    ))
+}
+
+fn summary(r: &report::Report, dir: &std::path::Path) -> String {
+    let mut s = String::new();
+    let c = &r.counts;
+    let _ = writeln!(
+        s,
+        "scored {} predictions ({} clean) on {} samples; {} rejected, {} failed, {} missing; unparsed (clean): {} answers, {} without boxes",
+        c.scored,
+        c.scored_clean,
+        c.samples,
+        c.rejected,
+        c.failures,
+        c.missing,
+        r.unparsed.answer,
+        r.unparsed.boxes
+    );
+    for (m, v) in &r.overall {
+        let _ = writeln!(
+            s,
+            "  {m:<12} {:.4}  [{:.4}, {:.4}]  n={}",
+            v.value, v.ci_low, v.ci_high, v.n
+        );
+    }
+    if let Some(x) = r.robustness_summary.as_ref().and_then(|x| x.score) {
+        let _ = writeln!(s, "  robustness   {x:.4} (mean relative score)");
+    }
+    let _ = writeln!(s, "reports in {}", dir.display());
+    s
+}
+
+/// Thumbnails of the dataset's own images. `score` never sees perturbed images, so a
+/// perturbed example shows the clean image, marked as such.
+struct DatasetThumbnails<'a> {
+    by_id: HashMap<&'a str, &'a Sample>,
+    store: ImageStore,
+}
+
+impl<'a> DatasetThumbnails<'a> {
+    fn new(samples: &'a [Sample], max_pixels: u64) -> Self {
+        DatasetThumbnails {
+            by_id: samples.iter().map(|s| (s.id.as_str(), s)).collect(),
+            store: ImageStore::new(max_pixels, THUMB_CACHE_BYTES),
+        }
+    }
+}
+
+impl Thumbnails for DatasetThumbnails<'_> {
+    fn thumbnail(&self, id: &str, condition: &Condition, image: usize) -> Option<Thumbnail> {
+        let img = self.by_id.get(id)?.images.get(image)?;
+        let pixels = self.store.get(img).ok()?;
+        Some(Thumbnail {
+            png: report::thumbnail_png(&pixels)?,
+            as_seen: condition.is_clean(),
+        })
+    }
+}

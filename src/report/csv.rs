@@ -1,0 +1,123 @@
+//! `summary.csv`: every number of the report in one long table, for spreadsheets and
+//! pandas.
+//!
+//! ```text
+//! scope,dimension,group,perturbation,severity,metric,value,ci_low,ci_high,n,relative
+//! overall,,,none,0,accuracy,1,1,1,5,
+//! by,kind,closed,none,0,accuracy,1,1,1,2,
+//! robustness,,,gaussian_blur,3,accuracy,0.4,0,0.8,5,0.4
+//! robustness,,,gaussian_blur,3,flip_rate,0.571429,,,7,
+//! ```
+//!
+//! Values are rounded to 6 decimals; empty cells mean "not applicable".
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::score::MetricSummary;
+use crate::score::stats::r6;
+
+pub const HEADER: &str =
+    "scope,dimension,group,perturbation,severity,metric,value,ci_low,ci_high,n,relative";
+
+/// The whole file.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{HEADER}");
+    for (m, s) in &report.overall {
+        row(&mut out, "overall", "", "", "none", 0, m, s, None);
+    }
+    for (dim, groups) in &report.by {
+        for (g, metrics) in groups {
+            for (m, s) in metrics {
+                row(&mut out, "by", dim, g, "none", 0, m, s, None);
+            }
+        }
+    }
+    for r in &report.robustness {
+        for (m, s) in &r.metrics {
+            let rel = r.relative.get(m).copied();
+            row(
+                &mut out,
+                "robustness",
+                "",
+                "",
+                &r.perturbation,
+                r.severity,
+                m,
+                s,
+                rel,
+            );
+        }
+        if let Some(f) = r.flip_rate {
+            plain(
+                &mut out,
+                &r.perturbation,
+                r.severity,
+                "flip_rate",
+                f,
+                r.flip_n,
+            );
+        }
+        if let Some(d) = r.miou_drop {
+            plain(&mut out, &r.perturbation, r.severity, "miou_drop", d, r.n);
+        }
+    }
+    if let Some(s) = report.robustness_summary.as_ref().and_then(|s| s.score) {
+        let _ = writeln!(
+            out,
+            "robustness_summary,,,,,mean_relative_score,{},,,{},",
+            r6(s),
+            report
+                .robustness_summary
+                .as_ref()
+                .map_or(0, |x| x.conditions)
+        );
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    out: &mut String,
+    scope: &str,
+    dim: &str,
+    group: &str,
+    pert: &str,
+    sev: u8,
+    metric: &str,
+    s: &MetricSummary,
+    relative: Option<f64>,
+) {
+    let _ = writeln!(
+        out,
+        "{scope},{},{},{},{sev},{},{},{},{},{},{}",
+        field(dim),
+        field(group),
+        field(pert),
+        field(metric),
+        r6(s.value),
+        r6(s.ci_low),
+        r6(s.ci_high),
+        s.n,
+        relative.map(|v| r6(v).to_string()).unwrap_or_default()
+    );
+}
+
+fn plain(out: &mut String, pert: &str, sev: u8, metric: &str, v: f64, n: usize) {
+    let _ = writeln!(
+        out,
+        "robustness,,,{},{sev},{metric},{},,,{n},",
+        field(pert),
+        r6(v)
+    );
+}
+
+/// RFC 4180 quoting where needed.
+pub fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

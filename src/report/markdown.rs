@@ -1,0 +1,221 @@
+//! `report.md`: the report as Markdown tables, for terminals, pull requests and notebooks.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::{Report, fmt4};
+use crate::score::MetricSummary;
+
+/// Escapes the characters that break a Markdown table cell.
+pub fn cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+fn metric_table(out: &mut String, metrics: &BTreeMap<String, MetricSummary>) {
+    let _ = writeln!(out, "| metric | value | 95% CI | n |");
+    let _ = writeln!(out, "|---|---:|---|---:|");
+    for (m, s) in metrics {
+        let _ = writeln!(
+            out,
+            "| {m} | {} | [{}, {}] | {} |",
+            fmt4(s.value),
+            fmt4(s.ci_low),
+            fmt4(s.ci_high),
+            s.n
+        );
+    }
+}
+
+/// The whole document.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let h = &r.header;
+    let _ = writeln!(o, "# medvqa report: {}\n", cell(&h.dataset.name));
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| dataset | `{}` ({}) |",
+        cell(&h.dataset.spec),
+        h.dataset.format
+    );
+    if let Some(m) = &h.model {
+        let _ = writeln!(o, "| model | {} |", cell(m));
+    }
+    let _ = writeln!(
+        o,
+        "| boxes | ground truth declared `{}`; predictions read as `{}`; scored on boxes: {} |",
+        h.dataset.source_box_frame,
+        h.box_frame,
+        h.grounding_scope.as_str()
+    );
+    let _ = writeln!(
+        o,
+        "| bootstrap | {} resamples, seed {}, {}% intervals |",
+        h.bootstrap.resamples,
+        h.bootstrap.seed,
+        h.bootstrap.confidence * 100.0
+    );
+    let _ = writeln!(o, "| medvqa | {} |", h.medvqa_version);
+    let c = &r.counts;
+    let _ = writeln!(
+        o,
+        "| counts | {} samples; {} predictions scored ({} clean); {} rejected; {} failed; {} missing |",
+        c.samples, c.scored, c.scored_clean, c.rejected, c.failures, c.missing
+    );
+    let _ = writeln!(
+        o,
+        "| unparsed (clean) | {} answers, {} without boxes |",
+        r.unparsed.answer, r.unparsed.boxes
+    );
+    for n in &h.notes {
+        let _ = writeln!(o, "| note | {} |", cell(n));
+    }
+
+    let _ = writeln!(o, "\n## Overall (clean)\n");
+    if r.overall.is_empty() {
+        let _ = writeln!(o, "No clean predictions were scored.");
+    } else {
+        metric_table(&mut o, &r.overall);
+    }
+
+    for (dim, groups) in &r.by {
+        let _ = writeln!(o, "\n## By {dim}\n");
+        let metrics: std::collections::BTreeSet<&String> =
+            groups.values().flat_map(|m| m.keys()).collect();
+        let _ = write!(o, "| {dim} |");
+        for m in &metrics {
+            let _ = write!(o, " {m} |");
+        }
+        let _ = write!(o, "\n|---|");
+        for _ in &metrics {
+            let _ = write!(o, "---:|");
+        }
+        let _ = writeln!(o);
+        for (g, ms) in groups {
+            let _ = write!(o, "| {} |", cell(g));
+            for m in &metrics {
+                match ms.get(*m) {
+                    Some(s) => {
+                        let _ = write!(o, " {} (n={}) |", fmt4(s.value), s.n);
+                    }
+                    None => {
+                        let _ = write!(o, " |");
+                    }
+                }
+            }
+            let _ = writeln!(o);
+        }
+    }
+
+    if !r.robustness.is_empty() {
+        let _ = writeln!(o, "\n## Robustness\n");
+        if let Some(s) = r.robustness_summary.as_ref().and_then(|s| s.score) {
+            let _ = writeln!(
+                o,
+                "Mean relative score over {} conditions: **{}** (1 = unaffected).\n",
+                r.robustness_summary.as_ref().map_or(0, |s| s.conditions),
+                fmt4(s)
+            );
+        }
+        let metrics: std::collections::BTreeSet<&String> =
+            r.robustness.iter().flat_map(|x| x.metrics.keys()).collect();
+        let _ = write!(o, "| perturbation | severity | n |");
+        for m in &metrics {
+            let _ = write!(o, " {m} (rel.) |");
+        }
+        let _ = writeln!(o, " flip rate | mIoU drop | unparsed |");
+        let _ = write!(o, "|---|---:|---:|");
+        for _ in &metrics {
+            let _ = write!(o, "---:|");
+        }
+        let _ = writeln!(o, "---:|---:|---:|");
+        for row in &r.robustness {
+            let _ = write!(
+                o,
+                "| {} | {} | {} |",
+                cell(&row.perturbation),
+                row.severity,
+                row.n
+            );
+            for m in &metrics {
+                match row.metrics.get(*m) {
+                    Some(s) => {
+                        let rel = row
+                            .relative
+                            .get(*m)
+                            .map(|v| format!(" ({})", fmt4(*v)))
+                            .unwrap_or_default();
+                        let _ = write!(o, " {}{rel} |", fmt4(s.value));
+                    }
+                    None => {
+                        let _ = write!(o, " |");
+                    }
+                }
+            }
+            let _ = writeln!(
+                o,
+                " {} | {} | {} / {} |",
+                row.flip_rate.map(fmt4).unwrap_or_default(),
+                row.miou_drop.map(fmt4).unwrap_or_default(),
+                row.unparsed.answer,
+                row.unparsed.boxes
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Extraction\n");
+    let _ = writeln!(o, "| rule | clean predictions |\n|---|---:|");
+    for (k, v) in &r.extraction_rules {
+        let _ = writeln!(o, "| {k} | {v} |");
+    }
+    for (k, v) in &r.box_syntaxes {
+        let _ = writeln!(o, "| box syntax {k} | {v} |");
+    }
+
+    if !r.examples.is_empty() {
+        let _ = writeln!(o, "\n## Example failures\n");
+        let _ = writeln!(o, "| id | condition | why | expected | parsed | response |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        for e in &r.examples {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&e.id),
+                e.condition,
+                e.why,
+                cell(e.expected.as_deref().unwrap_or("")),
+                cell(e.parsed.as_deref().unwrap_or("(unparsed)")),
+                cell(&e.response)
+            );
+        }
+    }
+
+    if r.failures.count > 0 || r.rejected.count > 0 || !r.missing.is_empty() {
+        let _ = writeln!(o, "\n## Problems\n");
+        for f in &r.failures.items {
+            let _ = writeln!(o, "- failed: {}", cell(&f.to_string()));
+        }
+        for x in &r.rejected.items {
+            let _ = writeln!(
+                o,
+                "- rejected: {} {}@{}: {}",
+                cell(x.id.as_deref().unwrap_or("(no id)")),
+                x.perturbation.as_deref().unwrap_or("?"),
+                x.severity.map(|s| s.to_string()).unwrap_or_default(),
+                cell(&x.reason)
+            );
+        }
+        for (cond, m) in &r.missing {
+            let _ = writeln!(
+                o,
+                "- missing under {cond}: {} samples ({}{})",
+                m.count,
+                m.ids.join(", "),
+                if m.count > m.ids.len() { ", …" } else { "" }
+            );
+        }
+    }
+    o
+}

@@ -1,0 +1,189 @@
+//! Report building: schema, determinism, robustness rows, examples.
+
+use super::*;
+use crate::geometry::BoxFrame;
+use crate::score::tests::battery;
+use crate::score::{HeaderSizes, Prediction, ScoreOptions, score_run};
+
+fn header() -> Header {
+    let mut h = Header::new(
+        DatasetInfo {
+            spec: "test:battery".into(),
+            name: "battery".into(),
+            format: "test".into(),
+            source_box_frame: "normalized".into(),
+        },
+        "normalized".into(),
+        GroundingScope::Boxed,
+    );
+    h.bootstrap.resamples = 200;
+    h
+}
+
+fn preds() -> Vec<Prediction> {
+    let clean = [
+        ("closed", "Yes."),
+        (
+            "closed_boxed",
+            "No. <location> [[0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.8]]",
+        ),
+        ("single", "C <location> [[0.1, 0.1, 0.5, 0.5]]"),
+        ("multi", "A and D"),
+        (
+            "open",
+            "No residual polyps were identified during the colonoscopy.",
+        ),
+        ("ground", "[[0.1, 0.1, 0.5, 0.5]]"),
+        ("ground_text", "polyp [0.6, 0.6, 0.9, 0.8]"),
+    ];
+    let blur = [
+        ("closed", "No."),
+        ("closed_boxed", "No. <location> [[0.2, 0.2, 0.5, 0.5]]"),
+        ("single", "I cannot tell."),
+        ("multi", "A"),
+        ("open", "A polyp."),
+        ("ground", "nothing"),
+        ("ground_text", "polyp [0.6, 0.6, 0.9, 0.8]"),
+    ];
+    let mut v: Vec<Prediction> = clean
+        .iter()
+        .map(|(id, r)| Prediction::clean(*id, *r))
+        .collect();
+    for sev in [1u8, 3] {
+        v.extend(blur.iter().map(|(id, r)| Prediction {
+            id: id.to_string(),
+            condition: Condition::new("gaussian_blur", sev),
+            response: r.to_string(),
+            source: None,
+        }));
+    }
+    v
+}
+
+fn report_of(p: &[Prediction]) -> Report {
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let runs = score_run(&samples, p, &o, &HeaderSizes::default());
+    build(&samples, &runs, &[], header(), &BuildOptions::default())
+}
+
+#[test]
+fn report_json_has_the_design_shape() {
+    let r = report_of(&preds());
+    let v: serde_json::Value = serde_json::from_str(&json::render(&r).unwrap()).unwrap();
+    for key in [
+        "overall",
+        "by",
+        "robustness",
+        "unparsed",
+        "failures",
+        "header",
+        "counts",
+    ] {
+        assert!(v.get(key).is_some(), "no {key}");
+    }
+    let acc = &v["overall"]["accuracy"];
+    for k in ["value", "ci_low", "ci_high", "n"] {
+        assert!(acc.get(k).is_some(), "accuracy has no {k}");
+    }
+    // closed, closed_boxed, single, multi: all right on clean.
+    assert_eq!(acc["value"], 1.0);
+    assert_eq!(acc["n"], 4);
+    assert!(v["by"]["kind"]["closed"]["accuracy"].is_object());
+    assert!(v["by"]["n_images"]["1"].is_object());
+    let row = &v["robustness"][0];
+    for k in [
+        "perturbation",
+        "severity",
+        "metrics",
+        "relative",
+        "flip_rate",
+    ] {
+        assert!(row.get(k).is_some(), "robustness row has no {k}");
+    }
+    assert_eq!(row["perturbation"], "gaussian_blur");
+}
+
+#[test]
+fn robustness_rows_count_flips_relative_scores_and_miou_drop() {
+    let r = report_of(&preds());
+    assert_eq!(r.robustness.len(), 2);
+    let row = &r.robustness[0];
+    // Answers: closed yes→no (flip), closed_boxed no→no, single C→unparsed (flip),
+    // multi A,D→A (flip), open text changed (flip), ground_text unchanged. "ground" has no
+    // answer to extract.
+    assert_eq!(row.flip_n, 6);
+    assert!((row.flip_rate.unwrap() - 4.0 / 6.0).abs() < 1e-12);
+    // Accuracy 1 → 1/4 (only closed_boxed stays right).
+    assert!((row.relative["accuracy"] - 0.25).abs() < 1e-12);
+    assert!(row.miou_drop.unwrap() > 0.0);
+    assert_eq!(row.unparsed.answer, 1);
+    assert_eq!(row.unparsed.boxes, 2);
+    let s = r.robustness_summary.as_ref().unwrap();
+    assert_eq!(s.conditions, 2);
+    assert!(s.score.unwrap() < 1.0);
+}
+
+#[test]
+fn reports_are_byte_identical_across_runs_and_prediction_orders() {
+    let p = preds();
+    let a = json::render(&report_of(&p)).unwrap();
+    let b = json::render(&report_of(&p)).unwrap();
+    assert_eq!(a, b);
+    let mut rev = p.clone();
+    rev.reverse();
+    let c = report_of(&rev);
+    assert_eq!(a, json::render(&c).unwrap());
+    assert_eq!(csv::render(&report_of(&p)), csv::render(&c));
+    assert_eq!(markdown::render(&report_of(&p)), markdown::render(&c));
+    assert_eq!(
+        html::render(&report_of(&p), &NoThumbnails),
+        html::render(&c, &NoThumbnails)
+    );
+}
+
+#[test]
+fn examples_lead_with_flips_and_carry_boxes() {
+    let r = report_of(&preds());
+    assert!(!r.examples.is_empty());
+    assert_eq!(r.examples[0].why, "flipped from clean");
+    assert!(
+        r.examples
+            .iter()
+            .all(|e| e.response.chars().count() <= EXAMPLE_RESPONSE_CHARS + 1)
+    );
+    let boxed = r.examples.iter().find(|e| e.id == "closed_boxed");
+    if let Some(e) = boxed {
+        assert_eq!(e.gt_boxes.len(), 2);
+    }
+}
+
+#[test]
+fn csv_has_one_header_and_quoted_fields() {
+    let out = csv::render(&report_of(&preds()));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(csv::HEADER));
+    assert!(out.contains("overall,,,none,0,accuracy,1,"));
+    assert!(out.contains("robustness,,,gaussian_blur,1,flip_rate,"));
+    assert_eq!(csv::field("a,b"), "\"a,b\"");
+    assert_eq!(csv::field("say \"x\""), "\"say \"\"x\"\"\"");
+}
+
+#[test]
+fn html_is_self_contained_with_charts() {
+    let h = html::render(&report_of(&preds()), &NoThumbnails);
+    assert!(h.starts_with("<!DOCTYPE html>"));
+    assert!(h.matches("<svg class=\"chart\"").count() >= 4);
+    // The SVG namespace is an identifier, not a fetch; nothing else may point outside.
+    let rest = h.replace("http://www.w3.org/2000/svg", "");
+    for banned in ["<script", "http:", "https:", "src=", "@import", "url("] {
+        assert!(
+            !rest.contains(banned),
+            "external or scripted content: {banned}"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! Statistics for reports and comparisons: seeded percentile bootstrap intervals, the
+//! exact McNemar test, and the paired bootstrap.
+//!
+//! Every resample stream is `ChaCha8Rng` seeded from
+//! `SHA-256("medvqa/bootstrap|{seed}|{label}")` (first 8 bytes, little-endian), where the
+//! label names the group and metric, so an interval never depends on thread count, on the
+//! order in which groups are computed, or on anything but the values and their order. The
+//! callers pass values sorted by sample id and condition, so reports are byte-identical
+//! across reruns and independent of the order of the prediction file.
+//!
+//! - Intervals are percentile intervals over `resamples` resamples of the samples (with
+//!   replacement), each resample aggregated exactly as the reported value is (a mean, a
+//!   pooled ratio, or corpus BLEU). Quantiles interpolate linearly between order statistics
+//!   (numpy's default).
+//! - McNemar's exact test is the two-sided binomial test on the discordant pairs:
+//!   `p = min(1, 2 · P(X ≤ min(b, c)))`, `X ~ Binomial(b + c, 1/2)`; `p = 1` when there are
+//!   none.
+//! - The paired bootstrap resamples the shared samples, recomputes both runs' aggregates on
+//!   each resample, and reports the percentile interval of the difference and the two-sided
+//!   p-value `min(1, 2 · (min(#{d ≤ 0}, #{d ≥ 0}) + 1) / (resamples + 1))` (the add-one
+//!   correction: with 1000 resamples the smallest p is about 0.002, never 0).
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Aggregate, MetricValue};
+
+/// A float rounded to 6 decimals, so that reports print stable, readable numbers.
+pub fn r6(v: f64) -> f64 {
+    if v.is_finite() {
+        let r = (v * 1e6).round() / 1e6;
+        // Avoid "-0.0" in reports.
+        if r == 0.0 { 0.0 } else { r }
+    } else {
+        v
+    }
+}
+
+/// serde `serialize_with` for [`r6`].
+pub fn round6<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(r6(*v))
+}
+
+/// serde `serialize_with` for an optional float.
+pub fn round6_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.serialize_f64(r6(*x)),
+        None => s.serialize_none(),
+    }
+}
+
+/// serde `serialize_with` for a map of floats.
+pub fn round6_map<S: serde::Serializer>(
+    m: &std::collections::BTreeMap<String, f64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        map.serialize_entry(k, &r6(*v))?;
+    }
+    map.end()
+}
+
+/// Bootstrap settings; recorded in every report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub resamples: usize,
+    pub seed: u64,
+    /// The interval's coverage, e.g. 0.95.
+    pub confidence: f64,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            resamples: 1000,
+            seed: 0,
+            confidence: 0.95,
+        }
+    }
+}
+
+/// The resample stream for one labelled quantity.
+pub fn rng_for(seed: u64, label: &str) -> ChaCha8Rng {
+    let digest = Sha256::digest(format!("medvqa/bootstrap|{seed}|{label}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    ChaCha8Rng::seed_from_u64(u64::from_le_bytes(first))
+}
+
+/// The percentile interval of the aggregate over resamples of `values`. `None` for no
+/// values or no resamples.
+pub fn ci(
+    values: &[&MetricValue],
+    agg: Aggregate,
+    cfg: &Bootstrap,
+    label: &str,
+) -> Option<(f64, f64)> {
+    let n = values.len();
+    if n == 0 || cfg.resamples == 0 {
+        return None;
+    }
+    let mut rng = rng_for(cfg.seed, label);
+    let mut est = Vec::with_capacity(cfg.resamples);
+    let mut pick: Vec<&MetricValue> = Vec::with_capacity(n);
+    for _ in 0..cfg.resamples {
+        pick.clear();
+        for _ in 0..n {
+            pick.push(values[rng.random_range(0..n)]);
+        }
+        if let Some(v) = agg.apply(pick.iter().copied()) {
+            est.push(v);
+        }
+    }
+    interval(&mut est, cfg.confidence)
+}
+
+/// The `(1 - confidence) / 2` and `(1 + confidence) / 2` quantiles.
+fn interval(est: &mut [f64], confidence: f64) -> Option<(f64, f64)> {
+    if est.is_empty() {
+        return None;
+    }
+    est.sort_by(f64::total_cmp);
+    let a = (1.0 - confidence) / 2.0;
+    Some((quantile(est, a), quantile(est, 1.0 - a)))
+}
+
+/// Linear interpolation between order statistics of sorted data.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// McNemar's exact test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct McNemar {
+    /// Pairs right in A and wrong in B.
+    pub a_only: usize,
+    /// Pairs wrong in A and right in B.
+    pub b_only: usize,
+    pub p_value: f64,
+}
+
+/// McNemar's exact test on paired 0/1 outcomes.
+pub fn mcnemar(a: &[bool], b: &[bool]) -> McNemar {
+    let a_only = a.iter().zip(b).filter(|(x, y)| **x && !**y).count();
+    let b_only = a.iter().zip(b).filter(|(x, y)| !**x && **y).count();
+    McNemar {
+        a_only,
+        b_only,
+        p_value: binomial_two_sided(a_only, b_only),
+    }
+}
+
+/// `min(1, 2 · P(X ≤ min(b, c)))` for `X ~ Binomial(b + c, 1/2)`, summed in log space so
+/// that large counts neither overflow nor underflow.
+pub fn binomial_two_sided(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = b.min(c);
+    let ln2n = n as f64 * std::f64::consts::LN_2;
+    // ln C(n, i) built up term by term.
+    let mut ln_c = 0.0f64;
+    let mut terms = Vec::with_capacity(k + 1);
+    for i in 0..=k {
+        if i > 0 {
+            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        terms.push(ln_c - ln2n);
+    }
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let tail = max.exp() * terms.iter().map(|t| (t - max).exp()).sum::<f64>();
+    (2.0 * tail).min(1.0)
+}
+
+/// A paired bootstrap comparison of one metric between two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PairedDiff {
+    /// A's aggregate minus B's, on all shared samples.
+    pub diff: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub p_value: f64,
+}
+
+/// Paired bootstrap of `agg(a) - agg(b)` over shared samples (`a[i]` and `b[i]` are the
+/// same sample). `None` when there are no pairs.
+pub fn paired_bootstrap(
+    a: &[&MetricValue],
+    b: &[&MetricValue],
+    agg: Aggregate,
+    cfg: &Bootstrap,
+    label: &str,
+) -> Option<PairedDiff> {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return None;
+    }
+    let diff = agg.apply(a[..n].iter().copied())? - agg.apply(b[..n].iter().copied())?;
+    let mut rng = rng_for(cfg.seed, &format!("paired|{label}"));
+    let mut est = Vec::with_capacity(cfg.resamples);
+    let (mut le, mut ge) = (0usize, 0usize);
+    let mut idx = Vec::with_capacity(n);
+    for _ in 0..cfg.resamples {
+        idx.clear();
+        for _ in 0..n {
+            idx.push(rng.random_range(0..n));
+        }
+        let (Some(x), Some(y)) = (
+            agg.apply(idx.iter().map(|&i| a[i])),
+            agg.apply(idx.iter().map(|&i| b[i])),
+        ) else {
+            continue;
+        };
+        let d = x - y;
+        if d <= 0.0 {
+            le += 1;
+        }
+        if d >= 0.0 {
+            ge += 1;
+        }
+        est.push(d);
+    }
+    let (ci_low, ci_high) = interval(&mut est, cfg.confidence).unwrap_or((diff, diff));
+    // The add-one correction keeps a finite number of resamples from claiming p = 0.
+    let p_value = if est.is_empty() {
+        1.0
+    } else {
+        (2.0 * (le.min(ge) + 1) as f64 / (est.len() + 1) as f64).min(1.0)
+    };
+    Some(PairedDiff {
+        diff,
+        ci_low,
+        ci_high,
+        p_value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(v: &[f64]) -> Vec<MetricValue> {
+        v.iter()
+            .map(|&x| MetricValue {
+                value: x,
+                stats: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mcnemar_exact_matches_hand_computed_binomial_tails() {
+        // 0 vs 5 discordant: 2 · (1/2)^5.
+        assert!((binomial_two_sided(0, 5) - 0.0625).abs() < 1e-15);
+        // 1 vs 6: 2 · (1 + 7) / 128.
+        assert!((binomial_two_sided(1, 6) - 16.0 / 128.0).abs() < 1e-15);
+        // 3 vs 3 and no discordant pairs: no evidence.
+        assert_eq!(binomial_two_sided(3, 3), 1.0);
+        assert_eq!(binomial_two_sided(0, 0), 1.0);
+        // Large counts stay finite: 2 · P(X ≤ 400) for n = 1000 is about 2.7e-10.
+        let p = binomial_two_sided(400, 600);
+        assert!(p > 1e-11 && p < 1e-9, "{p}");
+        let m = mcnemar(&[true, true, false, false], &[false, true, true, true]);
+        assert_eq!((m.a_only, m.b_only), (1, 2));
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_mean() {
+        let v = vals(&[0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        let r: Vec<&MetricValue> = v.iter().collect();
+        let cfg = Bootstrap::default();
+        let a = ci(&r, Aggregate::Mean, &cfg, "x").unwrap();
+        let b = ci(&r, Aggregate::Mean, &cfg, "x").unwrap();
+        assert_eq!(a, b);
+        assert!(a.0 <= 0.7 && 0.7 <= a.1 && a.0 >= 0.0 && a.1 <= 1.0);
+        // Another label is another stream.
+        assert_ne!(ci(&r, Aggregate::Mean, &cfg, "y").unwrap(), a);
+        // Constant data has a degenerate interval.
+        let c = vals(&[1.0; 5]);
+        let rc: Vec<&MetricValue> = c.iter().collect();
+        assert_eq!(ci(&rc, Aggregate::Mean, &cfg, "x"), Some((1.0, 1.0)));
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let s = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&s, 0.5), 2.5);
+        assert_eq!(quantile(&s, 0.0), 1.0);
+        assert!((quantile(&s, 0.025) - 1.075).abs() < 1e-12);
+    }
+
+    #[test]
+    fn paired_bootstrap_sees_a_clear_difference() {
+        let a = vals(&[1.0; 30]);
+        let b = vals(
+            &(0..30)
+                .map(|i| if i % 3 == 0 { 1.0 } else { 0.0 })
+                .collect::<Vec<_>>(),
+        );
+        let ra: Vec<&MetricValue> = a.iter().collect();
+        let rb: Vec<&MetricValue> = b.iter().collect();
+        let d = paired_bootstrap(&ra, &rb, Aggregate::Mean, &Bootstrap::default(), "m").unwrap();
+        assert!((d.diff - 2.0 / 3.0).abs() < 1e-12);
+        assert!(d.ci_low > 0.3 && d.p_value < 0.01);
+        let same = paired_bootstrap(&ra, &ra, Aggregate::Mean, &Bootstrap::default(), "m").unwrap();
+        assert_eq!((same.diff, same.p_value), (0.0, 1.0));
+    }
+}
