@@ -52,6 +52,12 @@ if [ "$want_test" = 1 ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
     cp tests/requirements.txt .venv/.medvqa-test-deps
   fi
+  # Packages whose files the tests read, without their dependencies (see the file).
+  if [ ! -f .venv/.medvqa-test-nodeps ] || ! cmp -s tests/requirements-nodeps.txt .venv/.medvqa-test-nodeps; then
+    say "installing tests/requirements-nodeps.txt into .venv (without dependencies)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-nodeps.txt
+    cp tests/requirements-nodeps.txt .venv/.medvqa-test-nodeps
+  fi
   if [ ! -d ../shared/data ]; then
     say "NOTICE: ../shared/data is missing: tests that read the real sample data will be SKIPPED"
   fi

@@ -44,6 +44,33 @@ pub struct ModelOptions {
     pub max_pixels: Option<u64>,
     /// Refuse samples with more images than this.
     pub max_images: Option<usize>,
+    /// How dual encoders (CLIP/SigLIP) turn questions into captions; decoders ignore it.
+    pub zero_shot: ZeroShotOptions,
+}
+
+/// Zero-shot settings of the dual-encoder families (see `families::clip`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZeroShotOptions {
+    /// The caption of a choice option; `{option}` is replaced by the option text.
+    pub option_template: String,
+    /// The captions of a closed question; `{question}`, and `{answer}` (`yes`, then `no`).
+    pub closed_template: String,
+    /// Multi-choice: the probability an option needs to be chosen; `None` takes the
+    /// family's rule (CLIP: the uniform share 1/n of the softmax, SigLIP: a sigmoid of 0.5).
+    pub multi_threshold: Option<f64>,
+}
+
+// A threshold is a finite number in [0, 1], never NaN, so equality is an equivalence.
+impl Eq for ZeroShotOptions {}
+
+impl Default for ZeroShotOptions {
+    fn default() -> Self {
+        ZeroShotOptions {
+            option_template: "This is a photo of {option}.".into(),
+            closed_template: "Question: {question} Answer: {answer}".into(),
+            multi_threshold: None,
+        }
+    }
 }
 
 impl Default for ModelOptions {
@@ -55,6 +82,7 @@ impl Default for ModelOptions {
             batch_size: 1,
             max_pixels: None,
             max_images: None,
+            zero_shot: ZeroShotOptions::default(),
         }
     }
 }
@@ -175,6 +203,12 @@ pub trait DecoderFamily: Send + Sync + Sized + 'static {
     /// Position ids of the prompt.
     fn positions(&self, ids: &[i64], _vision: &Self::Vision) -> Result<Positions, SampleErrorKind> {
         Ok(Positions::sequential(ids.len()))
+    }
+
+    /// The answer text of generated ids: without special tokens, unless the family's answer
+    /// format is written in special tokens (Qwen2-VL's box markup).
+    fn decode(&self, tokenizer: &tokenizers::Tokenizer, ids: &[u32]) -> String {
+        tokenizer.decode(ids, true).unwrap_or_default()
     }
 }
 
@@ -453,7 +487,7 @@ impl<F: DecoderFamily> DecoderEngine<F> {
         match generate::generate(&self.graphs, &prompts, &self.settings) {
             Ok((tokens, timing)) => {
                 for ((i, p, t), toks) in ready.iter().zip(tokens) {
-                    let text = self.tokenizer.decode(&toks, true).unwrap_or_default();
+                    let text = self.family.decode(&self.tokenizer, &toks);
                     results[*i] = Some(Ok(Generated {
                         text,
                         token_ids: toks,

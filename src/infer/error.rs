@@ -143,6 +143,12 @@ pub enum SampleErrorKind {
         #[source]
         source: ort::Error,
     },
+    #[error("{family} cannot answer {kind} questions: {why}")]
+    UnsupportedKind {
+        kind: &'static str,
+        family: &'static str,
+        why: String,
+    },
     #[error("{0}")]
     Output(String),
 }

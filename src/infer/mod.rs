@@ -27,12 +27,15 @@ pub mod families;
 pub mod folder;
 pub mod generate;
 pub mod image_ops;
+pub mod minilm;
 pub mod prompt;
 pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
-pub use engine::{Engine, Generated, ModelOptions, PromptInput, PromptView, Timings};
+pub use engine::{
+    Engine, Generated, ModelOptions, PromptInput, PromptView, Timings, ZeroShotOptions,
+};
 pub use error::{ModelError, SampleError, SampleErrorKind};
 pub use folder::{ModelFolder, Variant};
 pub use runtime::{Device, RuntimeOptions};

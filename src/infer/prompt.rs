@@ -116,7 +116,7 @@ impl ChatTemplate {
         env.add_function("strftime_now", |fmt: String| -> Result<Value, Error> {
             Ok(Value::from(fixed_strftime(&fmt)))
         });
-        env.add_template_owned(NAME, source.to_string())?;
+        env.add_template_owned(NAME, generation_tags_as_blocks(source))?;
         let mut vars = BTreeMap::new();
         for key in [
             "bos_token",
@@ -166,6 +166,40 @@ impl ChatTemplate {
     }
 }
 
+/// transformers' jinja has a `{% generation %}…{% endgeneration %}` block that marks the
+/// assistant's tokens for training masks and renders its body unchanged (llava-hf templates
+/// use it). minijinja has no such tag: it becomes `{% if true %}…{% endif %}`, keeping any
+/// `-` whitespace control.
+fn generation_tags_as_blocks(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find("{%") {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at..];
+        let Some(end) = tag.find("%}") else {
+            out.push_str(tag);
+            return out;
+        };
+        let inner = &tag[2..end];
+        let (lead, body) = match inner.strip_prefix('-') {
+            Some(b) => ("-", b),
+            None => ("", inner),
+        };
+        let (body, trail) = match body.strip_suffix('-') {
+            Some(b) => (b, "-"),
+            None => (body, ""),
+        };
+        match body.trim() {
+            "generation" => out.push_str(&format!("{{%{lead} if true {trail}%}}")),
+            "endgeneration" => out.push_str(&format!("{{%{lead} endif {trail}%}}")),
+            _ => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `strftime` on the fixed date 26 July 2024, for the common directives.
 fn fixed_strftime(fmt: &str) -> String {
     let mut out = String::new();
@@ -208,6 +242,18 @@ fn fixed_strftime(fmt: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generation_blocks_render_their_body() {
+        let src =
+            "{% for m in messages %}{%- generation -%} {{ m }} {%- endgeneration %}{% endfor %}";
+        let t = ChatTemplate::new(src, &serde_json::json!({})).unwrap();
+        assert_eq!(t.render(Value::from(vec!["a", "b"]), false).unwrap(), "ab");
+        assert_eq!(
+            generation_tags_as_blocks("{{ x }}{% if y %}z{% endif %}"),
+            "{{ x }}{% if y %}z{% endif %}"
+        );
+    }
 
     const SMOLVLM: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 

@@ -4,7 +4,10 @@
 //! implements [`super::engine::DecoderFamily`] and opens with
 //! [`super::engine::DecoderEngine`]; any other shape implements [`super::engine::Engine`].
 
+pub mod clip;
 pub mod idefics3;
+pub mod llava;
+pub mod qwen2_vl;
 
 use super::engine::{Engine, ModelOptions};
 use super::error::ModelError;
@@ -24,7 +27,7 @@ pub struct FamilyEntry {
 }
 
 /// Every family medvqa runs.
-pub const FAMILIES: &[FamilyEntry] = &[idefics3::ENTRY];
+pub const FAMILIES: &[FamilyEntry] = &[idefics3::ENTRY, llava::ENTRY, qwen2_vl::ENTRY, clip::ENTRY];
 
 /// The family for a `model_type`.
 pub fn for_model_type(model_type: &str) -> Option<&'static FamilyEntry> {
