@@ -78,8 +78,8 @@ impl PolypColour {
     fn rgb(self) -> [f32; 3] {
         match self {
             PolypColour::Red => [196.0, 62.0, 56.0],
-            PolypColour::Pink => [240.0, 160.0, 158.0],
-            PolypColour::White => [236.0, 220.0, 200.0],
+            PolypColour::Pink => [240.0, 158.0, 152.0],
+            PolypColour::White => [234.0, 212.0, 194.0],
         }
     }
 }
