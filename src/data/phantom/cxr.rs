@@ -389,7 +389,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
             1.0,
             3.0,
         );
-        c.box_blur(3, 1);
         c.data
     };
 
@@ -548,7 +547,7 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
         );
         pts
     };
-    let body = blurred(&polygon_coverage(SIZE, SIZE, &body_pts), 2, 1);
+    let body = polygon_coverage(SIZE, SIZE, &body_pts);
     let arms = {
         let mut c = layer();
         for side in SIDES {
@@ -565,7 +564,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
                 *d = d.max(v);
             }
         }
-        c.box_blur(2, 1);
         c.data
     };
     let tissue_noise = fractal_noise(SIZE, SIZE, 64.0, 3, &mut rng);
@@ -640,7 +638,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
     let mut vessels = layer();
     vessel_tree(&mut rng, &mut vessels, hila[0], Side::Right);
     vessel_tree(&mut rng, &mut vessels, hila[1], Side::Left);
-    vessels.box_blur(1, 1);
 
     let mut pleura = layer();
     if let Some(side) = pneumothorax {
