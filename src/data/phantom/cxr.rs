@@ -667,6 +667,17 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
             1.0,
             4.0,
         );
+        // Bowel gas low in the abdomen, well below both domes.
+        for _ in 0..rng.random_range(3..8) {
+            let e = crate::draw::Ellipse::new(
+                rng.random_range(0.22..0.78f32) * s,
+                rng.random_range(0.82..0.98f32) * s,
+                rng.random_range(0.015..0.035f32) * s,
+                rng.random_range(0.01..0.022f32) * s,
+            )
+            .rotated(rng.random_range(0.0..3.0f32));
+            c.add_gaussian(e, &[rng.random_range(0.3..0.6f32)]);
+        }
         c.data
     };
 
