@@ -116,7 +116,7 @@ fn views<R: Rng>(
 
 /// The polyp's exact mask in one view, clipped to the field of view.
 fn polyp_mask(scene: &Scene, view: &View, fov: &GrayImage) -> GrayImage {
-    let ((), masks) = scene.render_masks(view);
+    let masks = scene.render_masks(view);
     let mut m = masks
         .into_iter()
         .next()

@@ -457,8 +457,8 @@ impl Scene {
     }
 
     /// The polyps' masks through `view`, without drawing anything.
-    pub fn render_masks(&self, view: &View) -> ((), Vec<GrayImage>) {
-        let masks = self
+    pub fn render_masks(&self, view: &View) -> Vec<GrayImage> {
+        let masks: Vec<GrayImage> = self
             .polyps
             .iter()
             .map(|p| {
@@ -478,7 +478,7 @@ impl Scene {
                 m
             })
             .collect();
-        ((), masks)
+        masks
     }
 
     /// Renders the scene through `view`; returns the image and one mask per polyp (not yet
