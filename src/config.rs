@@ -1,0 +1,345 @@
+//! `medvqa eval` configs: a TOML file, validated strictly, resolved into a run plan.
+//!
+//! ```text
+//! $ medvqa eval --config configs/default.toml --out runs/mine --batch-size 8
+//! ```
+//!
+//! Every section and key is checked (`deny_unknown_fields`): a misspelt key is an error that
+//! names it, never a silently ignored setting. Command-line flags override the file. Relative
+//! paths resolve against the current directory, like the flags that override them. The
+//! resolved config (after overrides) is written to the run folder as `config.resolved.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::decode::DEFAULT_MAX_PIXELS;
+use crate::geometry::BoxFrame;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunSection,
+    pub dataset: DatasetSection,
+    pub model: ModelSection,
+    #[serde(default)]
+    pub perturb: PerturbSection,
+    #[serde(default)]
+    pub score: ScoreSection,
+    #[serde(default)]
+    pub report: ReportSection,
+}
+
+/// Where the run goes and what seeds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// The run folder: predictions.jsonl, reports, timing.json, config.resolved.toml.
+    #[serde(default = "default_out")]
+    pub out: PathBuf,
+    /// Seeds perturbations (DESIGN §3) and, unless `score.bootstrap_seed` is set, the
+    /// bootstrap.
+    #[serde(default)]
+    pub seed: u64,
+    /// `i/n`: this process handles the prediction keys whose hash mod n is i.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Only the first N samples of the dataset (for a quick look).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            out: default_out(),
+            seed: 0,
+            shard: None,
+            limit: None,
+        }
+    }
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("runs/eval")
+}
+
+/// Which dataset, and how to read it (the flags of `medvqa inspect`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// `FORMAT:PATH`, e.g. `gemex:data/gemex` or `phantom:all`.
+    pub spec: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_root: Option<PathBuf>,
+    /// Overrides the format's declared ground-truth box frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_frame: Option<BoxFrame>,
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// For generated datasets (phantom:…).
+    #[serde(default)]
+    pub seed: u64,
+    /// Questions per set, for generated datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+}
+
+fn default_max_pixels() -> u64 {
+    DEFAULT_MAX_PIXELS
+}
+
+/// The model folder and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A folder in the onnx-community layout.
+    pub path: PathBuf,
+    /// The name in the report header (default: the folder name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ONNX variant: `fp32`, `q4`, `quantized`, … or per graph (`decoder_model_merged=q4`).
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// ONNX Runtime sessions per graph (batches in flight).
+    #[serde(default = "one")]
+    pub sessions: usize,
+    /// Prompts per decoder batch; answers never depend on it.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<usize>,
+    /// Image budget in pixels: fewer tiles or patches for large images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_budget: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_images: Option<usize>,
+    /// The frame of boxes in the model's answers, when it is not the family's own (e.g. a
+    /// fine-tuned model answering in `pixels`). Default: the family's declared frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_frame: Option<BoxFrame>,
+    /// Says in the report header that the weights are random (fixture models).
+    #[serde(default)]
+    pub random_weights: bool,
+    /// Dual encoders (CLIP/SigLIP): how questions become captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_shot: Option<ZeroShotSection>,
+}
+
+fn default_variant() -> String {
+    "fp32".to_string()
+}
+fn default_device() -> String {
+    "cpu".to_string()
+}
+fn one() -> usize {
+    1
+}
+fn default_batch() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroShotSection {
+    /// `{option}` is replaced by the option text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_template: Option<String>,
+    /// `{question}` and `{answer}` (yes, then no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_threshold: Option<f64>,
+}
+
+/// The robustness track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerturbSection {
+    /// Perturbation and track names (`medvqa perturbations` lists them); empty: clean only.
+    #[serde(default)]
+    pub perturbations: Vec<String>,
+    /// `all`, a list like `1,3,5` or a range like `1..5`.
+    #[serde(default = "default_severities")]
+    pub severities: String,
+}
+
+impl Default for PerturbSection {
+    fn default() -> Self {
+        PerturbSection {
+            perturbations: Vec::new(),
+            severities: default_severities(),
+        }
+    }
+}
+
+fn default_severities() -> String {
+    "all".to_string()
+}
+
+/// Scoring choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSection {
+    /// `boxed` (every sample with ground-truth boxes) or `grounding-kind`.
+    #[serde(default = "default_grounding")]
+    pub grounding: String,
+    /// Also report `semantic` (MiniLM cosine) on open answers.
+    #[serde(default)]
+    pub semantic: bool,
+    /// Folder holding the MiniLM files, or a site-packages folder with the two packages
+    /// (default: found in ./.venv, $VIRTUAL_ENV or python3's packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic_model: Option<PathBuf>,
+    /// Meta keys to break results down by, besides kind, modality and image count.
+    #[serde(default)]
+    pub by: Vec<String>,
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_seed: Option<u64>,
+}
+
+impl Default for ScoreSection {
+    fn default() -> Self {
+        ScoreSection {
+            grounding: default_grounding(),
+            semantic: false,
+            semantic_model: None,
+            by: Vec::new(),
+            bootstrap: default_bootstrap(),
+            bootstrap_seed: None,
+        }
+    }
+}
+
+fn default_grounding() -> String {
+    "boxed".to_string()
+}
+fn default_bootstrap() -> usize {
+    1000
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// Notes printed in the report header.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialise the resolved config: {0}")]
+    Serialize(String),
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
+    /// The config as TOML, as written to `config.resolved.toml`.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Serialize(e.to_string()))
+    }
+
+    pub fn write_resolved(&self, dir: &Path) -> Result<(), ConfigError> {
+        let path = dir.join("config.resolved.toml");
+        let text = format!(
+            "# The config this run used, after command-line overrides (medvqa {}).\n{}",
+            env!("CARGO_PKG_VERSION"),
+            self.to_toml()?
+        );
+        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[dataset]
+spec = "phantom:cxr"
+[model]
+path = "m"
+"#;
+
+    #[test]
+    fn a_minimal_config_takes_documented_defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.run.out, PathBuf::from("runs/eval"));
+        assert_eq!(c.model.batch_size, 8);
+        assert_eq!(c.model.variant, "fp32");
+        assert_eq!(c.perturb.severities, "all");
+        assert!(c.perturb.perturbations.is_empty());
+        assert_eq!(c.score.bootstrap, 1000);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = Config::from_toml(&format!("{MINIMAL}batchsize = 4\n")).unwrap_err();
+        assert!(err.contains("batchsize"), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}[scoring]\nx = 1\n")).unwrap_err();
+        assert!(err.contains("scoring"), "{err}");
+    }
+
+    #[test]
+    fn box_frames_are_validated() {
+        let bad = format!("{MINIMAL}box_frame = \"auto\"\n");
+        assert!(Config::from_toml(&bad).unwrap_err().contains("auto"));
+    }
+
+    #[test]
+    fn the_resolved_config_reads_back_equal() {
+        let mut c = Config::from_toml(MINIMAL).unwrap();
+        c.model.box_frame = Some(BoxFrame::Grid(1000));
+        c.perturb.perturbations = vec!["modality-default".into()];
+        let back = Config::from_toml(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn every_shipped_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "expected default + three benchmark configs, found {n}");
+    }
+}
