@@ -15,6 +15,7 @@ pub mod data;
 pub mod draw;
 pub mod failure;
 pub mod geometry;
+pub mod perturb;
 pub mod pixels;
 pub mod progress;
 pub mod sample;

@@ -3,6 +3,8 @@
 
 mod datasets;
 mod inspect;
+mod perturb;
+mod perturbations;
 mod phantom;
 
 use std::io::Write;
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Phantom(a) => phantom::run(&a, quiet),
         Command::Inspect(a) => inspect::run(&a, quiet),
         Command::Datasets => datasets::run(),
+        Command::Perturb(a) => perturb::run(&a, quiet),
+        Command::Perturbations(a) => perturbations::run(&a),
     }
 }
 
