@@ -250,10 +250,13 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
         let exam = ["PORTABLE", "AP SUPINE", "PA ERECT", "AP SEMI-ERECT"][rng.random_range(0..4)];
         text_at(&mut plane, exam, scale, (!right, false), false);
     }
+    // 3-4. Date and ID lines, stacked in the lower left.
+    let line_h = draw::text_height(scale) as i64 + 2 * scale as i64;
     if items >= 3 {
         let date = format!(
-            "20{}-0{}-1{} {}:{}",
-            digits(rng, 2),
+            "20{}{}-0{}-1{} {}:{}",
+            rng.random_range(0..3),
+            digits(rng, 1),
             rng.random_range(1..10),
             digits(rng, 1),
             rng.random_range(10..24),
@@ -262,8 +265,11 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
         text_at(&mut plane, &date, scale, (false, true), false);
     }
     if items >= 4 {
-        let id = format!("ID {} KV 1{}0", digits(rng, 7), digits(rng, 1));
-        text_at(&mut plane, &id, scale, (true, true), false);
+        let id = format!("ID {}  KV 1{}0", digits(rng, 7), digits(rng, 1));
+        let tw = draw::text_width(&id, scale) as i64;
+        let mut c = Canvas::new(tw as u32, draw::text_height(scale), &[0.0]);
+        c.text(0, 0, &id, scale, &[255.0], 1.0);
+        plane.stamp(&c, margin, h - margin - c.height as i64 - line_h, white);
         // An arrow into a lung field.
         let (tx, ty) = (
             w as f32 * rng.random_range(0.3f32..0.7),

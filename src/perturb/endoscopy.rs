@@ -39,7 +39,7 @@ const GLARE: [(usize, f32); 5] = [
     (34, 0.028),
 ];
 /// Bubbles: (number, mean radius as a fraction of the short side).
-const BUBBLE: [(usize, f32); 5] = [(3, 0.03), (5, 0.035), (8, 0.04), (12, 0.045), (18, 0.05)];
+const BUBBLE: [(usize, f32); 5] = [(4, 0.035), (7, 0.04), (11, 0.045), (16, 0.05), (24, 0.055)];
 /// Colour cast: red/blue gain change (green tint is up to 30% of it).
 const CAST: [f32; 5] = [0.08, 0.14, 0.2, 0.28, 0.38];
 /// Vignetting: light lost at the short side's half-distance from the centre.
@@ -257,30 +257,45 @@ fn bubbles(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyEr
     let mut out = p.clone();
     let mut plane = Plane::of(&mut out);
     for _ in 0..n {
-        let c = in_view(p, rng, cluster, 0.18);
+        let c = in_view(p, rng, cluster, 0.2);
         let r = (size * short * rng.random_range(0.5f32..1.4)).max(1.5);
-        let rim = (r * 0.12).max(1.0);
+        let rim = (r * 0.1).max(1.2);
         let reach = r + 2.0 * rim;
         let bbox = (c.0 - reach, c.1 - reach, c.0 + reach, c.1 + reach);
         let dist = move |x: f32, y: f32| ((x - c.0).powi(2) + (y - c.1).powi(2)).sqrt();
-        // Lens: a faint milky interior.
-        plane.paint(bbox, [225.0, 235.0, 245.0], |x, y| {
-            if dist(x, y) < r - rim { 0.1 } else { 0.0 }
-        });
-        // The dark edge just outside the rim, then the bright rim.
-        plane.paint(bbox, [20.0, 10.0, 10.0], |x, y| {
-            let d = dist(x, y) - r;
-            if (0.0..rim).contains(&d) {
-                0.35 * (1.0 - d / rim)
+        // Lens: a milky interior, lighter towards the light (upper left).
+        plane.paint(bbox, [228.0, 236.0, 245.0], |x, y| {
+            let d = dist(x, y);
+            if d < r - rim {
+                let toward = ((c.0 - x) + (c.1 - y)) / (2.0 * r);
+                0.12 + 0.08 * toward.clamp(-1.0, 1.0)
             } else {
                 0.0
             }
         });
-        plane.paint(bbox, [250.0, 250.0, 250.0], |x, y| {
-            let d = (dist(x, y) - (r - rim / 2.0)).abs();
-            (0.65 * (1.0 - d / (rim / 2.0 + 0.5))).max(0.0)
+        // A dark edge just outside the rim, then the bright rim.
+        plane.paint(bbox, [30.0, 12.0, 10.0], |x, y| {
+            let d = dist(x, y) - r;
+            if (0.0..rim).contains(&d) {
+                0.4 * (1.0 - d / rim)
+            } else {
+                0.0
+            }
         });
-        // The highlight, upper left.
+        plane.paint(bbox, [252.0, 252.0, 250.0], |x, y| {
+            let d = (dist(x, y) - (r - rim / 2.0)).abs();
+            (0.85 * (1.0 - d / (rim / 2.0 + 0.6))).max(0.0)
+        });
+        // A crescent of light refracted on the far side, and the highlight, upper left.
+        let (fc, fr) = ((c.0 + 0.55 * r, c.1 + 0.55 * r), 0.3 * r);
+        plane.paint(bbox, [255.0, 250.0, 240.0], |x, y| {
+            let d = ((x - fc.0).powi(2) + (y - fc.1).powi(2)).sqrt() / fr;
+            if dist(x, y) < r - rim {
+                (0.35 * (1.0 - d)).max(0.0)
+            } else {
+                0.0
+            }
+        });
         let hc = (c.0 - 0.45 * r, c.1 - 0.45 * r);
         let hr = (0.18 * r).max(0.8);
         plane.paint(bbox, [255.0, 255.0, 255.0], |x, y| {

@@ -512,19 +512,23 @@ pub enum Severities {
 
 impl Severities {
     /// The severities above 0 to apply `p` at. `all` gives each perturbation its own
-    /// levels; an explicit severity that `p` lacks is an error rather than a silent skip.
+    /// levels. An explicit list applies the severities `p` has (so `1,3` gives a one-level
+    /// flip severity 1 only); a list that names none of them, besides 0, is an error
+    /// rather than a silent skip.
     pub fn for_perturbation(&self, p: &'static Perturbation) -> Result<Vec<u8>, PerturbError> {
         match self {
             Severities::All => Ok(p.severities().collect()),
             Severities::List(list) => {
-                if let Some(&s) = list.iter().find(|&&s| s > p.levels) {
-                    return Err(PerturbError::Severity {
+                let asked: Vec<u8> = list.iter().copied().filter(|&s| s > 0).collect();
+                let have: Vec<u8> = asked.iter().copied().filter(|&s| s <= p.levels).collect();
+                match asked.iter().find(|&&s| s > p.levels) {
+                    Some(&severity) if have.is_empty() => Err(PerturbError::Severity {
                         name: p.name,
-                        severity: s,
+                        severity,
                         levels: p.levels,
-                    });
+                    }),
+                    _ => Ok(have),
                 }
-                Ok(list.iter().copied().filter(|&s| s > 0).collect())
             }
         }
     }

@@ -382,6 +382,9 @@ mod tests {
     fn explicit_severities_beyond_a_perturbations_levels_are_refused() {
         let three: Severities = "3".parse().unwrap();
         assert!(expand(&names(&["flip-h"]), &three, None, 1).is_err());
+        let mixed: Severities = "1,3".parse().unwrap();
+        let apps = expand(&names(&["flip-h", "rotate"]), &mixed, None, 1).unwrap();
+        assert_eq!(apps.len(), 1 + 2, "flip-h at 1, rotate at 1 and 3");
         let all = expand(&names(&["flip-h", "rotate"]), &Severities::All, None, 1).unwrap();
         assert_eq!(all.len(), 1 + 5);
         assert!(expand(&names(&["no-such"]), &Severities::All, None, 1).is_err());
