@@ -459,6 +459,90 @@ mod tests {
         assert!(Affine::scale(0.0, 1.0).inverse().is_none());
     }
 
+    /// Draws an elliptical finding, runs every geometric perturbation over it, and checks
+    /// that the moved mask lies inside the mapped box (1 px of resampling slack).
+    pub(crate) fn assert_mask_inside_mapped_box(
+        img: &Pixels,
+        mask: &image::GrayImage,
+        bbox: &BBox,
+        key: &str,
+    ) -> usize {
+        use crate::perturb::{Application, REGISTRY, SeedContext, perturb_image};
+        let (w, h) = mask.dimensions();
+        let mut checked = 0;
+        for p in REGISTRY.iter().filter(|p| p.geometric) {
+            for s in p.severities() {
+                for seed in 0..4 {
+                    let app = Application::new(p, s).unwrap();
+                    let ctx = SeedContext::new(seed, "masks");
+                    let out = perturb_image(&ctx, key, img, &app).unwrap();
+                    let moved = out.map.warp(&Pixels::Gray(mask.clone()));
+                    let on: Vec<(u32, u32)> = match &moved {
+                        Pixels::Gray(g) => g
+                            .enumerate_pixels()
+                            .filter(|(_, _, v)| v.0[0] >= 128)
+                            .map(|(x, y, _)| (x, y))
+                            .collect(),
+                        Pixels::Rgb(_) => unreachable!(),
+                    };
+                    match out.map.apply(bbox) {
+                        None => assert!(
+                            on.is_empty(),
+                            "{} s{s}: box dropped, mask still there",
+                            p.name
+                        ),
+                        Some(b) => {
+                            let [x1, y1, x2, y2] = b.to_pixels(w, h);
+                            for (x, y) in on {
+                                let (cx, cy) = (x as f64 + 0.5, y as f64 + 0.5);
+                                assert!(
+                                    cx >= x1 - 1.0
+                                        && cx <= x2 + 1.0
+                                        && cy >= y1 - 1.0
+                                        && cy <= y2 + 1.0,
+                                    "{} s{s} seed {seed}: mask pixel ({x},{y}) outside {b:?}",
+                                    p.name
+                                );
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn a_drawn_finding_stays_inside_its_mapped_box() {
+        use crate::draw::{Canvas, Ellipse};
+        let (w, h) = (120u32, 90u32);
+        let mut c = Canvas::new(w, h, &[0.0]);
+        c.fill_ellipse(
+            Ellipse::new(84.0, 30.0, 14.0, 9.0).rotated(0.5),
+            &[255.0],
+            1.0,
+            0.7,
+        );
+        let mask = match c.to_pixels() {
+            Pixels::Gray(g) => g,
+            Pixels::Rgb(_) => unreachable!(),
+        };
+        // The tight box around the mask, as the phantom generator reports it.
+        let on: Vec<(u32, u32)> = mask
+            .enumerate_pixels()
+            .filter(|(_, _, v)| v.0[0] >= 128)
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        let x1 = on.iter().map(|p| p.0).min().unwrap() as f64;
+        let x2 = on.iter().map(|p| p.0).max().unwrap() as f64 + 1.0;
+        let y1 = on.iter().map(|p| p.1).min().unwrap() as f64;
+        let y2 = on.iter().map(|p| p.1).max().unwrap() as f64 + 1.0;
+        let bbox = BBox::new(x1 / w as f64, y1 / h as f64, x2 / w as f64, y2 / h as f64).unwrap();
+        let img = testimg::rgb(w, h, 0);
+        assert!(assert_mask_inside_mapped_box(&img, &mask, &bbox, "drawn/1") > 50);
+    }
+
     #[test]
     fn zoom_keeps_the_size_and_enlarges_boxes() {
         let img = testimg::rgb(64, 48, 1);

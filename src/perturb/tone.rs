@@ -62,11 +62,10 @@ pub const GAMMA: Perturbation = Perturbation {
 };
 
 fn brightness(p: &Pixels, s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
-    let add = at(&BRIGHTNESS_SHIFT, s) * 255.0;
-    Ok(Perturbed::photometric(raster::lut(
-        p,
-        &table_of(|v| v + add),
-    )))
+    let add = raster::clamp_u8(at(&BRIGHTNESS_SHIFT, s) * 255.0);
+    // A saturating add, which compiles to one vector instruction per 16 samples.
+    let data = p.as_raw().iter().map(|&v| v.saturating_add(add)).collect();
+    Ok(Perturbed::photometric(raster::with_data(p, data)))
 }
 
 fn contrast(p: &Pixels, s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
