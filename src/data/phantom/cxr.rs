@@ -1,16 +1,1360 @@
-//! Placeholder: replaced by the phantom cxr generator.
+//! `phantom:cxr`: synthetic posteroanterior chest radiographs, 448×448 grayscale.
+//!
+//! A radiograph is drawn as an attenuation map (soft tissue, air in the lungs, bone,
+//! vessels) that is exposed through `1 - exp(-k·d)`, so structures add up as on film. The
+//! anatomy is varied per case; the findings are nodules (0-3), a unilateral pleural
+//! effusion with a meniscus, cardiomegaly (cardiothoracic ratio above 0.5) and a
+//! pneumothorax (a pleural line with no lung markings beyond it). Sides are the patient's:
+//! the patient's right lung is on the image left, as the "L" marker on the image right says.
+//!
+//! Every case also has a `heart` finding (the cardiac silhouette), so that questions about
+//! heart size can be grounded in normal cases too.
 
-use super::Case;
-use crate::sample::Sample;
+use image::GrayImage;
+use rand::{Rng, RngExt};
 
-pub fn generate(_seed: u64, _n: usize) -> Vec<Sample> {
-    Vec::new()
+use super::common::{
+    case_rng, finding, mask_bbox, mask_from_coverage, mask_from_fn, polygon_coverage, smoothstep,
+    spline,
+};
+use super::questions::{
+    self, Built, Question, boxes_of, gt, multi, phrase, single, single_ordered, with_label,
+};
+use super::{Case, PhantomSet};
+use crate::draw::{Canvas, fractal_noise};
+use crate::sample::{Meta, MetaValue, Sample, Task};
+
+/// Width and height of every image.
+pub const SIZE: u32 = 448;
+
+pub fn generate(seed: u64, n: usize) -> Vec<Sample> {
+    questions::generate(PhantomSet::Cxr, seed, n, false, build)
 }
 
-pub fn case(_seed: u64, index: usize) -> Case {
-    Case {
-        key: format!("cxr/{index:04}"),
-        images: Vec::new(),
-        findings: Vec::new(),
+pub fn case(seed: u64, index: usize) -> Case {
+    draw(seed, index).case
+}
+
+/// The patient's side. Viewed as a PA film, the patient's right is on the image left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Right,
+    Left,
+}
+
+impl Side {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Side::Right => "right",
+            Side::Left => "left",
+        }
+    }
+
+    /// +1 on the image right (patient's left), -1 on the image left.
+    fn sign(self) -> f32 {
+        match self {
+            Side::Right => -1.0,
+            Side::Left => 1.0,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Side::Right => 0,
+            Side::Left => 1,
+        }
+    }
+}
+
+const SIDES: [Side; 2] = [Side::Right, Side::Left];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    Upper,
+    Middle,
+    Lower,
+}
+
+impl Zone {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Zone::Upper => "upper",
+            Zone::Middle => "middle",
+            Zone::Lower => "lower",
+        }
+    }
+}
+
+const ZONES: [Zone; 3] = [Zone::Upper, Zone::Middle, Zone::Lower];
+
+#[derive(Debug, Clone)]
+pub(crate) struct Nodule {
+    pub side: Side,
+    pub zone: Zone,
+    pub cx: f32,
+    pub cy: f32,
+    pub r: f32,
+}
+
+/// A case plus the facts the questions need.
+pub(crate) struct Drawn {
+    pub case: Case,
+    pub nodules: Vec<Nodule>,
+    pub effusion: Option<Side>,
+    pub pneumothorax: Option<Side>,
+    /// Cardiothoracic ratio measured on the masks: heart width over the inner chest width.
+    pub ctr: f64,
+    /// Lung masks (right, left), as drawn.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub lungs: [GrayImage; 2],
+    rng_state: rand_chacha::ChaCha8Rng,
+}
+
+type Pt = (f32, f32);
+
+/// Control points of the patient's right lung (image left) in normalised units: the medial
+/// border from the cardiophrenic angle up to the apex and down the lateral wall to the
+/// costophrenic angle, with each point's share of the collapse in a pneumothorax.
+const LUNG_WALL: [(f32, f32, f32); 15] = [
+    (0.445, 0.685, 0.0),
+    (0.437, 0.600, 0.0),
+    (0.432, 0.500, 0.1),
+    (0.438, 0.400, 0.2),
+    (0.445, 0.300, 0.35),
+    (0.430, 0.215, 0.7),
+    (0.385, 0.165, 1.0),
+    (0.330, 0.150, 1.0),
+    (0.260, 0.175, 1.0),
+    (0.195, 0.245, 1.0),
+    (0.150, 0.340, 1.0),
+    (0.127, 0.450, 1.0),
+    (0.116, 0.560, 1.0),
+    (0.112, 0.660, 0.8),
+    (0.118, 0.735, 0.5),
+];
+
+/// The hemidiaphragm from the costophrenic angle to the medial end.
+const LUNG_DOME: [(f32, f32, f32); 5] = [
+    (0.160, 0.700, 0.2),
+    (0.220, 0.665, 0.0),
+    (0.290, 0.650, 0.0),
+    (0.360, 0.660, 0.0),
+    (0.410, 0.675, 0.0),
+];
+
+/// The cardiac silhouette before it is scaled to the case's cardiothoracic ratio.
+const HEART: [Pt; 14] = [
+    (0.455, 0.430),
+    (0.425, 0.500),
+    (0.418, 0.580),
+    (0.428, 0.655),
+    (0.470, 0.700),
+    (0.560, 0.715),
+    (0.640, 0.705),
+    (0.675, 0.665),
+    (0.668, 0.600),
+    (0.640, 0.530),
+    (0.600, 0.470),
+    (0.575, 0.425),
+    (0.555, 0.400),
+    (0.500, 0.395),
+];
+
+struct Geometry {
+    /// Outline, collapsed outline (for a pneumothorax), per side.
+    lung: [Vec<Pt>; 2],
+    collapsed: [Vec<Pt>; 2],
+    heart: Vec<Pt>,
+    /// Image x of the spine's centre.
+    mid: f32,
+    /// Top of each hemidiaphragm dome (image y).
+    dome_top: [f32; 2],
+}
+
+fn jitter<R: Rng>(rng: &mut R, a: f32) -> f32 {
+    rng.random_range(-a..=a)
+}
+
+fn build_geometry<R: Rng>(rng: &mut R, ctr_target: f32, ptx_f: f32) -> Geometry {
+    let s = SIZE as f32;
+    let mid = 0.5 + jitter(rng, 0.012);
+    let sv = rng.random_range(0.95..1.05f32);
+    let sh = rng.random_range(0.96..1.04f32);
+    let mut lung: [Vec<Pt>; 2] = [Vec::new(), Vec::new()];
+    let mut collapsed: [Vec<Pt>; 2] = [Vec::new(), Vec::new()];
+    let mut dome_top = [0.0f32; 2];
+    for side in SIDES {
+        let dome_drop = match side {
+            Side::Right => 0.0,
+            Side::Left => rng.random_range(0.015..0.035f32),
+        } + jitter(rng, 0.012);
+        let anchor = (0.38f32, 0.66f32);
+        let mut wall = Vec::new();
+        let mut wall_c = Vec::new();
+        let place = |u: f32, v: f32, w: f32, dome: bool, rng: &mut R| -> (Pt, Pt) {
+            let (ju, jv) = (jitter(rng, 0.006), jitter(rng, 0.006));
+            let v = if dome { v + dome_drop } else { v };
+            let uu = 0.5 - (0.5 - u) * sh + ju;
+            let vv = 0.15 + (v - 0.15) * sv + jv;
+            let cu = uu + w * (1.0 - ptx_f) * (anchor.0 - uu);
+            let cv = vv + w * (1.0 - ptx_f) * (anchor.1 + dome_drop - vv);
+            let img = |u: f32, v: f32| ((mid + side.sign() * (0.5 - u)) * s, v * s);
+            (img(uu, vv), img(cu, cv))
+        };
+        for &(u, v, w) in &LUNG_WALL {
+            let (p, c) = place(u, v, w, false, rng);
+            wall.push(p);
+            wall_c.push(c);
+        }
+        let cp = *wall.last().unwrap_or(&(0.0, 0.0));
+        let cp_c = *wall_c.last().unwrap_or(&(0.0, 0.0));
+        let mut dome = vec![cp];
+        let mut dome_c = vec![cp_c];
+        for &(u, v, w) in &LUNG_DOME {
+            let (p, c) = place(u, v, w, true, rng);
+            dome.push(p);
+            dome_c.push(c);
+        }
+        dome.push(wall[0]);
+        dome_c.push(wall_c[0]);
+        dome_top[side.index()] = dome.iter().map(|p| p.1).fold(f32::INFINITY, f32::min);
+        let mut outline = spline(&wall, false, 6);
+        outline.extend(spline(&dome, false, 6).into_iter().skip(1));
+        let mut outline_c = spline(&wall_c, false, 6);
+        outline_c.extend(spline(&dome_c, false, 6).into_iter().skip(1));
+        lung[side.index()] = outline;
+        collapsed[side.index()] = outline_c;
+    }
+    // Scale the heart about a point left of the midline until its width is the target
+    // share of the inner chest width.
+    let lo = lung[0].iter().map(|p| p.0).fold(f32::INFINITY, f32::min);
+    let hi = lung[1]
+        .iter()
+        .map(|p| p.0)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let raw: Vec<Pt> = HEART
+        .iter()
+        .map(|&(u, v)| {
+            (
+                (u + mid - 0.5 + jitter(rng, 0.004)) * s,
+                (v + jitter(rng, 0.004)) * s,
+            )
+        })
+        .collect();
+    let raw = spline(&raw, true, 6);
+    let hw = raw.iter().map(|p| p.0).fold(f32::NEG_INFINITY, f32::max)
+        - raw.iter().map(|p| p.0).fold(f32::INFINITY, f32::min);
+    let sx = ctr_target * (hi - lo) / hw.max(1.0);
+    let sy = 1.0 + (sx - 1.25).max(0.0) * 0.25;
+    let ax = (mid - 0.01) * s;
+    let ay = 0.70 * s;
+    let heart = raw
+        .iter()
+        .map(|&(x, y)| (ax + (x - ax) * sx, ay + (y - ay) * sy))
+        .collect();
+    Geometry {
+        lung,
+        collapsed,
+        heart,
+        mid: mid * s,
+        dome_top,
+    }
+}
+
+/// Where a horizontal line at `y` crosses `outline`: the smallest and largest x.
+fn outline_span(outline: &[Pt], y: f32) -> Option<(f32, f32)> {
+    let mut lo = f32::INFINITY;
+    let mut hi = f32::NEG_INFINITY;
+    for i in 0..outline.len() {
+        let a = outline[i];
+        let b = outline[(i + 1) % outline.len()];
+        if (a.1 <= y) != (b.1 <= y) {
+            let x = a.0 + (y - a.1) * (b.0 - a.0) / (b.1 - a.1);
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+fn blurred(cov: &[f32], r: u32, passes: u32) -> Vec<f32> {
+    let mut c = Canvas {
+        width: SIZE,
+        height: SIZE,
+        channels: 1,
+        data: cov.to_vec(),
+    };
+    c.box_blur(r, passes);
+    c.data
+}
+
+fn layer() -> Canvas {
+    Canvas::new(SIZE, SIZE, &[0.0])
+}
+
+/// Branching vessel trees from a hilum, fanning over the lateral half-plane of `side`.
+fn vessel_tree<R: Rng>(rng: &mut R, c: &mut Canvas, hilum: Pt, side: Side) {
+    let s = SIZE as f32;
+    let n = rng.random_range(9..=12);
+    for k in 0..n {
+        // Angles from upward-lateral to downward-lateral; image y grows downward.
+        let t = (k as f32 + rng.random_range(0.2..0.8f32)) / n as f32;
+        let a = -1.75 + 3.3 * t;
+        let dir = if side == Side::Right {
+            std::f32::consts::PI - a
+        } else {
+            a
+        };
+        branch(rng, c, hilum, dir, 0.07 * s, 3.2, 5);
+    }
+}
+
+fn branch<R: Rng>(rng: &mut R, c: &mut Canvas, p: Pt, dir: f32, len: f32, width: f32, depth: u32) {
+    if depth == 0 || width < 0.45 {
+        return;
+    }
+    let mut pts = vec![p];
+    let mut d = dir;
+    let mut q = p;
+    for _ in 0..3 {
+        d += jitter(rng, 0.25);
+        q = (q.0 + d.cos() * len / 3.0, q.1 + d.sin() * len / 3.0);
+        pts.push(q);
+    }
+    c.polyline(&pts, width, &[1.0], 0.25 + 0.13 * depth as f32);
+    let spread = rng.random_range(0.28..0.5f32);
+    branch(rng, c, q, d - spread, len * 0.8, width * 0.72, depth - 1);
+    branch(rng, c, q, d + spread, len * 0.8, width * 0.72, depth - 1);
+}
+
+/// Draws one case. Every random choice comes from the case RNG, in a fixed order.
+pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
+    let mut rng = case_rng(PhantomSet::Cxr, seed, index);
+    let s = SIZE as f32;
+    let n = (SIZE * SIZE) as usize;
+
+    // What this case shows.
+    let n_nodules = *[0usize, 0, 0, 1, 1, 1, 2, 2, 3]
+        .get(rng.random_range(0..9))
+        .unwrap_or(&0);
+    let cardiomegaly = rng.random_bool(0.35);
+    let effusion = rng.random_bool(0.3).then(|| {
+        if rng.random_bool(0.5) {
+            Side::Right
+        } else {
+            Side::Left
+        }
+    });
+    let pneumothorax = rng
+        .random_bool(0.22)
+        .then(|| {
+            if rng.random_bool(0.5) {
+                Side::Right
+            } else {
+                Side::Left
+            }
+        })
+        .filter(|p| Some(*p) != effusion);
+    let ctr_target = if cardiomegaly {
+        if rng.random_bool(0.5) {
+            rng.random_range(0.54..0.57f32)
+        } else {
+            rng.random_range(0.63..0.67f32)
+        }
+    } else {
+        rng.random_range(0.40..0.46f32)
+    };
+    let ptx_f = rng.random_range(0.78..0.86f32);
+    let g = build_geometry(&mut rng, ctr_target, ptx_f);
+
+    // Shapes.
+    let lung_cov: Vec<Vec<f32>> = g
+        .lung
+        .iter()
+        .map(|o| polygon_coverage(SIZE, SIZE, o))
+        .collect();
+    let coll_cov: Vec<Vec<f32>> = g
+        .collapsed
+        .iter()
+        .map(|o| polygon_coverage(SIZE, SIZE, o))
+        .collect();
+    let heart_cov = polygon_coverage(SIZE, SIZE, &g.heart);
+    let heart_soft = blurred(&heart_cov, 2, 1);
+    let heart_broad = blurred(&heart_cov, 12, 2);
+    let knob = {
+        let mut c = layer();
+        c.fill_ellipse(
+            crate::draw::Ellipse::new(g.mid + 0.062 * s, 0.345 * s, 0.03 * s, 0.028 * s),
+            &[1.0],
+            1.0,
+            3.0,
+        );
+        c.box_blur(3, 1);
+        c.data
+    };
+
+    // Effusion: the fluid surface rises toward the lateral wall (meniscus).
+    let mut fluid = vec![0.0f32; n];
+    if let Some(side) = effusion {
+        let o = &g.lung[side.index()];
+        let cp = o[(LUNG_WALL.len() - 1) * 6];
+        let x_med = o[0].0;
+        let level = g.dome_top[side.index()] - rng.random_range(0.0..0.05f32) * s;
+        let h = rng.random_range(0.08..0.15f32) * s;
+        let lc = &lung_cov[side.index()];
+        for y in 0..SIZE {
+            for x in 0..SIZE {
+                let i = (y * SIZE + x) as usize;
+                if lc[i] <= 0.0 {
+                    continue;
+                }
+                let t = ((x as f32 + 0.5 - x_med) / (cp.0 - x_med)).clamp(0.0, 1.0);
+                let ym = level - h * t.powf(2.6);
+                fluid[i] = smoothstep(ym - 5.0, ym + 5.0, y as f32 + 0.5) * lc[i].min(1.0);
+            }
+        }
+    }
+
+    // Visible lung: what air reaches the film, per pixel.
+    let mut air = vec![0.0f32; n];
+    let mut vessel_keep = vec![0.0f32; n];
+    let mut ptx_air = vec![0.0f32; n];
+    // Lungs are thinner toward their edges: air scales with a broad blur of both.
+    let both: Vec<f32> = lung_cov[0]
+        .iter()
+        .zip(&lung_cov[1])
+        .map(|(a, b)| a + b)
+        .collect();
+    let broad = blurred(&both, 14, 2);
+    for side in SIDES {
+        let lc = &lung_cov[side.index()];
+        let cc = &coll_cov[side.index()];
+        for i in 0..n {
+            let lung = lc[i].min(1.0);
+            if lung <= 0.0 {
+                continue;
+            }
+            let mut a = lung * (0.5 + 0.5 * broad[i]);
+            let mut keep = lung;
+            if pneumothorax == Some(side) {
+                let gap = (lc[i] - cc[i]).max(0.0);
+                ptx_air[i] = gap;
+                a = a * (1.0 - gap) * 0.97 + gap * 1.04;
+                keep = keep.min(cc[i]);
+            }
+            let cover = 1.0 - 0.9 * heart_soft[i].min(1.0);
+            let knob_cover = 1.0 - 0.5 * knob[i].min(1.0);
+            air[i] += a * cover * knob_cover * (1.0 - fluid[i]);
+            vessel_keep[i] += keep * cover * knob_cover * (1.0 - fluid[i]);
+        }
+    }
+
+    // Nodules: inside clearly visible lung, away from edges, hila and each other.
+    let mut nodules: Vec<Nodule> = Vec::new();
+    let hila = [(g.mid - 0.08 * s, 0.44 * s), (g.mid + 0.085 * s, 0.43 * s)];
+    for _ in 0..n_nodules {
+        for _attempt in 0..300 {
+            let side = if rng.random_bool(0.5) {
+                Side::Right
+            } else {
+                Side::Left
+            };
+            let o = &g.lung[side.index()];
+            let top = o.iter().map(|p| p.1).fold(f32::INFINITY, f32::min);
+            let bot = o.iter().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
+            let r = rng.random_range(0.011..0.026f32) * s;
+            let cy = rng.random_range(top..bot);
+            let Some((x0, x1)) = outline_span(o, cy) else {
+                continue;
+            };
+            let cx = rng.random_range(x0..x1.max(x0 + 1.0));
+            let third = (bot - top) / 3.0;
+            let rel = (cy - top) / third;
+            if (rel - rel.round()).abs() < 0.12 {
+                continue; // too close to a zone boundary to name its zone
+            }
+            let zone = ZONES[(rel.floor() as usize).min(2)];
+            let h = hila[side.index()];
+            if ((cx - h.0).powi(2) + (cy - h.1).powi(2)).sqrt() < 0.06 * s + r {
+                continue;
+            }
+            if nodules
+                .iter()
+                .any(|q| ((q.cx - cx).powi(2) + (q.cy - cy).powi(2)).sqrt() < q.r + r + 0.03 * s)
+            {
+                continue;
+            }
+            let lc = &lung_cov[side.index()];
+            let reach = r + 4.0;
+            let mut ok = true;
+            'scan: for y in (cy - reach).floor() as i64..=(cy + reach).ceil() as i64 {
+                for x in (cx - reach).floor() as i64..=(cx + reach).ceil() as i64 {
+                    if x < 0 || y < 0 || x >= SIZE as i64 || y >= SIZE as i64 {
+                        ok = false;
+                        break 'scan;
+                    }
+                    let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                    if dx * dx + dy * dy > reach * reach {
+                        continue;
+                    }
+                    let i = (y as u32 * SIZE + x as u32) as usize;
+                    let visible = lc[i] >= 0.999
+                        && heart_cov[i] <= 0.0
+                        && knob[i] <= 0.001
+                        && fluid[i] <= 0.001
+                        && (pneumothorax != Some(side) || coll_cov[side.index()][i] >= 0.999);
+                    if !visible {
+                        ok = false;
+                        break 'scan;
+                    }
+                }
+            }
+            if ok {
+                nodules.push(Nodule {
+                    side,
+                    zone,
+                    cx,
+                    cy,
+                    r,
+                });
+                break;
+            }
+        }
+    }
+
+    // Attenuation layers.
+    let body_pts: Vec<Pt> = {
+        let half = [
+            (0.395, 0.0),
+            (0.385, 0.06),
+            (0.30, 0.085),
+            (0.18, 0.11),
+            (0.09, 0.15),
+            (0.055, 0.21),
+            (0.055, 0.35),
+            (0.06, 0.55),
+            (0.068, 0.75),
+            (0.075, 1.02),
+        ];
+        let w = rng.random_range(-0.012..0.012f32);
+        let mut pts: Vec<Pt> = half
+            .iter()
+            .map(|&(u, v)| ((u - w * (v > 0.15) as u8 as f32) * s, v * s))
+            .collect();
+        pts.extend(
+            half.iter()
+                .rev()
+                .map(|&(u, v)| ((1.0 - u + w * (v > 0.15) as u8 as f32) * s, v * s)),
+        );
+        pts
+    };
+    let body = blurred(&polygon_coverage(SIZE, SIZE, &body_pts), 2, 1);
+    let arms = {
+        let mut c = layer();
+        for side in SIDES {
+            let f = |u: f32| if side == Side::Right { u } else { 1.0 - u };
+            let arm = [
+                (f(-0.02) * s, 0.13 * s),
+                (f(0.07) * s, 0.16 * s),
+                (f(0.045) * s, 0.45 * s),
+                (f(0.025) * s, 0.85 * s),
+                (f(-0.02) * s, 0.9 * s),
+            ];
+            let cov = polygon_coverage(SIZE, SIZE, &spline(&arm, true, 5));
+            for (d, v) in c.data.iter_mut().zip(cov) {
+                *d = d.max(v);
+            }
+        }
+        c.box_blur(2, 1);
+        c.data
+    };
+    let tissue_noise = fractal_noise(SIZE, SIZE, 64.0, 3, &mut rng);
+    let lung_noise = fractal_noise(SIZE, SIZE, 5.0, 2, &mut rng);
+
+    let mut bone = layer();
+    let rib_w = rng.random_range(0.018..0.022f32) * s;
+    for side in SIDES {
+        let o = &g.lung[side.index()];
+        let sg = side.sign();
+        // Posterior ribs: from the spine, up a little, then down along the chest wall.
+        for i in 0..10 {
+            let y0 = (0.105 + i as f32 * 0.054) * s + jitter(&mut rng, 0.004) * s;
+            let xs = g.mid + sg * 0.04 * s;
+            let lat = outline_span(o, (y0 + 0.05 * s).min(0.72 * s))
+                .map(|(a, b)| if side == Side::Right { a } else { b })
+                .unwrap_or(g.mid + sg * 0.3 * s);
+            let span = (lat + sg * 0.025 * s - xs).abs();
+            let pts: Vec<Pt> = (0..=20)
+                .map(|k| {
+                    let t = k as f32 / 20.0;
+                    (
+                        xs + sg * span * (t * std::f32::consts::FRAC_PI_2).sin(),
+                        y0 + (-0.085 * t + 0.2 * t.powf(2.2)) * s,
+                    )
+                })
+                .collect();
+            bone.polyline(&pts, rib_w, &[1.0], 1.0);
+            bone.polyline(&pts, rib_w * 0.5, &[0.7], 1.0);
+        }
+        // Anterior ribs: fainter, from the lateral wall down toward the sternum.
+        for j in 0..6 {
+            let y0 = (0.20 + j as f32 * 0.07) * s + jitter(&mut rng, 0.004) * s;
+            let Some((a, b)) = outline_span(o, y0) else {
+                continue;
+            };
+            let lat = if side == Side::Right { a } else { b };
+            let x_end = g.mid + sg * 0.13 * s;
+            let pts: Vec<Pt> = (0..=12)
+                .map(|k| {
+                    let t = k as f32 / 12.0;
+                    (lat + (x_end - lat) * t, y0 + 0.085 * s * t.powf(1.4))
+                })
+                .collect();
+            bone.polyline(&pts, rib_w * 0.9, &[0.35], 1.0);
+        }
+        // Clavicle.
+        let cl: Vec<Pt> = [
+            (0.045, 0.205),
+            (0.11, 0.185),
+            (0.23, 0.165),
+            (0.31, 0.150),
+            (0.375, 0.125),
+        ]
+        .iter()
+        .map(|&(du, v)| (g.mid + sg * du * s, (v + jitter(&mut rng, 0.004)) * s))
+        .collect();
+        let cl = spline(&cl, false, 6);
+        bone.polyline(&cl, 0.03 * s, &[2.0], 1.0);
+        bone.polyline(&cl, 0.015 * s, &[1.6], 1.0);
+        // Humeral head at the shoulder.
+        bone.fill_ellipse(
+            crate::draw::Ellipse::new(g.mid + sg * 0.475 * s, 0.20 * s, 0.06 * s, 0.065 * s),
+            &[1.8],
+            1.0,
+            3.0,
+        );
+    }
+    bone.box_blur(1, 1);
+
+    let mut vessels = layer();
+    vessel_tree(&mut rng, &mut vessels, hila[0], Side::Right);
+    vessel_tree(&mut rng, &mut vessels, hila[1], Side::Left);
+    vessels.box_blur(1, 1);
+
+    let mut pleura = layer();
+    if let Some(side) = pneumothorax {
+        let lc = &lung_cov[side.index()];
+        let o = &g.collapsed[side.index()];
+        for w in o.windows(2) {
+            let inside = |p: Pt| {
+                let (x, y) = (p.0 as i64, p.1 as i64);
+                x >= 0
+                    && y >= 0
+                    && x < SIZE as i64
+                    && y < SIZE as i64
+                    && lc[(y as u32 * SIZE + x as u32) as usize] >= 0.999
+            };
+            if inside(w[0]) && inside(w[1]) {
+                pleura.line(w[0], w[1], 1.3, &[1.0], 1.0);
+            }
+        }
+    }
+
+    let bubble = {
+        let mut c = layer();
+        let y = g.dome_top[1] + 0.065 * s;
+        c.fill_ellipse(
+            crate::draw::Ellipse::new(g.mid + 0.13 * s, y, 0.045 * s, 0.025 * s),
+            &[1.0],
+            1.0,
+            4.0,
+        );
+        c.data
+    };
+
+    let mut dens = vec![0.0f32; n];
+    let spine_w = 0.036 * s;
+    let vert = 0.046 * s;
+    let vphase = rng.random_range(0.0..1.0f32);
+    for y in 0..SIZE {
+        let v = (y as f32 + 0.5) / s;
+        for x in 0..SIZE {
+            let i = (y * SIZE + x) as usize;
+            let xf = x as f32 + 0.5;
+            let u = xf / s;
+            let thick = (1.0 - ((u - 0.5) / 0.5).powi(2)).max(0.0).sqrt();
+            let tissue = body[i].max(arms[i] * 0.75);
+            let mut d = tissue * (0.40 + 0.40 * thick) * (0.94 + 0.12 * tissue_noise[i]);
+            d += tissue * 0.10 * smoothstep(0.62, 0.85, v);
+            // Spine: vertebral bodies with disc spaces and pedicles.
+            let dx = (xf - g.mid).abs();
+            if dx < spine_w + 2.0 {
+                let edge = 1.0 - smoothstep(spine_w - 2.0, spine_w + 2.0, dx);
+                let ph = ((y as f32 / vert) + vphase).fract();
+                let disc = smoothstep(0.0, 0.12, ph) * (1.0 - smoothstep(0.88, 1.0, ph));
+                let ped =
+                    (-((dx - 0.7 * spine_w).powi(2) / 8.0) - ((ph - 0.45).powi(2) / 0.02)).exp();
+                d += edge * (0.08 + 0.06 * disc) * tissue + 0.06 * ped * tissue;
+            }
+            // Trachea and main bronchi: air.
+            if v < 0.40 {
+                let tw = 0.017 * s;
+                let t = 1.0 - smoothstep(tw - 2.0, tw + 2.0, dx);
+                d -= 0.25 * t * (1.0 - smoothstep(0.34, 0.40, v));
+            }
+            d += (0.03 * heart_soft[i].min(1.0) + 0.05 * heart_broad[i])
+                * (1.0 - smoothstep(0.70, 0.76, v));
+            d += 0.06 * knob[i];
+            for h in &hila {
+                let e =
+                    ((xf - h.0) / (0.022 * s)).powi(2) + ((y as f32 - h.1) / (0.04 * s)).powi(2);
+                if e < 9.0 {
+                    d += 0.08 * (-0.5 * e).exp();
+                }
+            }
+            d -= 0.56 * air[i];
+            d += 0.05 * (lung_noise[i] - 0.5) * air[i];
+            d += 0.12 * vessels.data[i].min(1.0) * vessel_keep[i];
+            d += 0.06 * fluid[i];
+            d += 0.14 * bone.data[i] * tissue;
+            d += 0.22 * pleura.data[i];
+            d -= 0.28 * bubble[i];
+            dens[i] = d;
+        }
+    }
+    for q in &nodules {
+        let reach = q.r + 1.0;
+        for y in (q.cy - reach).floor().max(0.0) as u32..((q.cy + reach).ceil() as u32).min(SIZE) {
+            for x in
+                (q.cx - reach).floor().max(0.0) as u32..((q.cx + reach).ceil() as u32).min(SIZE)
+            {
+                let dd = ((x as f32 + 0.5 - q.cx).powi(2) + (y as f32 + 0.5 - q.cy).powi(2)).sqrt();
+                let t = (1.0 - (dd / q.r).powi(2)).max(0.0);
+                let rim = (q.r + 0.5 - dd).clamp(0.0, 1.0);
+                dens[(y * SIZE + x) as usize] += 0.26 * (0.35 + 0.65 * t.powf(0.5)) * rim;
+            }
+        }
+    }
+
+    // Exposure.
+    let k = rng.random_range(1.55..1.8f32);
+    let lift = rng.random_range(0.0..10.0f32);
+    let mut film = Canvas {
+        width: SIZE,
+        height: SIZE,
+        channels: 1,
+        data: dens,
+    };
+    film.box_blur(1, 1);
+    let grain = fractal_noise(SIZE, SIZE, 1.0, 1, &mut rng);
+    for (v, g2) in film.data.iter_mut().zip(&grain) {
+        *v = lift + 250.0 * (1.0 - (-k * v.max(0.0)).exp()) + 4.0 * (g2 - 0.5);
+    }
+    film.text((0.89 * s) as i64, (0.05 * s) as i64, "L", 3, &[235.0], 1.0);
+    let image = film.to_pixels();
+
+    // Findings, from the same shapes that were drawn.
+    let mut findings = Vec::new();
+    let heart_mask = mask_from_coverage(SIZE, SIZE, &heart_cov);
+    findings.extend(finding("heart", 0, heart_mask.clone()));
+    for q in &nodules {
+        let m = mask_from_fn(SIZE, SIZE, |x, y| {
+            (x as f32 + 0.5 - q.cx).powi(2) + (y as f32 + 0.5 - q.cy).powi(2) <= q.r * q.r
+        });
+        findings.extend(finding("nodule", 0, m));
+    }
+    if let Some(side) = effusion {
+        let lc = &lung_cov[side.index()];
+        let m = mask_from_fn(SIZE, SIZE, |x, y| {
+            let i = (y * SIZE + x) as usize;
+            lc[i] >= 0.5 && fluid[i] >= 0.5
+        });
+        findings.extend(finding("effusion", 0, m));
+    }
+    if let Some(side) = pneumothorax {
+        let (lc, cc) = (&lung_cov[side.index()], &coll_cov[side.index()]);
+        let m = mask_from_fn(SIZE, SIZE, |x, y| {
+            let i = (y * SIZE + x) as usize;
+            lc[i] >= 0.5 && cc[i] < 0.5
+        });
+        findings.extend(finding("pneumothorax", 0, m));
+    }
+    let lungs = [
+        mask_from_coverage(SIZE, SIZE, &lung_cov[0]),
+        mask_from_coverage(SIZE, SIZE, &lung_cov[1]),
+    ];
+    let ctr = measured_ctr(&heart_mask, &lungs);
+    if cardiomegaly {
+        findings.extend(finding("cardiomegaly", 0, heart_mask));
+    }
+    let effusion = effusion.filter(|_| findings.iter().any(|f| f.label == "effusion"));
+    let pneumothorax = pneumothorax.filter(|_| findings.iter().any(|f| f.label == "pneumothorax"));
+    Drawn {
+        case: Case {
+            key: format!("cxr/{index:04}"),
+            images: vec![image],
+            findings,
+        },
+        nodules,
+        effusion,
+        pneumothorax,
+        ctr,
+        lungs,
+        rng_state: rng,
+    }
+}
+
+/// Heart mask width over the inner chest width (outer edges of the two lung masks).
+pub(crate) fn measured_ctr(heart: &GrayImage, lungs: &[GrayImage; 2]) -> f64 {
+    let width = |m: &GrayImage| mask_bbox(m).map(|b| (b.x1, b.x2));
+    match (width(heart), width(&lungs[0]), width(&lungs[1])) {
+        (Some((h0, h1)), Some((r0, _)), Some((_, l1))) if l1 > r0 => (h1 - h0) / (l1 - r0),
+        _ => 0.0,
+    }
+}
+
+const CTR_BINS: [&str; 3] = ["less than 0.50", "between 0.50 and 0.60", "more than 0.60"];
+
+fn ctr_bin(ctr: f64) -> usize {
+    if ctr < 0.5 {
+        0
+    } else if ctr <= 0.6 {
+        1
+    } else {
+        2
+    }
+}
+
+fn build(seed: u64, index: usize) -> Built {
+    let d = draw(seed, index);
+    let mut rng = d.rng_state.clone();
+    let questions = vec![
+        open_question(&mut rng, &d),
+        closed_question(&mut rng, &d),
+        single_question(&mut rng, &d),
+        multi_question(&mut rng, &d),
+        grounding_question(&mut rng, &d),
+    ];
+    let mut meta = Meta::new();
+    meta.insert("modality".into(), "cxr".into());
+    meta.insert("organ".into(), "chest".into());
+    Built {
+        case: d.case,
+        questions,
+        meta,
+    }
+}
+
+fn nodules_on(d: &Drawn, side: Side) -> usize {
+    d.nodules.iter().filter(|q| q.side == side).count()
+}
+
+fn open_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
+    let mut options: Vec<&str> = vec!["count"];
+    if d.nodules.len() == 1 {
+        options.push("nodule-side");
+    }
+    if d.effusion.is_some() {
+        options.push("effusion-side");
+    }
+    if d.pneumothorax.is_some() {
+        options.push("pneumothorax-side");
+    }
+    let pick = options[rng.random_range(0..options.len())];
+    let f = &d.case.findings;
+    match pick {
+        "nodule-side" => {
+            let side = d.nodules[0].side.name();
+            let text = phrase(
+                rng,
+                &[
+                    "In which lung is the nodule? Answer left or right.",
+                    "Which lung contains the pulmonary nodule, the left or the right?",
+                    "On which side is the nodule seen: left or right?",
+                ],
+                &[],
+            );
+            Question::new(
+                "nodule-side",
+                text,
+                Task::Open {
+                    answer: side.into(),
+                },
+            )
+            .boxes(boxes_of(f, "nodule"))
+            .about("nodule")
+        }
+        "effusion-side" => {
+            let side = d.effusion.map(Side::name).unwrap_or_default();
+            let text = phrase(
+                rng,
+                &[
+                    "On which side is the pleural effusion? Answer left or right.",
+                    "Which hemithorax contains the pleural effusion, left or right?",
+                    "The radiograph shows a pleural effusion. Is it on the left or the right?",
+                ],
+                &[],
+            );
+            Question::new(
+                "effusion-side",
+                text,
+                Task::Open {
+                    answer: side.into(),
+                },
+            )
+            .boxes(boxes_of(f, "effusion"))
+            .about("effusion")
+        }
+        "pneumothorax-side" => {
+            let side = d.pneumothorax.map(Side::name).unwrap_or_default();
+            let text = phrase(
+                rng,
+                &[
+                    "On which side is the pneumothorax? Answer left or right.",
+                    "Which lung has collapsed away from the chest wall, left or right?",
+                    "There is a pneumothorax. Is it on the left or the right side?",
+                ],
+                &[],
+            );
+            Question::new(
+                "pneumothorax-side",
+                text,
+                Task::Open {
+                    answer: side.into(),
+                },
+            )
+            .boxes(boxes_of(f, "pneumothorax"))
+            .about("pneumothorax")
+        }
+        _ => {
+            let text = phrase(
+                rng,
+                &[
+                    "How many pulmonary nodules are there? Answer with a number.",
+                    "Count the lung nodules visible on this chest radiograph. Answer with a number.",
+                    "How many nodules can be seen in the lungs? Answer with a number.",
+                ],
+                &[],
+            );
+            Question::new(
+                "count",
+                text,
+                Task::Open {
+                    answer: d.nodules.len().to_string(),
+                },
+            )
+            .boxes(boxes_of(f, "nodule"))
+            .about("nodule")
+        }
+    }
+}
+
+fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
+    let f = &d.case.findings;
+    match rng.random_range(0..5) {
+        0 => {
+            let yes = d.effusion.is_some();
+            let text = phrase(
+                rng,
+                &[
+                    "Is there a pleural effusion?",
+                    "Does this chest X-ray show a pleural effusion?",
+                    "Is either costophrenic angle blunted by pleural fluid?",
+                ],
+                &[],
+            );
+            Question::new("has-effusion", text, Task::Closed { answer: yes })
+                .boxes(boxes_of(f, "effusion"))
+                .about("effusion")
+        }
+        1 => {
+            let yes = d.pneumothorax.is_some();
+            let text = phrase(
+                rng,
+                &[
+                    "Is there a pneumothorax?",
+                    "Does this radiograph show a pneumothorax?",
+                    "Is there a visible pleural line with absent lung markings beyond it?",
+                ],
+                &[],
+            );
+            Question::new("has-pneumothorax", text, Task::Closed { answer: yes })
+                .boxes(boxes_of(f, "pneumothorax"))
+                .about("pneumothorax")
+        }
+        2 => {
+            let yes = with_label(f, "cardiomegaly").len() == 1;
+            let text = phrase(
+                rng,
+                &[
+                    "Is the heart enlarged?",
+                    "Is there cardiomegaly (cardiothoracic ratio above 0.5)?",
+                    "Is the cardiothoracic ratio greater than 0.5?",
+                ],
+                &[],
+            );
+            Question::new("has-cardiomegaly", text, Task::Closed { answer: yes })
+                .boxes(boxes_of(f, "heart"))
+                .about("cardiomegaly")
+        }
+        3 => {
+            let side = if rng.random_bool(0.5) {
+                Side::Right
+            } else {
+                Side::Left
+            };
+            let yes = nodules_on(d, side) > 0;
+            let text = phrase(
+                rng,
+                &[
+                    "Is there a nodule in the {side} lung?",
+                    "Does the {side} lung contain a pulmonary nodule?",
+                    "Can you see a nodule in the {side} lung field?",
+                ],
+                &[("side", side.name())],
+            );
+            let boxes = f
+                .iter()
+                .filter(|x| x.label == "nodule")
+                .zip(&d.nodules)
+                .filter(|(_, q)| q.side == side)
+                .map(|(x, _)| gt(x))
+                .collect();
+            Question::new("has-nodule-side", text, Task::Closed { answer: yes })
+                .boxes(boxes)
+                .about("nodule")
+                .meta("side", side.name().into())
+        }
+        _ => {
+            let normal = f.iter().all(|x| x.label == "heart");
+            let text = phrase(
+                rng,
+                &[
+                    "Is this chest radiograph normal?",
+                    "Is this a normal chest X-ray, with no abnormal finding?",
+                    "Are the lungs, pleura and heart size all normal on this radiograph?",
+                ],
+                &[],
+            );
+            Question::new("is-normal", text, Task::Closed { answer: normal })
+        }
+    }
+}
+
+fn single_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
+    let f = &d.case.findings;
+    let mut options: Vec<&str> = vec!["ctr-range", "count-choice"];
+    if d.nodules.len() == 1 {
+        options.push("nodule-zone");
+    }
+    if d.effusion.is_some() || d.pneumothorax.is_some() {
+        options.push("pleural-side");
+    }
+    match options[rng.random_range(0..options.len())] {
+        "nodule-zone" => {
+            let q = &d.nodules[0];
+            let correct = format!("{} {} zone", q.side.name(), q.zone.name());
+            let mut others: Vec<String> = Vec::new();
+            for s in SIDES {
+                for z in ZONES {
+                    let o = format!("{} {} zone", s.name(), z.name());
+                    if o != correct {
+                        others.push(o);
+                    }
+                }
+            }
+            use rand::seq::SliceRandom;
+            others.shuffle(rng);
+            others.truncate(3);
+            let text = phrase(
+                rng,
+                &[
+                    "Where is the nodule located?",
+                    "In which lung zone is the pulmonary nodule?",
+                    "Which zone of the lungs contains the nodule?",
+                ],
+                &[],
+            );
+            Question::new("nodule-zone", text, single(rng, &correct, &others))
+                .boxes(boxes_of(f, "nodule"))
+                .about("nodule")
+        }
+        "pleural-side" => {
+            let (label, side, what) = match (d.effusion, d.pneumothorax) {
+                (Some(s), _) if d.pneumothorax.is_none() || rng.random_bool(0.5) => {
+                    ("effusion", s, "pleural effusion")
+                }
+                (_, Some(s)) => ("pneumothorax", s, "pneumothorax"),
+                (Some(s), None) => ("effusion", s, "pleural effusion"),
+                (None, None) => ("effusion", Side::Right, "pleural effusion"),
+            };
+            let opts = vec![
+                "right".to_string(),
+                "left".to_string(),
+                "both sides".to_string(),
+                "neither side".to_string(),
+            ];
+            let correct = if side == Side::Right { 0 } else { 1 };
+            let text = phrase(
+                rng,
+                &[
+                    "On which side is the {what}?",
+                    "Where is the {what}?",
+                    "Which side of the chest shows the {what}?",
+                ],
+                &[("what", what)],
+            );
+            Question::new("pleural-side", text, single_ordered(opts, correct))
+                .boxes(boxes_of(f, label))
+                .about(label)
+        }
+        "count-choice" => {
+            let opts: Vec<String> = (0..=4).map(|k| k.to_string()).collect();
+            let text = phrase(
+                rng,
+                &[
+                    "How many nodules are present in the lungs?",
+                    "What is the number of pulmonary nodules?",
+                    "How many lung nodules does this radiograph show?",
+                ],
+                &[],
+            );
+            Question::new("count-choice", text, single_ordered(opts, d.nodules.len()))
+                .boxes(boxes_of(f, "nodule"))
+                .about("nodule")
+        }
+        _ => {
+            let opts: Vec<String> = CTR_BINS.iter().map(|s| s.to_string()).collect();
+            let text = phrase(
+                rng,
+                &[
+                    "What is the cardiothoracic ratio?",
+                    "Estimate the cardiothoracic ratio (heart width over chest width).",
+                    "Which range contains the cardiothoracic ratio of this radiograph?",
+                ],
+                &[],
+            );
+            Question::new("ctr-range", text, single_ordered(opts, ctr_bin(d.ctr)))
+                .boxes(boxes_of(f, "heart"))
+                .about("cardiomegaly")
+                .meta("ctr", MetaValue::Float((d.ctr * 1000.0).round() / 1000.0))
+        }
+    }
+}
+
+fn multi_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
+    let f = &d.case.findings;
+    if d.nodules.len() >= 2 && rng.random_bool(0.5) {
+        let mut opts: Vec<(String, bool)> = Vec::new();
+        for s in SIDES {
+            for z in ZONES {
+                let yes = d.nodules.iter().any(|q| q.side == s && q.zone == z);
+                opts.push((format!("{} {} zone", s.name(), z.name()), yes));
+            }
+        }
+        let text = phrase(
+            rng,
+            &[
+                "Which lung zones contain a nodule? Select all that apply.",
+                "In which zones are the pulmonary nodules? Select all that apply.",
+                "Select every lung zone where a nodule is seen.",
+            ],
+            &[],
+        );
+        return Question::new("nodule-zones", text, multi(rng, opts, None))
+            .boxes(boxes_of(f, "nodule"))
+            .about("nodule");
+    }
+    let has = |l: &str| f.iter().any(|x| x.label == l);
+    let mut opts = vec![
+        ("pulmonary nodule".to_string(), has("nodule")),
+        ("pleural effusion".to_string(), has("effusion")),
+        ("cardiomegaly".to_string(), has("cardiomegaly")),
+        ("pneumothorax".to_string(), has("pneumothorax")),
+    ];
+    // A finding that is never drawn: an honest "no" among the options.
+    if rng.random_bool(0.5) {
+        let never = ["rib fracture", "pneumoperitoneum", "hilar mass"];
+        opts.push((never[rng.random_range(0..never.len())].to_string(), false));
+    }
+    let none = !opts.iter().any(|o| o.1);
+    let text = phrase(
+        rng,
+        &[
+            "Which of the following findings are present? Select all that apply.",
+            "Select every abnormality visible on this chest radiograph.",
+            "Which findings does this chest X-ray show? Choose all that apply.",
+        ],
+        &[],
+    );
+    let boxes = f.iter().filter(|x| x.label != "heart").map(gt).collect();
+    Question::new(
+        "findings",
+        text,
+        multi(rng, opts, Some(("no abnormality".to_string(), none))),
+    )
+    .boxes(boxes)
+}
+
+fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
+    let f = &d.case.findings;
+    let mut options: Vec<&str> = vec!["locate-heart"];
+    if !d.nodules.is_empty() {
+        options.extend(["locate-nodules", "locate-nodules"]);
+    }
+    for s in SIDES {
+        if nodules_on(d, s) == 1 {
+            options.push("locate-nodule-side");
+        }
+    }
+    if d.effusion.is_some() {
+        options.extend(["locate-effusion", "locate-effusion"]);
+    }
+    if d.pneumothorax.is_some() {
+        options.extend(["locate-pneumothorax", "locate-pneumothorax"]);
+    }
+    let answer = |label: &str| Task::Grounding {
+        answer: Some(label.to_string()),
+    };
+    match options[rng.random_range(0..options.len())] {
+        "locate-nodules" => {
+            let text = phrase(
+                rng,
+                &[
+                    "Locate every pulmonary nodule. Answer with a bounding box for each.",
+                    "Draw a bounding box around each lung nodule.",
+                    "Where are the nodules? Give one bounding box per nodule.",
+                ],
+                &[],
+            );
+            Question::new("locate-nodules", text, answer("nodule"))
+                .boxes(boxes_of(f, "nodule"))
+                .about("nodule")
+        }
+        "locate-nodule-side" => {
+            let sides: Vec<Side> = SIDES
+                .into_iter()
+                .filter(|&s| nodules_on(d, s) == 1)
+                .collect();
+            let side = sides[rng.random_range(0..sides.len())];
+            let text = phrase(
+                rng,
+                &[
+                    "Locate the nodule in the {side} lung. Answer with a bounding box.",
+                    "Draw a bounding box around the nodule in the {side} lung.",
+                    "Where is the {side} lung nodule? Answer with a bounding box.",
+                ],
+                &[("side", side.name())],
+            );
+            let boxes = f
+                .iter()
+                .filter(|x| x.label == "nodule")
+                .zip(&d.nodules)
+                .filter(|(_, q)| q.side == side)
+                .map(|(x, _)| gt(x))
+                .collect();
+            Question::new("locate-nodule-side", text, answer("nodule"))
+                .boxes(boxes)
+                .about("nodule")
+                .meta("side", side.name().into())
+        }
+        "locate-effusion" => {
+            let text = phrase(
+                rng,
+                &[
+                    "Locate the pleural effusion. Answer with a bounding box.",
+                    "Draw a bounding box around the pleural fluid.",
+                    "Where is the pleural effusion? Answer with a bounding box.",
+                ],
+                &[],
+            );
+            Question::new("locate-effusion", text, answer("effusion"))
+                .boxes(boxes_of(f, "effusion"))
+                .about("effusion")
+        }
+        "locate-pneumothorax" => {
+            let text = phrase(
+                rng,
+                &[
+                    "Locate the pneumothorax. Answer with a bounding box.",
+                    "Draw a bounding box around the pleural air of the pneumothorax.",
+                    "Where is the pneumothorax? Answer with a bounding box.",
+                ],
+                &[],
+            );
+            Question::new("locate-pneumothorax", text, answer("pneumothorax"))
+                .boxes(boxes_of(f, "pneumothorax"))
+                .about("pneumothorax")
+        }
+        _ => {
+            let text = phrase(
+                rng,
+                &[
+                    "Locate the heart. Answer with a bounding box.",
+                    "Draw a bounding box around the cardiac silhouette.",
+                    "Where is the heart shadow? Answer with a bounding box.",
+                ],
+                &[],
+            );
+            Question::new("locate-heart", text, answer("heart"))
+                .boxes(boxes_of(f, "heart"))
+                .about("heart")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::common::mask_area;
+    use super::*;
+
+    #[test]
+    fn nodules_lie_inside_their_lung_and_zone() {
+        for i in 0..6 {
+            let d = draw(11, i);
+            let nod = with_label(&d.case.findings, "nodule");
+            assert_eq!(nod.len(), d.nodules.len());
+            for (f, q) in nod.iter().zip(&d.nodules) {
+                let lung = &d.lungs[q.side.index()];
+                for (x, y, p) in f.mask.enumerate_pixels() {
+                    if p.0[0] > 0 {
+                        assert_eq!(lung.get_pixel(x, y).0[0], 255, "case {i}");
+                    }
+                }
+                let lb = mask_bbox(lung).unwrap();
+                let rel = ((f.bbox.y1 + f.bbox.y2) / 2.0 - lb.y1) / (lb.y2 - lb.y1);
+                let zone = ZONES[((rel * 3.0).floor() as usize).min(2)];
+                assert_eq!(zone, q.zone, "case {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn cardiomegaly_matches_the_measured_ratio() {
+        for i in 0..8 {
+            let d = draw(3, i);
+            let enlarged = d.case.findings.iter().any(|f| f.label == "cardiomegaly");
+            assert_eq!(enlarged, d.ctr > 0.5, "case {i}: ctr {}", d.ctr);
+            assert!(
+                (d.ctr - 0.5).abs() > 0.02 && (d.ctr - 0.6).abs() > 0.02,
+                "{}",
+                d.ctr
+            );
+        }
+    }
+
+    #[test]
+    fn pleural_findings_have_substantial_masks() {
+        let mut seen = 0;
+        for i in 0..16 {
+            let d = draw(5, i);
+            for f in &d.case.findings {
+                if f.label == "effusion" || f.label == "pneumothorax" {
+                    assert!(mask_area(&f.mask) > 400, "{} in case {i}", f.label);
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 0);
     }
 }

@@ -10,9 +10,12 @@
 //! all five kinds about them. A case is a pure function of `(seed, set, case index)`, so the
 //! output never depends on thread count or order.
 
+mod common;
 mod cxr;
 mod endoscopy;
 mod frames;
+mod questions;
+mod scope;
 
 use image::GrayImage;
 

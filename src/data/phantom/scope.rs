@@ -1,0 +1,833 @@
+//! The colonoscopy scene shared by `phantom:endoscopy` and `phantom:frames`.
+//!
+//! A [`Scene`] is a colon seen down its axis, in world pixels: a dark lumen, haustral folds
+//! as partial rings around it, light that falls off with depth, mucosal texture and
+//! vessels, polyps as lit domes and specular highlights. A [`View`] maps image pixels to
+//! world pixels (a similarity transform), so a clip's frames are the same scene seen with a
+//! slightly moving camera; everything but the textures is evaluated analytically, so
+//! zooming in stays sharp. Things fixed to the camera (an instrument leaving the working
+//! channel, the processor's overlays) are drawn in image pixels afterwards.
+//!
+//! Masks come from the same geometry as the pixels: a polyp's mask is its outline mapped
+//! into the image, clipped to the field of view and to whatever is drawn over it.
+
+use image::GrayImage;
+use rand::{Rng, RngExt};
+
+use super::common::{mask_from_fn, sample_bilinear, smoothstep};
+use crate::draw::{Canvas, Ellipse, fractal_noise};
+
+/// Image size of both colonoscopy sets (Kvasir frames are wider than tall).
+pub const W: u32 = 448;
+pub const H: u32 = 384;
+
+const TABLE: usize = 64;
+type Pt = (f32, f32);
+
+/// A smooth periodic function of angle, from `knots` random values.
+fn angular_table<R: Rng>(rng: &mut R, knots: usize) -> [f32; TABLE] {
+    let vals: Vec<f32> = (0..knots).map(|_| rng.random::<f32>()).collect();
+    let mut t = [0.0f32; TABLE];
+    for (i, v) in t.iter_mut().enumerate() {
+        let f = i as f32 / TABLE as f32 * knots as f32;
+        let k = f.floor() as usize;
+        let a = vals[k % knots];
+        let b = vals[(k + 1) % knots];
+        let w = 0.5 - 0.5 * (std::f32::consts::PI * f.fract()).cos();
+        *v = a + (b - a) * w;
+    }
+    t
+}
+
+fn lookup(t: &[f32; TABLE], theta: f32) -> f32 {
+    let f = (theta / std::f32::consts::TAU).rem_euclid(1.0) * TABLE as f32;
+    let i = f.floor() as usize % TABLE;
+    let j = (i + 1) % TABLE;
+    t[i] + (t[j] - t[i]) * f.fract()
+}
+
+#[derive(Debug, Clone)]
+struct Fold {
+    /// Log of the crest radius, in lumen radii.
+    log_r: f32,
+    width: f32,
+    strength: f32,
+    arc: [f32; TABLE],
+    wobble: [f32; TABLE],
+}
+
+/// Polyp colours, as the questions name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolypColour {
+    Red,
+    Pink,
+    White,
+}
+
+impl PolypColour {
+    pub const ALL: [PolypColour; 3] = [PolypColour::Red, PolypColour::Pink, PolypColour::White];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolypColour::Red => "red",
+            PolypColour::Pink => "pink",
+            PolypColour::White => "white",
+        }
+    }
+
+    fn rgb(self) -> [f32; 3] {
+        match self {
+            PolypColour::Red => [196.0, 62.0, 56.0],
+            PolypColour::Pink => [240.0, 160.0, 158.0],
+            PolypColour::White => [236.0, 220.0, 200.0],
+        }
+    }
+}
+
+/// A polyp: a lit dome with a lobed outline, in world pixels.
+#[derive(Debug, Clone)]
+pub struct Polyp {
+    pub cx: f32,
+    pub cy: f32,
+    /// Radius along its own x axis.
+    pub r: f32,
+    aspect: f32,
+    angle: f32,
+    lobes: [f32; TABLE],
+    pub colour: PolypColour,
+}
+
+impl Polyp {
+    pub fn new<R: Rng>(rng: &mut R, cx: f32, cy: f32, r: f32, colour: PolypColour) -> Polyp {
+        let raw = angular_table(rng, 6);
+        let mut lobes = [0.0f32; TABLE];
+        let amp = rng.random_range(0.04..0.14f32);
+        for (l, v) in lobes.iter_mut().zip(raw) {
+            *l = amp * (v - 0.5) * 2.0;
+        }
+        Polyp {
+            cx,
+            cy,
+            r,
+            aspect: rng.random_range(0.75..1.0f32),
+            angle: rng.random_range(0.0..std::f32::consts::PI),
+            lobes,
+            colour,
+        }
+    }
+
+    /// Normalised radius of a world point: below 1 inside the outline.
+    fn q(&self, wx: f32, wy: f32) -> f32 {
+        let (s, c) = self.angle.sin_cos();
+        let (dx, dy) = (wx - self.cx, wy - self.cy);
+        let u = (dx * c + dy * s) / self.r;
+        let v = (-dx * s + dy * c) / (self.r * self.aspect);
+        let d = (u * u + v * v).sqrt();
+        let phi = v.atan2(u);
+        d / (1.0 + lookup(&self.lobes, phi))
+    }
+
+    /// The farthest the outline reaches from the centre, in world pixels.
+    pub fn reach(&self) -> f32 {
+        let m = self.lobes.iter().fold(0.0f32, |a, &b| a.max(b));
+        self.r * (1.0 + m)
+    }
+
+    /// Area of the outline in world pixels.
+    pub fn area(&self) -> f64 {
+        let sum: f64 = self.lobes.iter().map(|l| (1.0 + *l as f64).powi(2)).sum();
+        let dphi = std::f64::consts::TAU / TABLE as f64;
+        0.5 * sum * dphi * (self.r as f64).powi(2) * self.aspect as f64
+    }
+
+    /// Scales the polyp so that its outline's horizontal extent in an unrotated view at
+    /// `scale` world pixels per image pixel is `width` image pixels.
+    pub fn fit_width(&mut self, width: f32, scale: f32) {
+        let (s, c) = self.angle.sin_cos();
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for i in 0..TABLE {
+            let phi = i as f32 / TABLE as f32 * std::f32::consts::TAU;
+            let rr = 1.0 + self.lobes[i];
+            let (u, v) = (phi.cos() * rr, phi.sin() * rr * self.aspect);
+            let x = u * c - v * s;
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        self.r = width * scale / (hi - lo).max(0.1);
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Spot {
+    x: f32,
+    y: f32,
+    rx: f32,
+    ry: f32,
+    angle: f32,
+    strength: f32,
+}
+
+/// A colon segment seen down its axis, in world pixels.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    pub width: u32,
+    pub height: u32,
+    pub lumen: Pt,
+    pub lumen_r: f32,
+    lumen_aspect: f32,
+    lumen_angle: f32,
+    falloff: f32,
+    folds: Vec<Fold>,
+    base: [f32; 3],
+    gamma: [f32; 3],
+    texture: Vec<f32>,
+    fine: Vec<f32>,
+    vessels: Vec<f32>,
+    pub polyps: Vec<Polyp>,
+    spots: Vec<Spot>,
+}
+
+/// Image pixel → world pixel: `w = centre + scale · R(angle) · (p − image centre)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    pub cx: f32,
+    pub cy: f32,
+    pub scale: f32,
+    pub angle: f32,
+}
+
+impl View {
+    /// The view that shows a `W`×`H` world as it is.
+    pub fn identity() -> View {
+        View {
+            cx: W as f32 / 2.0,
+            cy: H as f32 / 2.0,
+            scale: 1.0,
+            angle: 0.0,
+        }
+    }
+
+    fn to_world(self, x: f32, y: f32) -> Pt {
+        let (s, c) = self.angle.sin_cos();
+        let (dx, dy) = (x - W as f32 / 2.0, y - H as f32 / 2.0);
+        (
+            self.cx + self.scale * (dx * c - dy * s),
+            self.cy + self.scale * (dx * s + dy * c),
+        )
+    }
+
+    pub fn to_image(self, wx: f32, wy: f32) -> Pt {
+        let (s, c) = self.angle.sin_cos();
+        let (dx, dy) = ((wx - self.cx) / self.scale, (wy - self.cy) / self.scale);
+        (
+            W as f32 / 2.0 + dx * c + dy * s,
+            H as f32 / 2.0 - dx * s + dy * c,
+        )
+    }
+}
+
+impl Scene {
+    /// A random colon segment on a `width`×`height` world whose lumen lies near `lumen`.
+    pub fn random<R: Rng>(rng: &mut R, width: u32, height: u32, lumen: Pt) -> Scene {
+        let q = rng.random_range(1.4..1.65f32);
+        let mut folds = Vec::new();
+        let mut r = rng.random_range(1.15..1.5f32);
+        for _ in 0..8 {
+            folds.push(Fold {
+                log_r: r.ln(),
+                width: rng.random_range(0.16..0.3f32),
+                strength: rng.random_range(0.35..0.8f32),
+                arc: angular_table(rng, 5),
+                wobble: angular_table(rng, 7),
+            });
+            r *= q * rng.random_range(0.9..1.1f32);
+        }
+        let hue = rng.random_range(-1.0..1.0f32);
+        let base = [
+            222.0 + 10.0 * rng.random_range(-1.0..1.0f32),
+            112.0 + 14.0 * hue,
+            96.0 + 8.0 * hue,
+        ];
+        let mut vessels = Canvas::new(width, height, &[0.0]);
+        let n_trees = (width * height / 9000) as usize;
+        for _ in 0..n_trees {
+            let mut p = (
+                rng.random_range(0.0..width as f32),
+                rng.random_range(0.0..height as f32),
+            );
+            let mut dir = rng.random_range(0.0..std::f32::consts::TAU);
+            let w = rng.random_range(0.7..1.6f32);
+            let mut pts = vec![p];
+            for _ in 0..rng.random_range(6..14) {
+                dir += rng.random_range(-0.6..0.6f32);
+                let step = rng.random_range(5.0..12.0f32);
+                p = (p.0 + dir.cos() * step, p.1 + dir.sin() * step);
+                pts.push(p);
+            }
+            vessels.polyline(&pts, w, &[1.0], 0.6);
+        }
+        vessels.box_blur(1, 1);
+        let texture = fractal_noise(width, height, 40.0, 3, rng);
+        let fine = fractal_noise(width, height, 3.0, 1, rng);
+        let mut scene = Scene {
+            width,
+            height,
+            lumen: (
+                lumen.0 + rng.random_range(-8.0..8.0f32),
+                lumen.1 + rng.random_range(-8.0..8.0f32),
+            ),
+            lumen_r: rng.random_range(0.05..0.085f32) * W as f32,
+            lumen_aspect: rng.random_range(0.7..1.0f32),
+            lumen_angle: rng.random_range(0.0..std::f32::consts::PI),
+            falloff: rng.random_range(2.2..3.4f32),
+            folds,
+            base,
+            gamma: [0.85, 1.3, 1.45],
+            texture,
+            fine,
+            vessels: vessels.data,
+            polyps: Vec::new(),
+            spots: Vec::new(),
+        };
+        scene.place_spots(rng);
+        scene
+    }
+
+    /// Normalised lumen distance of a world point: below 1 inside the dark lumen.
+    pub fn lumen_distance(&self, wx: f32, wy: f32) -> f32 {
+        let (s, c) = self.lumen_angle.sin_cos();
+        let (dx, dy) = (wx - self.lumen.0, wy - self.lumen.1);
+        let a = dx * c + dy * s;
+        let b = (-dx * s + dy * c) / self.lumen_aspect;
+        (a * a + b * b).sqrt() / self.lumen_r
+    }
+
+    /// Wall brightness factor and how close the point is to a lit fold crest.
+    fn wall(&self, wx: f32, wy: f32) -> (f32, f32) {
+        let (s, c) = self.lumen_angle.sin_cos();
+        let (dx, dy) = (wx - self.lumen.0, wy - self.lumen.1);
+        let a = dx * c + dy * s;
+        let b = (-dx * s + dy * c) / self.lumen_aspect;
+        let rho = ((a * a + b * b).sqrt() / self.lumen_r).max(1e-3);
+        let theta = b.atan2(a);
+        let depth = ((rho - 0.55).max(0.0) / self.falloff).powf(1.4);
+        let mut bright = 1.0 - (-depth).exp();
+        let lr = rho.ln();
+        let mut shade = 0.0f32;
+        let mut crest = 0.0f32;
+        for f in &self.folds {
+            let amp = smoothstep(0.35, 0.65, lookup(&f.arc, theta));
+            if amp <= 0.0 {
+                continue;
+            }
+            let sd = lr - f.log_r - 0.12 * (lookup(&f.wobble, theta) - 0.5);
+            if sd > -0.12 && sd < 0.0 {
+                let t = 1.0 + sd / 0.12;
+                shade -= amp * f.strength * 0.6 * t * t;
+            } else if sd >= 0.0 && sd < f.width {
+                let t = 1.0 - sd / f.width;
+                shade += amp * f.strength * 0.55 * t * t;
+                crest = crest.max(amp * t.powi(4));
+            }
+        }
+        bright *= (1.0 + shade).max(0.08);
+        (bright, crest)
+    }
+
+    fn place_spots<R: Rng>(&mut self, rng: &mut R) {
+        let mut tries = 0;
+        let want = rng.random_range(25..60);
+        while self.spots.len() < want && tries < 3000 {
+            tries += 1;
+            let x = rng.random_range(0.0..self.width as f32);
+            let y = rng.random_range(0.0..self.height as f32);
+            let (b, crest) = self.wall(x, y);
+            let keep = (crest > 0.55 && b > 0.3) || (b > 0.85 && rng.random_bool(0.05));
+            if !keep {
+                continue;
+            }
+            let tangent = (y - self.lumen.1).atan2(x - self.lumen.0) + std::f32::consts::FRAC_PI_2;
+            let n = if rng.random_bool(0.3) {
+                rng.random_range(2..5)
+            } else {
+                1
+            };
+            for _ in 0..n {
+                let size = rng.random_range(0.8..3.2f32) * b.max(0.4);
+                self.spots.push(Spot {
+                    x: x + rng.random_range(-6.0..6.0f32),
+                    y: y + rng.random_range(-6.0..6.0f32),
+                    rx: size * rng.random_range(1.2..2.6f32),
+                    ry: size,
+                    angle: tangent,
+                    strength: rng.random_range(0.7..1.0f32),
+                });
+            }
+        }
+    }
+
+    /// Adds a polyp and its highlights.
+    pub fn add_polyp<R: Rng>(&mut self, rng: &mut R, p: Polyp) {
+        let n = rng.random_range(1..4);
+        for _ in 0..n {
+            let size = (p.r * rng.random_range(0.05..0.12f32)).max(1.0);
+            self.spots.push(Spot {
+                x: p.cx + p.r * rng.random_range(-0.45..0.2f32),
+                y: p.cy + p.r * rng.random_range(-0.5..0.1f32),
+                rx: size * rng.random_range(1.0..2.0f32),
+                ry: size,
+                angle: rng.random_range(0.0..std::f32::consts::PI),
+                strength: rng.random_range(0.85..1.0f32),
+            });
+        }
+        self.polyps.push(p);
+    }
+
+    /// The polyps' masks through `view`, without drawing anything.
+    pub fn render_masks(&self, view: &View) -> ((), Vec<GrayImage>) {
+        let masks = self
+            .polyps
+            .iter()
+            .map(|p| {
+                let (ix, iy) = view.to_image(p.cx, p.cy);
+                let r = p.reach() / view.scale + 2.0;
+                let mut m = GrayImage::new(W, H);
+                let (x0, x1) = ((ix - r).max(0.0) as u32, ((ix + r).max(0.0) as u32).min(W));
+                let (y0, y1) = ((iy - r).max(0.0) as u32, ((iy + r).max(0.0) as u32).min(H));
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let (wx, wy) = view.to_world(x as f32 + 0.5, y as f32 + 0.5);
+                        if p.q(wx, wy) <= 1.0 {
+                            m.put_pixel(x, y, image::Luma([255]));
+                        }
+                    }
+                }
+                m
+            })
+            .collect();
+        ((), masks)
+    }
+
+    /// Renders the scene through `view`; returns the image and one mask per polyp (not yet
+    /// clipped to the field of view or to overlays).
+    pub fn render(&self, view: &View) -> (Canvas, Vec<GrayImage>) {
+        let mut c = Canvas::new(W, H, &[0.0, 0.0, 0.0]);
+        let (tw, th) = (self.width as usize, self.height as usize);
+        let polyp_boxes: Vec<[f32; 4]> = self
+            .polyps
+            .iter()
+            .map(|p| {
+                let (ix, iy) = view.to_image(p.cx, p.cy);
+                let r = p.reach() / view.scale * 1.35 + 2.0;
+                [ix - r, iy - r, ix + r, iy + r]
+            })
+            .collect();
+        let mut masks: Vec<GrayImage> = self.polyps.iter().map(|_| GrayImage::new(W, H)).collect();
+        for y in 0..H {
+            for x in 0..W {
+                let (xf, yf) = (x as f32 + 0.5, y as f32 + 0.5);
+                let (wx, wy) = view.to_world(xf, yf);
+                let (mut bright, _) = self.wall(wx, wy);
+                let tex = sample_bilinear(&self.texture, tw, th, wx, wy);
+                let fine = sample_bilinear(&self.fine, tw, th, wx, wy);
+                let ves = sample_bilinear(&self.vessels, tw, th, wx, wy).min(1.0);
+                bright *= 0.84 + 0.3 * tex + 0.05 * (fine - 0.5);
+                let lb = bright.max(1e-4).ln();
+                let mut rgb: [f32; 3] =
+                    std::array::from_fn(|k| self.base[k] * (lb * self.gamma[k]).exp());
+                let vd = ves * bright.min(1.0);
+                rgb[0] *= 1.0 - 0.12 * vd;
+                rgb[1] *= 1.0 - 0.45 * vd;
+                rgb[2] *= 1.0 - 0.35 * vd;
+                for (pi, p) in self.polyps.iter().enumerate() {
+                    let bx = polyp_boxes[pi];
+                    if xf < bx[0] || xf > bx[2] || yf < bx[1] || yf > bx[3] {
+                        continue;
+                    }
+                    let q = p.q(wx, wy);
+                    let px_r = p.r / view.scale;
+                    if (1.0..1.35).contains(&q) {
+                        // A soft shadow where the dome meets the wall, deeper on the
+                        // side that faces away from the light at the view centre.
+                        let (ix, iy) = view.to_image(p.cx, p.cy);
+                        let (ax, ay) = (ix - W as f32 / 2.0, iy - H as f32 / 2.0);
+                        let (bx, by) = (xf - ix, yf - iy);
+                        let na = (ax * ax + ay * ay).sqrt().max(1.0);
+                        let nb = (bx * bx + by * by).sqrt().max(1.0);
+                        let away = 0.5 + 0.5 * (ax * bx + ay * by) / (na * nb);
+                        let t = 1.0 - (q - 1.0) / 0.35;
+                        for v in &mut rgb {
+                            *v *= 1.0 - (0.15 + 0.35 * away) * t * t;
+                        }
+                    }
+                    let cover = ((1.0 - q) * px_r + 0.5).clamp(0.0, 1.0);
+                    if cover <= 0.0 {
+                        continue;
+                    }
+                    if q <= 1.0 {
+                        masks[pi].put_pixel(x, y, image::Luma([255]));
+                    }
+                    let h = (1.0 - q.min(1.0).powi(2)).sqrt();
+                    let (lb, _) = self.wall(p.cx, p.cy);
+                    let light = (lb * 1.25 + 0.25).min(1.1);
+                    let shade = (0.5 + 0.5 * h.powf(0.5)) * light * (0.88 + 0.24 * tex);
+                    let grain = 0.9 + 0.18 * fine;
+                    let col = p.colour.rgb();
+                    for k in 0..3 {
+                        let v = col[k] * (shade * grain).min(1.2).powf(self.gamma[k]);
+                        let v = v * (1.0 - [0.1, 0.35, 0.3][k] * ves * 0.6);
+                        rgb[k] += (v - rgb[k]) * cover;
+                    }
+                }
+                let i = ((y * W + x) * 3) as usize;
+                c.data[i..i + 3].copy_from_slice(&rgb);
+            }
+        }
+        for s in &self.spots {
+            let (ix, iy) = view.to_image(s.x, s.y);
+            if ix < -10.0 || iy < -10.0 || ix > W as f32 + 10.0 || iy > H as f32 + 10.0 {
+                continue;
+            }
+            let e = Ellipse {
+                cx: ix,
+                cy: iy,
+                rx: s.rx / view.scale,
+                ry: s.ry / view.scale,
+                angle: s.angle - view.angle,
+            };
+            c.add_gaussian(
+                Ellipse {
+                    rx: e.rx * 1.6,
+                    ry: e.ry * 1.6,
+                    ..e
+                },
+                &[60.0 * s.strength, 55.0 * s.strength, 55.0 * s.strength],
+            );
+            c.fill_ellipse(e, &[255.0, 255.0, 252.0], s.strength, 0.8);
+        }
+        (c, masks)
+    }
+}
+
+/// Kinds of instrument that leave the working channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstrumentKind {
+    Forceps,
+    Snare,
+    Catheter,
+}
+
+impl InstrumentKind {
+    pub const ALL: [InstrumentKind; 3] = [
+        InstrumentKind::Forceps,
+        InstrumentKind::Snare,
+        InstrumentKind::Catheter,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InstrumentKind::Forceps => "forceps",
+            InstrumentKind::Snare => "snare",
+            InstrumentKind::Catheter => "catheter",
+        }
+    }
+}
+
+/// An instrument in image pixels: a shaded tube from outside the field of view toward
+/// `aim`, of which the first `extend` pixels are out of the channel.
+#[derive(Debug, Clone)]
+pub struct Instrument {
+    pub kind: InstrumentKind,
+    pub entry: Pt,
+    pub aim: Pt,
+    pub bend: f32,
+    pub extend: f32,
+    pub w0: f32,
+    pub w1: f32,
+}
+
+impl Instrument {
+    fn path(&self) -> Vec<Pt> {
+        let (dx, dy) = (self.aim.0 - self.entry.0, self.aim.1 - self.entry.1);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        let (ux, uy) = (dx / len, dy / len);
+        let l = self.extend;
+        let ctrl = (
+            self.entry.0 + ux * l * 0.5 - uy * self.bend * l,
+            self.entry.1 + uy * l * 0.5 + ux * self.bend * l,
+        );
+        let tip = (self.entry.0 + ux * l, self.entry.1 + uy * l);
+        (0..=16)
+            .map(|k| {
+                let t = k as f32 / 16.0;
+                let a = (1.0 - t) * (1.0 - t);
+                let b = 2.0 * (1.0 - t) * t;
+                let cc = t * t;
+                (
+                    a * self.entry.0 + b * ctrl.0 + cc * tip.0,
+                    a * self.entry.1 + b * ctrl.1 + cc * tip.1,
+                )
+            })
+            .collect()
+    }
+
+    /// Draws the instrument and returns its mask.
+    pub fn draw(&self, c: &mut Canvas) -> GrayImage {
+        let path = self.path();
+        let mut mask = GrayImage::new(W, H);
+        let seglen: Vec<f32> = path
+            .windows(2)
+            .map(|w| ((w[1].0 - w[0].0).powi(2) + (w[1].1 - w[0].1).powi(2)).sqrt())
+            .collect();
+        let total: f32 = seglen.iter().sum::<f32>().max(1.0);
+        let reach = self.w0.max(self.w1) / 2.0 + 2.0;
+        let xs = path.iter().map(|p| p.0);
+        let ys = path.iter().map(|p| p.1);
+        let x0 = (xs.clone().fold(f32::INFINITY, f32::min) - reach).max(0.0) as u32;
+        let x1 = ((xs.fold(f32::NEG_INFINITY, f32::max) + reach).max(0.0) as u32).min(W);
+        let y0 = (ys.clone().fold(f32::INFINITY, f32::min) - reach).max(0.0) as u32;
+        let y1 = ((ys.fold(f32::NEG_INFINITY, f32::max) + reach).max(0.0) as u32).min(H);
+        let body = self.body_colour();
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+                let mut best = (f32::INFINITY, 0.0f32, 0.0f32);
+                let mut acc = 0.0f32;
+                for (k, w) in path.windows(2).enumerate() {
+                    let (ax, ay) = w[0];
+                    let (bx, by) = (w[1].0 - ax, w[1].1 - ay);
+                    let l2 = (bx * bx + by * by).max(1e-6);
+                    let t = (((px - ax) * bx + (py - ay) * by) / l2).clamp(0.0, 1.0);
+                    let (qx, qy) = (ax + t * bx - px, ay + t * by - py);
+                    let d = (qx * qx + qy * qy).sqrt();
+                    if d < best.0 {
+                        let side = (bx * (py - ay) - by * (px - ax)).signum();
+                        best = (d, (acc + t * seglen[k]) / total, side);
+                    }
+                    acc += seglen[k];
+                }
+                let (d, t, side) = best;
+                let hw = (self.w0 + (self.w1 - self.w0) * t) / 2.0;
+                let cover = (hw - d + 0.5).clamp(0.0, 1.0);
+                if cover <= 0.0 {
+                    continue;
+                }
+                if d <= hw {
+                    mask.put_pixel(x, y, image::Luma([255]));
+                }
+                let u = (d / hw).min(1.0) * side;
+                let n = (1.0 - u * u).max(0.0).sqrt();
+                let spec = (-((u + 0.35) / 0.12).powi(2)).exp();
+                let along = t * total;
+                let bands = match self.kind {
+                    InstrumentKind::Forceps => 0.82 + 0.18 * (along / 3.0).sin().abs(),
+                    InstrumentKind::Snare => 1.0,
+                    InstrumentKind::Catheter => {
+                        if (along / 14.0).fract() < 0.12 {
+                            1.25
+                        } else {
+                            1.0
+                        }
+                    }
+                };
+                let i = ((y * W + x) * 3) as usize;
+                for (k, v) in c.data[i..i + 3].iter_mut().enumerate() {
+                    let target = body[k] * (0.35 + 0.65 * n) * bands + 150.0 * spec;
+                    *v += (target - *v) * cover;
+                }
+            }
+        }
+        let tip = *path.last().unwrap_or(&self.entry);
+        let prev = path[path.len().saturating_sub(2)];
+        let dir = (tip.1 - prev.1).atan2(tip.0 - prev.0);
+        let mut extra = Canvas::new(W, H, &[0.0]);
+        match self.kind {
+            InstrumentKind::Snare => {
+                let r = self.w1 * 1.9;
+                let centre = (tip.0 + dir.cos() * r * 0.95, tip.1 + dir.sin() * r * 0.95);
+                let loop_pts: Vec<Pt> = (0..=40)
+                    .map(|k| {
+                        let a = k as f32 / 40.0 * std::f32::consts::TAU;
+                        let (lx, ly) = (a.cos() * r, a.sin() * r * 0.62);
+                        let (s, cc) = dir.sin_cos();
+                        (centre.0 + lx * cc - ly * s, centre.1 + lx * s + ly * cc)
+                    })
+                    .collect();
+                c.polyline(&loop_pts, 1.8, &[215.0, 218.0, 222.0], 1.0);
+                extra.polyline(&loop_pts, 1.8, &[1.0], 1.0);
+            }
+            InstrumentKind::Forceps => {
+                for sgn in [-1.0f32, 1.0] {
+                    let a = dir + sgn * 0.38;
+                    let len = self.w1 * 0.9;
+                    let e = Ellipse {
+                        cx: tip.0 + a.cos() * len * 0.8,
+                        cy: tip.1 + a.sin() * len * 0.8,
+                        rx: len * 0.75,
+                        ry: self.w1 * 0.28,
+                        angle: a,
+                    };
+                    c.fill_ellipse(e, &[190.0, 192.0, 198.0], 1.0, 1.0);
+                    c.fill_ellipse(
+                        Ellipse {
+                            rx: e.rx * 0.5,
+                            ry: e.ry * 0.45,
+                            ..e
+                        },
+                        &[245.0, 245.0, 250.0],
+                        0.8,
+                        1.0,
+                    );
+                    extra.fill_ellipse(e, &[1.0], 1.0, 1.0);
+                }
+            }
+            InstrumentKind::Catheter => {
+                let end = (
+                    tip.0 + dir.cos() * self.w1 * 0.9,
+                    tip.1 + dir.sin() * self.w1 * 0.9,
+                );
+                c.line(tip, end, 2.2, &[200.0, 205.0, 210.0], 1.0);
+                extra.line(tip, end, 2.2, &[1.0], 1.0);
+            }
+        }
+        for (i, v) in extra.data.iter().enumerate() {
+            if *v >= 0.5 {
+                mask.as_mut()[i] = 255;
+            }
+        }
+        mask
+    }
+
+    fn body_colour(&self) -> [f32; 3] {
+        match self.kind {
+            InstrumentKind::Forceps => [150.0, 155.0, 168.0],
+            InstrumentKind::Snare => [218.0, 226.0, 236.0],
+            InstrumentKind::Catheter => [70.0, 125.0, 205.0],
+        }
+    }
+}
+
+/// The octagonal field of view of an endoscopy processor: 1 inside, 0 outside,
+/// antialiased.
+pub fn fov_coverage(x: f32, y: f32) -> f32 {
+    let (w, h) = (W as f32, H as f32);
+    let m = 1.0;
+    let cut = 0.17 * h;
+    let r2 = std::f32::consts::FRAC_1_SQRT_2;
+    let (l, r, t, b) = (x - m, w - m - x, y - m, h - m - y);
+    let d = l
+        .min(r)
+        .min(t)
+        .min(b)
+        .min((l + t - cut) * r2)
+        .min((r + t - cut) * r2)
+        .min((l + b - cut) * r2)
+        .min((r + b - cut) * r2);
+    (d + 0.5).clamp(0.0, 1.0)
+}
+
+/// The field-of-view mask.
+pub fn fov_mask() -> GrayImage {
+    mask_from_fn(W, H, |x, y| {
+        fov_coverage(x as f32 + 0.5, y as f32 + 0.5) >= 0.5
+    })
+}
+
+/// Blackens everything outside the field of view and darkens its rim a little, as the
+/// scope's optics do.
+pub fn apply_fov(c: &mut Canvas) {
+    let (cx, cy) = (W as f32 / 2.0, H as f32 / 2.0);
+    let rmax = (cx * cx + cy * cy).sqrt();
+    for y in 0..H {
+        for x in 0..W {
+            let (xf, yf) = (x as f32 + 0.5, y as f32 + 0.5);
+            let cov = fov_coverage(xf, yf);
+            let r = ((xf - cx).powi(2) + (yf - cy).powi(2)).sqrt() / rmax;
+            let vig = 1.0 - 0.3 * r * r * r;
+            let i = ((y * W + x) * 3) as usize;
+            for k in 0..3 {
+                c.data[i + k] = c.data[i + k] * vig * cov + 4.0 * (1.0 - cov);
+            }
+        }
+    }
+}
+
+/// Burned-in processor text, top-left corner at (x, y), one line per entry; returns the mask
+/// of the glyph pixels.
+pub fn draw_text(c: &mut Canvas, x: i64, y: i64, lines: &[String]) -> GrayImage {
+    let mut m = Canvas::new(W, H, &[0.0]);
+    for (k, line) in lines.iter().enumerate() {
+        let ly = y + k as i64 * 11;
+        c.text(x, ly, line, 1, &[236.0, 236.0, 236.0], 1.0);
+        c.text(x + 1, ly, line, 1, &[236.0, 236.0, 236.0], 1.0);
+        m.text(x, ly, line, 1, &[1.0], 1.0);
+        m.text(x + 1, ly, line, 1, &[1.0], 1.0);
+    }
+    mask_from_fn(W, H, |px, py| m.get(px, py, 0) >= 0.5)
+}
+
+/// The size of a text block of `lines` in pixels.
+pub fn text_size(lines: &[String]) -> (u32, u32) {
+    let w = lines
+        .iter()
+        .map(|l| crate::draw::text_width(l, 1) + 1)
+        .max()
+        .unwrap_or(0);
+    (w, (lines.len() as u32 * 11).saturating_sub(4))
+}
+
+/// Side of the position-map box in the lower-left corner.
+pub const GREEN_BOX: u32 = 104;
+
+/// The small position-map box that many Kvasir frames carry in their lower-left corner: a
+/// green frame around a drawing of the scope's path. Returns its mask (the whole box).
+pub fn draw_green_box<R: Rng>(rng: &mut R, c: &mut Canvas) -> GrayImage {
+    let g = GREEN_BOX as i64;
+    let (x0, y0) = (0i64, H as i64 - g);
+    c.fill_rect(x0, y0, x0 + g, y0 + g, &[6.0, 14.0, 8.0], 1.0);
+    c.stroke_rect([x0, y0, x0 + g, y0 + g], 3, &[40.0, 185.0, 60.0], 1.0);
+    let gf = g as f32;
+    let (ox, oy) = (x0 as f32, y0 as f32);
+    let j = |rng: &mut R| rng.random_range(-0.04..0.04f32) * gf;
+    let ctrl: Vec<Pt> = [
+        (0.30, 0.88),
+        (0.25, 0.62),
+        (0.22, 0.32),
+        (0.45, 0.20),
+        (0.72, 0.26),
+        (0.76, 0.52),
+        (0.55, 0.60),
+        (0.45, 0.45),
+    ]
+    .iter()
+    .map(|&(u, v)| (ox + u * gf + j(rng), oy + v * gf + j(rng)))
+    .collect();
+    let curve = super::common::spline(&ctrl, false, 8);
+    let n = curve.len().max(2);
+    for (k, w) in curve.windows(2).enumerate() {
+        let t = k as f32 / (n - 1) as f32;
+        let col = [235.0 - 120.0 * t, 230.0 - 40.0 * t, 120.0 + 110.0 * t];
+        c.line(w[0], w[1], 3.2, &col, 1.0);
+    }
+    c.text(x0 + 7, y0 + 7, "UPD", 1, &[40.0, 185.0, 60.0], 1.0);
+    mask_from_fn(W, H, |x, y| {
+        (x as i64) >= x0 && (x as i64) < x0 + g && (y as i64) >= y0 && (y as i64) < y0 + g
+    })
+}
+
+/// Whether a shape of radius `reach_px` centred at image point `p` lies inside the field of
+/// view with `margin` pixels to spare.
+pub fn inside_fov(p: Pt, reach_px: f32, margin: f32) -> bool {
+    let samples = 24;
+    fov_coverage(p.0, p.1) >= 1.0
+        && (0..samples).all(|k| {
+            let a = k as f32 / samples as f32 * std::f32::consts::TAU;
+            let r = reach_px + margin;
+            fov_coverage(p.0 + a.cos() * r, p.1 + a.sin() * r) >= 1.0
+        })
+}
+
+/// Whether a shape of world radius `reach` at a world point comes near the dark lumen.
+pub fn near_lumen(scene: &Scene, wx: f32, wy: f32, reach: f32) -> bool {
+    scene.lumen_distance(wx, wy) < 1.7 + reach / (scene.lumen_r * scene.lumen_aspect)
+}
