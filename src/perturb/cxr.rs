@@ -53,8 +53,14 @@ const ROTATION: [(f32, f32); 5] = [
     (11.0, 30.0),
 ];
 /// Burned-in text: number of annotation items, and their size (font pixel as a fraction of
-/// the short side).
-const TEXT: [(usize, f32); 5] = [(1, 0.011), (2, 0.012), (3, 0.013), (4, 0.015), (5, 0.018)];
+/// the short side: text lines about 3% of the image high, the laterality marker twice that).
+const TEXT: [(usize, f32); 5] = [
+    (1, 0.004),
+    (2, 0.0045),
+    (3, 0.005),
+    (4, 0.0055),
+    (5, 0.0065),
+];
 
 fn at<T: Copy>(table: &[T; 5], severity: u8) -> T {
     table[(severity.clamp(1, 5) - 1) as usize]
@@ -242,25 +248,26 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
         };
         plane.stamp(&c, x, y, white);
     };
-    // 1. Laterality marker in an upper corner, boxed, larger than the rest.
-    let right = rng.random::<bool>();
-    let marker = if right { "R" } else { "L" };
-    text_at(&mut plane, marker, scale * 2, (right, false), true);
+    // 1. Laterality marker in an upper corner, boxed, larger than the rest. On a frontal
+    // film the patient's right is on the image left, so "R" goes left and "L" right.
+    let left_marker = rng.random::<bool>();
+    let marker = if left_marker { "L" } else { "R" };
+    text_at(&mut plane, marker, scale * 2, (left_marker, false), true);
     if items >= 2 {
         let exam = ["PORTABLE", "AP SUPINE", "PA ERECT", "AP SEMI-ERECT"][rng.random_range(0..4)];
-        text_at(&mut plane, exam, scale, (!right, false), false);
+        text_at(&mut plane, exam, scale, (!left_marker, false), false);
     }
     // 3-4. Date and ID lines, stacked in the lower left.
     let line_h = draw::text_height(scale) as i64 + 2 * scale as i64;
     if items >= 3 {
         let date = format!(
-            "20{}{}-0{}-1{} {}:{}",
+            "20{}{}-0{}-1{} {:02}:{:02}",
             rng.random_range(0..3),
             digits(rng, 1),
             rng.random_range(1..10),
             digits(rng, 1),
-            rng.random_range(10..24),
-            digits(rng, 2)
+            rng.random_range(0..24),
+            rng.random_range(0..60)
         );
         text_at(&mut plane, &date, scale, (false, true), false);
     }

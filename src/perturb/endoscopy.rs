@@ -371,10 +371,10 @@ fn motion_smear(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, Ap
 fn fluid(p: &Pixels, s: u8, rng: &mut ChaCha8Rng, transmit: [f32; 3], veil: [f32; 3]) -> Pixels {
     let (cover, opacity) = at(&FLUID, s);
     let (w, h) = (p.width() as usize, p.height() as usize);
-    // The field is drawn at a quarter of the size and upsampled: it is smooth anyway.
-    let (fw, fh) = ((w / 4).max(2), (h / 4).max(2));
+    // The field is drawn at half the size and upsampled: it is smooth anyway.
+    let (fw, fh) = ((w / 2).max(2), (h / 2).max(2));
     let cell = (fw.min(fh) as f32 / 3.0).max(1.0);
-    let field = draw::fractal_noise(fw as u32, fh as u32, cell, 2, rng);
+    let field = draw::fractal_noise(fw as u32, fh as u32, cell, 3, rng);
     // Threshold at the field's own quantile, so the covered share is the table's whatever
     // the draw.
     let mut sorted = field.clone();
@@ -399,7 +399,7 @@ fn fluid(p: &Pixels, s: u8, rng: &mut ChaCha8Rng, transmit: [f32; 3], veil: [f32
             let top = field[y0 * fw + x0] * (1.0 - tx) + field[y0 * fw + x1] * tx;
             let bot = field[y1 * fw + x0] * (1.0 - tx) + field[y1 * fw + x1] * tx;
             let n = top * (1.0 - ty) + bot * ty;
-            let a = opacity * smoothstep(thr - 0.03, thr + 0.03, n);
+            let a = opacity * smoothstep(thr - 0.04, thr + 0.04, n);
             if a <= 0.0 {
                 continue;
             }

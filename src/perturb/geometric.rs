@@ -544,6 +544,25 @@ mod tests {
     }
 
     #[test]
+    fn phantom_findings_stay_inside_their_mapped_boxes() {
+        use crate::data::phantom::{self, PhantomSet};
+        let mut checked = 0;
+        for set in PhantomSet::ALL {
+            let case = phantom::case(set, 3, 1);
+            assert!(!case.findings.is_empty(), "{} draws no finding", set.name());
+            // The largest and the smallest finding of the case.
+            let mut findings: Vec<_> = case.findings.iter().collect();
+            findings.sort_by_key(|f| f.mask.as_raw().iter().filter(|&&v| v > 0).count());
+            for f in [findings[0], findings[findings.len() - 1]] {
+                let img = &case.images[f.image];
+                let key = format!("{}/{}", case.key, f.image);
+                checked += assert_mask_inside_mapped_box(img, &f.mask, &f.bbox, &key);
+            }
+        }
+        assert!(checked > 300, "{checked}");
+    }
+
+    #[test]
     fn zoom_keeps_the_size_and_enlarges_boxes() {
         let img = testimg::rgb(64, 48, 1);
         let mut rng = ChaCha8Rng::seed_from_u64(4);
