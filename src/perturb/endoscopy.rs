@@ -378,8 +378,8 @@ fn fluid(p: &Pixels, s: u8, rng: &mut ChaCha8Rng, transmit: [f32; 3], veil: [f32
     // Threshold at the field's own quantile, so the covered share is the table's whatever
     // the draw.
     let mut sorted = field.clone();
-    sorted.sort_by(f32::total_cmp);
-    let thr = sorted[((1.0 - cover) * (sorted.len() - 1) as f32) as usize];
+    let k = ((1.0 - cover) * (sorted.len() - 1) as f32) as usize;
+    let (_, &mut thr, _) = sorted.select_nth_unstable_by(k, f32::total_cmp);
     let ch = p.channels();
     let (t, v) = if ch == 1 {
         ([luma(transmit); 3], [luma(veil); 3])

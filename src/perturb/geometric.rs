@@ -215,58 +215,105 @@ impl BoxMap {
 }
 
 /// Resamples `p` through `to_output` into a `dst`-sized image: bilinear, black outside the
-/// source. Weights are 8-bit fixed point.
+/// source. Source positions step in 16.16 fixed point and weights are 8-bit, so the result
+/// is exact integer arithmetic; a whole-pixel translation copies rows instead.
 pub fn warp(p: &Pixels, to_output: &Affine, dst: (u32, u32)) -> Pixels {
-    let (sw, sh) = (p.width() as i64, p.height() as i64);
-    let (dw, dh) = (dst.0 as usize, dst.1 as usize);
-    let ch = p.channels();
-    let src = p.as_raw();
-    let mut out = vec![0u8; dw * dh * ch];
+    let [a, b, c, d, e, f] = to_output.0;
+    let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e9;
+    if (a, b, d, e) == (1.0, 0.0, 0.0, 1.0) && whole(c) && whole(f) && p.dimensions() == dst {
+        return translate(p, c as i64, f as i64);
+    }
     let Some(inv) = to_output.inverse() else {
         return blank_like(p, dst);
     };
+    let data = match p.channels() {
+        1 => warp_n::<1>(p, &inv, dst),
+        _ => warp_n::<3>(p, &inv, dst),
+    };
+    make(p, dst, data)
+}
+
+fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
+    let (sw, sh) = (p.width() as i64, p.height() as i64);
+    let (dw, dh) = (dst.0 as usize, dst.1 as usize);
+    let src = p.as_raw();
+    let mut out = vec![0u8; dw * dh * CH];
     let [a, b, c, d, e, f] = inv.0;
-    let mut px = [0u32; 3];
-    for y in 0..dh {
+    let fixed = |v: f64| (v * 65536.0).round() as i64;
+    let (dfx, dfy) = (fixed(a), fixed(d));
+    let stride = sw as usize * CH;
+    for (y, row) in out.chunks_exact_mut(dw * CH).enumerate() {
         let yc = y as f64 + 0.5;
-        // Source position of the pixel centre, shifted so that integer values are pixel
-        // centres of the source.
-        let mut sx = a * 0.5 + b * yc + c - 0.5;
-        let mut sy = d * 0.5 + e * yc + f - 0.5;
-        let row = &mut out[y * dw * ch..(y + 1) * dw * ch];
-        for o in row.chunks_exact_mut(ch) {
-            let (fx, fy) = (sx.floor(), sy.floor());
-            let (x0, y0) = (fx as i64, fy as i64);
+        // Source position of the first pixel centre, shifted so that integer values are
+        // source pixel centres.
+        let mut fx = fixed(a * 0.5 + b * yc + c - 0.5);
+        let mut fy = fixed(d * 0.5 + e * yc + f - 0.5);
+        for o in row.chunks_exact_mut(CH) {
+            let (x0, y0) = (fx >> 16, fy >> 16);
             if x0 >= -1 && y0 >= -1 && x0 < sw && y0 < sh {
-                let wx = ((sx - fx) * 256.0).round() as u32;
-                let wy = ((sy - fy) * 256.0).round() as u32;
-                let (wx0, wy0) = (256 - wx.min(256), 256 - wy.min(256));
-                let (wx, wy) = (wx.min(256), wy.min(256));
-                let inside = |x: i64, y: i64| x >= 0 && y >= 0 && x < sw && y < sh;
-                let at = |x: i64, y: i64| ((y * sw + x) as usize) * ch;
-                px[..ch].iter_mut().for_each(|v| *v = 0);
-                for (xx, yy, wgt) in [
-                    (x0, y0, wx0 * wy0),
-                    (x0 + 1, y0, wx * wy0),
-                    (x0, y0 + 1, wx0 * wy),
-                    (x0 + 1, y0 + 1, wx * wy),
-                ] {
-                    if wgt > 0 && inside(xx, yy) {
-                        let i = at(xx, yy);
-                        for k in 0..ch {
-                            px[k] += src[i + k] as u32 * wgt;
+                let wx = ((fx >> 8) & 255) as u32;
+                let wy = ((fy >> 8) & 255) as u32;
+                let w00 = (256 - wx) * (256 - wy);
+                let w10 = wx * (256 - wy);
+                let w01 = (256 - wx) * wy;
+                let w11 = wx * wy;
+                if x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh {
+                    let i = y0 as usize * stride + x0 as usize * CH;
+                    for k in 0..CH {
+                        let v = src[i + k] as u32 * w00
+                            + src[i + CH + k] as u32 * w10
+                            + src[i + stride + k] as u32 * w01
+                            + src[i + stride + CH + k] as u32 * w11;
+                        o[k] = ((v + (1 << 15)) >> 16) as u8;
+                    }
+                } else {
+                    // On the border: taps outside the source count as black.
+                    let mut acc = [0u32; CH];
+                    for (xx, yy, wgt) in [
+                        (x0, y0, w00),
+                        (x0 + 1, y0, w10),
+                        (x0, y0 + 1, w01),
+                        (x0 + 1, y0 + 1, w11),
+                    ] {
+                        if wgt > 0 && xx >= 0 && yy >= 0 && xx < sw && yy < sh {
+                            let i = yy as usize * stride + xx as usize * CH;
+                            for k in 0..CH {
+                                acc[k] += src[i + k] as u32 * wgt;
+                            }
                         }
                     }
-                }
-                for k in 0..ch {
-                    o[k] = ((px[k] + (1 << 15)) >> 16).min(255) as u8;
+                    for k in 0..CH {
+                        o[k] = ((acc[k] + (1 << 15)) >> 16).min(255) as u8;
+                    }
                 }
             }
-            sx += a;
-            sy += d;
+            fx += dfx;
+            fy += dfy;
         }
     }
-    make(p, dst, out)
+    out
+}
+
+/// Moves the image by whole pixels, copying rows; uncovered pixels are black.
+fn translate(p: &Pixels, tx: i64, ty: i64) -> Pixels {
+    let (w, h) = (p.width() as i64, p.height() as i64);
+    let ch = p.channels();
+    let src = p.as_raw();
+    let mut out = vec![0u8; src.len()];
+    let (x_lo, x_hi) = (tx.clamp(0, w), (w + tx).clamp(0, w));
+    if x_lo < x_hi {
+        for y in 0..h {
+            let sy = y - ty;
+            if sy < 0 || sy >= h {
+                continue;
+            }
+            let d0 = (y * w + x_lo) as usize * ch;
+            let s0 = (sy * w + x_lo - tx) as usize * ch;
+            let n = (x_hi - x_lo) as usize * ch;
+            out[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
+        }
+    }
+    with_data(p, out)
 }
 
 fn blank_like(p: &Pixels, dst: (u32, u32)) -> Pixels {
@@ -342,17 +389,20 @@ fn zoom(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError
 }
 
 fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
-    let (w, h) = (p.width() as usize, p.height() as usize);
+    let w = (p.width() as usize).max(1);
     let ch = p.channels();
     let src = p.as_raw();
     let mut out = vec![0u8; src.len()];
-    for y in 0..h {
-        let (s, o) = (
-            &src[y * w * ch..(y + 1) * w * ch],
-            &mut out[y * w * ch..(y + 1) * w * ch],
-        );
-        for (dst, px) in o.chunks_exact_mut(ch).zip(s.chunks_exact(ch).rev()) {
-            dst.copy_from_slice(px);
+    for (o, s) in out.chunks_exact_mut(w * ch).zip(src.chunks_exact(w * ch)) {
+        if ch == 1 {
+            o.copy_from_slice(s);
+            o.reverse();
+        } else {
+            for (dst, px) in o.chunks_exact_mut(3).zip(s.chunks_exact(3).rev()) {
+                dst[0] = px[0];
+                dst[1] = px[1];
+                dst[2] = px[2];
+            }
         }
     }
     Ok(Perturbed {

@@ -210,18 +210,41 @@ fn recip(n: usize) -> u32 {
 }
 
 fn box_rows(data: &mut [u8], w: usize, h: usize, ch: usize, r: usize) {
+    match ch {
+        1 => box_rows_n::<1>(data, w, h, r),
+        _ => box_rows_n::<3>(data, w, h, r),
+    }
+}
+
+/// Sliding sums along each row over a copy padded with `r` replicated pixels on both
+/// sides, so the inner loop has no edge tests; the `CH` channels run side by side.
+fn box_rows_n<const CH: usize>(data: &mut [u8], w: usize, h: usize, r: usize) {
     let inv = recip(2 * r + 1);
-    let mut line = vec![0u8; w * ch];
+    let n = 2 * r + 1;
+    let mut pad = vec![0u8; (w + 2 * r) * CH];
     for y in 0..h {
-        let row = &mut data[y * w * ch..(y + 1) * w * ch];
-        line.copy_from_slice(row);
-        for c in 0..ch {
-            let at = |x: isize| line[(x.clamp(0, w as isize - 1) as usize) * ch + c] as u32;
-            let mut acc: u32 = (-(r as isize)..=r as isize).map(at).sum();
-            for x in 0..w {
-                row[x * ch + c] = ((acc * inv + (1 << 15)) >> 16).min(255) as u8;
-                acc += at(x as isize + r as isize + 1);
-                acc -= at(x as isize - r as isize);
+        let row = &mut data[y * w * CH..(y + 1) * w * CH];
+        let (first, last) = (&row[..CH], &row[(w - 1) * CH..]);
+        for i in 0..r {
+            pad[i * CH..(i + 1) * CH].copy_from_slice(first);
+            pad[(r + w + i) * CH..(r + w + i + 1) * CH].copy_from_slice(last);
+        }
+        pad[r * CH..(r + w) * CH].copy_from_slice(row);
+        let mut acc = [0u32; CH];
+        for px in pad[..n * CH].chunks_exact(CH) {
+            for c in 0..CH {
+                acc[c] += px[c] as u32;
+            }
+        }
+        let (adds, subs) = (&pad[n * CH..], &pad[..]);
+        for (x, out) in row.chunks_exact_mut(CH).enumerate() {
+            for c in 0..CH {
+                out[c] = ((acc[c] * inv + (1 << 15)) >> 16).min(255) as u8;
+            }
+            if x + 1 < w {
+                for c in 0..CH {
+                    acc[c] = acc[c] + adds[x * CH + c] as u32 - subs[x * CH + c] as u32;
+                }
             }
         }
     }
@@ -400,16 +423,18 @@ pub fn disk_blur(p: &Pixels, r: f32) -> Pixels {
     let pw = w + 2 * ri;
     let src = p.as_raw();
     let mut prefix = vec![0u32; h * (pw + 1) * ch];
+    let mut padded = vec![0u8; pw * ch];
     for y in 0..h {
         let row = &src[y * w * ch..(y + 1) * w * ch];
+        for i in 0..ri {
+            padded[i * ch..(i + 1) * ch].copy_from_slice(&row[..ch]);
+            padded[(ri + w + i) * ch..(ri + w + i + 1) * ch].copy_from_slice(&row[(w - 1) * ch..]);
+        }
+        padded[ri * ch..(ri + w) * ch].copy_from_slice(row);
         let pre = &mut prefix[y * (pw + 1) * ch..(y + 1) * (pw + 1) * ch];
-        for c in 0..ch {
-            let mut s = 0u32;
-            for x in 0..pw {
-                let sx = (x as i64 - ri as i64).clamp(0, w as i64 - 1) as usize;
-                s += row[sx * ch + c] as u32;
-                pre[(x + 1) * ch + c] = s;
-            }
+        // Running sums per channel: pre[i + ch] = pre[i] + padded[i].
+        for i in 0..pw * ch {
+            pre[i + ch] = pre[i] + padded[i] as u32;
         }
     }
     let mut out = vec![0u8; src.len()];
