@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::data::decode::DEFAULT_MAX_PIXELS;
 use crate::geometry::BoxFrame;
 use crate::infer::{Device, ModelOptions, RuntimeOptions, Variant};
+use crate::perturb::Severities;
 use crate::sample::QuestionKind;
 
 const EXIT_CODES: &str = "\
@@ -62,6 +63,12 @@ pub enum Command {
     /// a paired bootstrap for the other metrics.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// Write perturbed copies of a dataset's images plus a manifest with the boxes mapped;
+    /// optionally draw a contact sheet of one sample across severities.
+    #[command(after_help = EXIT_CODES)]
+    Perturb(PerturbArgs),
+    /// List every perturbation and track: description, modalities, parameter per severity.
+    Perturbations(PerturbationsArgs),
 }
 
 const SCORE_HELP: &str = "\
@@ -308,6 +315,51 @@ pub struct AskArgs {
     pub question: String,
 }
 
+#[derive(Debug, Args)]
+pub struct PerturbArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    /// Perturbations and tracks, comma separated (see `medvqa perturbations`), e.g.
+    /// gaussian-noise,cxr-grid or modality-default or kvasir-weak.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub perturbation: Vec<String>,
+    /// `all` (each perturbation's levels, 1-5), a number, a range such as 1..3, or a list
+    /// such as 0,1,3. Severity 0 adds the clean image, written once under clean/s0/.
+    #[arg(long, value_name = "S", default_value = "all")]
+    pub severity: Severities,
+    /// Run seed; with the dataset name, image key, perturbation and severity it fixes every
+    /// random draw (DESIGN §3).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder: manifest.jsonl, failures.jsonl and the images under
+    /// <perturbation>/s<severity>/<image key>.png.
+    #[arg(long, value_name = "DIR", required_unless_present = "sheet")]
+    pub out: Option<PathBuf>,
+    /// Also draw a contact sheet (PNG): one sample, a row per perturbation, a column per
+    /// severity, boxes drawn.
+    #[arg(long, value_name = "FILE")]
+    pub sheet: Option<PathBuf>,
+    /// The sample to draw on the sheet (default: the first sample id, in sorted order,
+    /// that has a box, else the first).
+    #[arg(long, value_name = "ID", requires = "sheet")]
+    pub sheet_sample: Option<String>,
+    /// Height in pixels of each image on the sheet.
+    #[arg(long, value_name = "PX", default_value_t = 128, requires = "sheet")]
+    pub sheet_thumb: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PerturbationsArgs {
+    /// Print the registry as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +489,46 @@ mod tests {
             panic!("not compare")
         };
         assert_eq!((a.run_a.to_str(), a.run_b.to_str()), (Some("a"), Some("b")));
+    }
+
+    #[test]
+    fn perturb_takes_a_name_list_and_severities() {
+        let cli = Cli::try_parse_from([
+            "medvqa",
+            "perturb",
+            "--dataset",
+            "phantom:cxr",
+            "--perturbation",
+            "gaussian-noise,rotate",
+            "--severity",
+            "0,2",
+            "--out",
+            "x",
+        ])
+        .unwrap();
+        let Command::Perturb(a) = cli.command else {
+            panic!("not perturb")
+        };
+        assert_eq!(a.perturbation, ["gaussian-noise", "rotate"]);
+        assert_eq!(a.severity, Severities::List(vec![0, 2]));
+        assert_eq!(a.seed, 0);
+    }
+
+    #[test]
+    fn perturb_needs_an_output_or_a_sheet_and_a_valid_severity() {
+        let base = [
+            "medvqa",
+            "perturb",
+            "--dataset",
+            "phantom:cxr",
+            "--perturbation",
+            "jpeg",
+        ];
+        assert!(Cli::try_parse_from(base).is_err());
+        assert!(Cli::try_parse_from(base.iter().chain(&["--sheet", "s.png"])).is_ok());
+        assert!(
+            Cli::try_parse_from(base.iter().chain(&["--out", "o", "--severity", "6"])).is_err()
+        );
     }
 
     #[test]

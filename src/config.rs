@@ -340,6 +340,9 @@ path = "m"
                 n += 1;
             }
         }
-        assert!(n >= 4, "expected default + three benchmark configs, found {n}");
+        assert!(
+            n >= 4,
+            "expected default + three benchmark configs, found {n}"
+        );
     }
 }

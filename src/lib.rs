@@ -17,6 +17,7 @@ pub mod draw;
 pub mod failure;
 pub mod geometry;
 pub mod infer;
+pub mod perturb;
 pub mod pixels;
 pub mod progress;
 pub mod report;

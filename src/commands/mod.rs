@@ -5,6 +5,8 @@ mod ask;
 mod compare;
 mod datasets;
 mod inspect;
+mod perturb;
+mod perturbations;
 mod phantom;
 mod score;
 
@@ -47,6 +49,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ask(a) => ask::run(&a, cli.threads),
         Command::Score(a) => score::run(&a, quiet),
         Command::Compare(a) => compare::run(&a),
+        Command::Perturb(a) => perturb::run(&a, quiet),
+        Command::Perturbations(a) => perturbations::run(&a),
     }
 }
 

@@ -1,0 +1,625 @@
+//! Geometric perturbations, which move content and so move ground-truth boxes with it:
+//! rotate, shift, zoom (crop), horizontal and vertical flip. Also the affine machinery the
+//! CXR patient-rotation and the Kvasir-VQA-x1 recipe reuse.
+//!
+//! Conventions (DESIGN §4):
+//! - The output has the input's size. Zoom crops a window and scales it back up to the
+//!   full frame; rotate and shift keep the frame and fill what the source no longer covers
+//!   with black (0), as torchvision's and albumentations' defaults do.
+//! - Pixels are resampled once, bilinearly, through the inverse of the same [`Affine`] that
+//!   maps the boxes.
+//! - A box maps to the axis-aligned hull of its four mapped corners, clipped to the image.
+//!   A box that ends up entirely outside the image maps to `None`: the caller drops it
+//!   (`medvqa perturb` counts dropped boxes in the sample's `meta.boxes_dropped`).
+//! - Flips map boxes exactly.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use super::raster::with_data;
+use super::{ANY, Apply, ApplyError, Family, Modality, Perturbation, Perturbed};
+use crate::geometry::BBox;
+use crate::pixels::Pixels;
+
+/// Rotation angle in degrees; the sign is drawn from the seed.
+const ROTATE_DEG: [f32; 5] = [3.0, 6.0, 10.0, 15.0, 22.0];
+/// Shift as a fraction of the image size, along a direction drawn from the seed.
+const SHIFT_FRACTION: [f32; 5] = [0.03, 0.06, 0.1, 0.14, 0.2];
+/// Side of the crop window as a fraction of the image side; its place is drawn from the
+/// seed.
+const ZOOM_WINDOW: [f32; 5] = [0.9, 0.8, 0.7, 0.6, 0.5];
+
+fn at(table: &[f32; 5], severity: u8) -> f32 {
+    table[(severity.clamp(1, 5) - 1) as usize]
+}
+
+pub const ROTATE: Perturbation = Perturbation {
+    name: "rotate",
+    family: Family::Geometric,
+    summary: "rotation about the centre, random direction; corners filled black; boxes mapped",
+    modalities: ANY,
+    levels: 5,
+    seeded: true,
+    geometric: true,
+    parameter: "angle, degrees (sign from the seed)",
+    table: |s| format!("±{}", at(&ROTATE_DEG, s)),
+    apply: Apply::Image(rotate),
+};
+
+pub const SHIFT: Perturbation = Perturbation {
+    name: "shift",
+    family: Family::Geometric,
+    summary: "translation in a random direction; uncovered band filled black; boxes mapped",
+    modalities: ANY,
+    levels: 5,
+    seeded: true,
+    geometric: true,
+    parameter: "distance, fraction of the image size",
+    table: |s| format!("{}", at(&SHIFT_FRACTION, s)),
+    apply: Apply::Image(shift),
+};
+
+pub const ZOOM: Perturbation = Perturbation {
+    name: "zoom",
+    family: Family::Geometric,
+    summary: "crop a window at a random place and scale it back to full size; boxes mapped",
+    modalities: ANY,
+    levels: 5,
+    seeded: true,
+    geometric: true,
+    parameter: "window side, fraction of the image side",
+    table: |s| format!("{}", at(&ZOOM_WINDOW, s)),
+    apply: Apply::Image(zoom),
+};
+
+pub const FLIP_H: Perturbation = Perturbation {
+    name: "flip-h",
+    family: Family::Geometric,
+    summary: "mirror left-right (one level); boxes mapped exactly; laterality answers change",
+    modalities: ANY,
+    levels: 1,
+    seeded: false,
+    geometric: true,
+    parameter: "axis",
+    table: |_| "vertical axis".to_string(),
+    apply: Apply::Image(flip_h),
+};
+
+pub const FLIP_V: Perturbation = Perturbation {
+    name: "flip-v",
+    family: Family::Geometric,
+    summary: "mirror top-bottom (one level); boxes mapped exactly",
+    modalities: &[Modality::Endoscopy, Modality::Video],
+    levels: 1,
+    seeded: false,
+    geometric: true,
+    parameter: "axis",
+    table: |_| "horizontal axis".to_string(),
+    apply: Apply::Image(flip_v),
+};
+
+/// A 2-D affine map of continuous pixel coordinates (origin at the top-left corner of the
+/// top-left pixel): `x' = a·x + b·y + c`, `y' = d·x + e·y + f`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine(pub [f64; 6]);
+
+impl Affine {
+    pub const IDENTITY: Affine = Affine([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+
+    pub fn translate(tx: f64, ty: f64) -> Affine {
+        Affine([1.0, 0.0, tx, 0.0, 1.0, ty])
+    }
+
+    pub fn scale(sx: f64, sy: f64) -> Affine {
+        Affine([sx, 0.0, 0.0, 0.0, sy, 0.0])
+    }
+
+    /// Rotation by `radians` about `(cx, cy)`; positive turns clockwise on screen (y down).
+    pub fn rotate_about(radians: f64, cx: f64, cy: f64) -> Affine {
+        let (s, c) = radians.sin_cos();
+        Affine::translate(-cx, -cy)
+            .then(&Affine([c, -s, 0.0, s, c, 0.0]))
+            .then(&Affine::translate(cx, cy))
+    }
+
+    /// `self` first, then `next`.
+    pub fn then(&self, next: &Affine) -> Affine {
+        let [a, b, c, d, e, f] = self.0;
+        let [a2, b2, c2, d2, e2, f2] = next.0;
+        Affine([
+            a2 * a + b2 * d,
+            a2 * b + b2 * e,
+            a2 * c + b2 * f + c2,
+            d2 * a + e2 * d,
+            d2 * b + e2 * e,
+            d2 * c + e2 * f + f2,
+        ])
+    }
+
+    pub fn map(&self, x: f64, y: f64) -> (f64, f64) {
+        let [a, b, c, d, e, f] = self.0;
+        (a * x + b * y + c, d * x + e * y + f)
+    }
+
+    /// The inverse map; `None` when the map is singular.
+    pub fn inverse(&self) -> Option<Affine> {
+        let [a, b, c, d, e, f] = self.0;
+        let det = a * e - b * d;
+        if det.abs() < 1e-12 || !det.is_finite() {
+            return None;
+        }
+        let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
+        Some(Affine([
+            ia,
+            ib,
+            -(ia * c + ib * f),
+            id,
+            ie,
+            -(id * c + ie * f),
+        ]))
+    }
+}
+
+/// How a perturbation moved the content, for moving boxes with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BoxMap {
+    /// Content stays where it was.
+    Identity,
+    /// Content moved by `to_output`, from a `src`-sized image to a `dst`-sized one
+    /// (`(width, height)` in pixels).
+    Affine {
+        to_output: Affine,
+        src: (u32, u32),
+        dst: (u32, u32),
+    },
+}
+
+impl BoxMap {
+    /// Where box `b` (normalised on the input) lies on the output: the hull of its mapped
+    /// corners, clipped. `None` when it lies entirely outside the output.
+    pub fn apply(&self, b: &BBox) -> Option<BBox> {
+        let BoxMap::Affine {
+            to_output,
+            src,
+            dst,
+        } = self
+        else {
+            return Some(*b);
+        };
+        let (sw, sh) = (src.0 as f64, src.1 as f64);
+        let (dw, dh) = (dst.0.max(1) as f64, dst.1.max(1) as f64);
+        let corners = [(b.x1, b.y1), (b.x2, b.y1), (b.x1, b.y2), (b.x2, b.y2)];
+        let (mut x1, mut y1, mut x2, mut y2) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for (x, y) in corners {
+            let (u, v) = to_output.map(x * sw, y * sh);
+            let (u, v) = (u / dw, v / dh);
+            x1 = x1.min(u);
+            y1 = y1.min(v);
+            x2 = x2.max(u);
+            y2 = y2.max(v);
+        }
+        if x2 <= 0.0 || y2 <= 0.0 || x1 >= 1.0 || y1 >= 1.0 {
+            return None;
+        }
+        BBox::new(x1, y1, x2, y2).ok().map(BBox::rounded)
+    }
+
+    /// Moves a same-size mask (or any image) the way the perturbation moved the pixels,
+    /// with the same resampling: tests check phantom findings against mapped boxes with it.
+    pub fn warp(&self, p: &Pixels) -> Pixels {
+        match self {
+            BoxMap::Identity => p.clone(),
+            BoxMap::Affine { to_output, dst, .. } => warp(p, to_output, *dst),
+        }
+    }
+}
+
+/// Resamples `p` through `to_output` into a `dst`-sized image: bilinear, black outside the
+/// source. Source positions step in 16.16 fixed point and weights are 8-bit, so the result
+/// is exact integer arithmetic; a whole-pixel translation copies rows instead.
+pub fn warp(p: &Pixels, to_output: &Affine, dst: (u32, u32)) -> Pixels {
+    let [a, b, c, d, e, f] = to_output.0;
+    let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e9;
+    if (a, b, d, e) == (1.0, 0.0, 0.0, 1.0) && whole(c) && whole(f) && p.dimensions() == dst {
+        return translate(p, c as i64, f as i64);
+    }
+    let Some(inv) = to_output.inverse() else {
+        return blank_like(p, dst);
+    };
+    let data = match p.channels() {
+        1 => warp_n::<1>(p, &inv, dst),
+        _ => warp_n::<3>(p, &inv, dst),
+    };
+    make(p, dst, data)
+}
+
+fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
+    let (sw, sh) = (p.width() as i64, p.height() as i64);
+    let (dw, dh) = (dst.0 as usize, dst.1 as usize);
+    let src = p.as_raw();
+    let mut out = vec![0u8; dw * dh * CH];
+    let [a, b, c, d, e, f] = inv.0;
+    let fixed = |v: f64| (v * 65536.0).round() as i64;
+    let (dfx, dfy) = (fixed(a), fixed(d));
+    let stride = sw as usize * CH;
+    for (y, row) in out.chunks_exact_mut(dw * CH).enumerate() {
+        let yc = y as f64 + 0.5;
+        // Source position of the first pixel centre, shifted so that integer values are
+        // source pixel centres.
+        let mut fx = fixed(a * 0.5 + b * yc + c - 0.5);
+        let mut fy = fixed(d * 0.5 + e * yc + f - 0.5);
+        for o in row.chunks_exact_mut(CH) {
+            let (x0, y0) = (fx >> 16, fy >> 16);
+            if x0 >= -1 && y0 >= -1 && x0 < sw && y0 < sh {
+                let wx = ((fx >> 8) & 255) as u32;
+                let wy = ((fy >> 8) & 255) as u32;
+                let w00 = (256 - wx) * (256 - wy);
+                let w10 = wx * (256 - wy);
+                let w01 = (256 - wx) * wy;
+                let w11 = wx * wy;
+                if x0 >= 0 && y0 >= 0 && x0 + 1 < sw && y0 + 1 < sh {
+                    let i = y0 as usize * stride + x0 as usize * CH;
+                    for k in 0..CH {
+                        let v = src[i + k] as u32 * w00
+                            + src[i + CH + k] as u32 * w10
+                            + src[i + stride + k] as u32 * w01
+                            + src[i + stride + CH + k] as u32 * w11;
+                        o[k] = ((v + (1 << 15)) >> 16) as u8;
+                    }
+                } else {
+                    // On the border: taps outside the source count as black.
+                    let mut acc = [0u32; CH];
+                    for (xx, yy, wgt) in [
+                        (x0, y0, w00),
+                        (x0 + 1, y0, w10),
+                        (x0, y0 + 1, w01),
+                        (x0 + 1, y0 + 1, w11),
+                    ] {
+                        if wgt > 0 && xx >= 0 && yy >= 0 && xx < sw && yy < sh {
+                            let i = yy as usize * stride + xx as usize * CH;
+                            for k in 0..CH {
+                                acc[k] += src[i + k] as u32 * wgt;
+                            }
+                        }
+                    }
+                    for k in 0..CH {
+                        o[k] = ((acc[k] + (1 << 15)) >> 16).min(255) as u8;
+                    }
+                }
+            }
+            fx += dfx;
+            fy += dfy;
+        }
+    }
+    out
+}
+
+/// Moves the image by whole pixels, copying rows; uncovered pixels are black.
+fn translate(p: &Pixels, tx: i64, ty: i64) -> Pixels {
+    let (w, h) = (p.width() as i64, p.height() as i64);
+    let ch = p.channels();
+    let src = p.as_raw();
+    let mut out = vec![0u8; src.len()];
+    let (x_lo, x_hi) = (tx.clamp(0, w), (w + tx).clamp(0, w));
+    if x_lo < x_hi {
+        for y in 0..h {
+            let sy = y - ty;
+            if sy < 0 || sy >= h {
+                continue;
+            }
+            let d0 = (y * w + x_lo) as usize * ch;
+            let s0 = (sy * w + x_lo - tx) as usize * ch;
+            let n = (x_hi - x_lo) as usize * ch;
+            out[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
+        }
+    }
+    with_data(p, out)
+}
+
+fn blank_like(p: &Pixels, dst: (u32, u32)) -> Pixels {
+    make(
+        p,
+        dst,
+        vec![0u8; dst.0 as usize * dst.1 as usize * p.channels()],
+    )
+}
+
+fn make(like: &Pixels, dst: (u32, u32), data: Vec<u8>) -> Pixels {
+    if like.dimensions() == dst {
+        return with_data(like, data);
+    }
+    match like {
+        Pixels::Gray(_) => Pixels::Gray(
+            image::GrayImage::from_raw(dst.0, dst.1, data)
+                .unwrap_or_else(|| image::GrayImage::new(dst.0, dst.1)),
+        ),
+        Pixels::Rgb(_) => Pixels::Rgb(
+            image::RgbImage::from_raw(dst.0, dst.1, data)
+                .unwrap_or_else(|| image::RgbImage::new(dst.0, dst.1)),
+        ),
+    }
+}
+
+/// Warps `p` through `m` into its own frame and returns the result with its box map.
+pub fn apply_affine(p: &Pixels, m: Affine) -> Perturbed {
+    let dims = p.dimensions();
+    Perturbed {
+        pixels: warp(p, &m, dims),
+        map: BoxMap::Affine {
+            to_output: m,
+            src: dims,
+            dst: dims,
+        },
+    }
+}
+
+fn centre(p: &Pixels) -> (f64, f64) {
+    (p.width() as f64 / 2.0, p.height() as f64 / 2.0)
+}
+
+fn random_sign(rng: &mut ChaCha8Rng) -> f64 {
+    if rng.random::<bool>() { 1.0 } else { -1.0 }
+}
+
+fn rotate(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
+    let deg = at(&ROTATE_DEG, s) as f64 * random_sign(rng);
+    let (cx, cy) = centre(p);
+    Ok(apply_affine(
+        p,
+        Affine::rotate_about(deg.to_radians(), cx, cy),
+    ))
+}
+
+fn shift(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
+    let dist = at(&SHIFT_FRACTION, s) as f64;
+    let dir = rng.random_range(0.0..std::f64::consts::TAU);
+    // Whole pixels, so the content is copied rather than resampled.
+    let tx = (dist * dir.cos() * p.width() as f64).round();
+    let ty = (dist * dir.sin() * p.height() as f64).round();
+    Ok(apply_affine(p, Affine::translate(tx, ty)))
+}
+
+fn zoom(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
+    let f = at(&ZOOM_WINDOW, s) as f64;
+    let (w, h) = (p.width() as f64, p.height() as f64);
+    let x0 = rng.random::<f64>() * w * (1.0 - f);
+    let y0 = rng.random::<f64>() * h * (1.0 - f);
+    let m = Affine::translate(-x0, -y0).then(&Affine::scale(1.0 / f, 1.0 / f));
+    Ok(apply_affine(p, m))
+}
+
+fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
+    let w = (p.width() as usize).max(1);
+    let ch = p.channels();
+    let src = p.as_raw();
+    let mut out = vec![0u8; src.len()];
+    for (o, s) in out.chunks_exact_mut(w * ch).zip(src.chunks_exact(w * ch)) {
+        if ch == 1 {
+            o.copy_from_slice(s);
+            o.reverse();
+        } else {
+            for (dst, px) in o.chunks_exact_mut(3).zip(s.chunks_exact(3).rev()) {
+                dst[0] = px[0];
+                dst[1] = px[1];
+                dst[2] = px[2];
+            }
+        }
+    }
+    Ok(Perturbed {
+        pixels: with_data(p, out),
+        map: BoxMap::Affine {
+            to_output: Affine([-1.0, 0.0, w as f64, 0.0, 1.0, 0.0]),
+            src: p.dimensions(),
+            dst: p.dimensions(),
+        },
+    })
+}
+
+fn flip_v(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
+    let (w, h) = (p.width() as usize, p.height() as usize);
+    let stride = w * p.channels();
+    let src = p.as_raw();
+    let mut out = vec![0u8; src.len()];
+    for y in 0..h {
+        out[y * stride..(y + 1) * stride]
+            .copy_from_slice(&src[(h - 1 - y) * stride..(h - y) * stride]);
+    }
+    Ok(Perturbed {
+        pixels: with_data(p, out),
+        map: BoxMap::Affine {
+            to_output: Affine([1.0, 0.0, 0.0, 0.0, -1.0, h as f64]),
+            src: p.dimensions(),
+            dst: p.dimensions(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perturb::testimg;
+    use rand::SeedableRng;
+
+    fn bbox(x1: f64, y1: f64, x2: f64, y2: f64) -> BBox {
+        BBox::new(x1, y1, x2, y2).unwrap()
+    }
+
+    #[test]
+    fn flips_map_boxes_exactly_and_twice_is_the_identity() {
+        let img = testimg::rgb(40, 30, 0);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let once = flip_h(&img, 1, &mut rng).unwrap();
+        let b = bbox(0.1, 0.2, 0.3, 0.5);
+        assert_eq!(once.map.apply(&b).unwrap().to_array(), [0.7, 0.2, 0.9, 0.5]);
+        assert_eq!(flip_h(&once.pixels, 1, &mut rng).unwrap().pixels, img);
+        let v = flip_v(&img, 1, &mut rng).unwrap();
+        assert_eq!(v.map.apply(&b).unwrap().to_array(), [0.1, 0.5, 0.3, 0.8]);
+        assert_eq!(flip_v(&v.pixels, 1, &mut rng).unwrap().pixels, img);
+    }
+
+    #[test]
+    fn a_rotated_box_is_the_hull_of_its_corners() {
+        // A centred square turned 45° grows to √2 its side, still centred.
+        let m = BoxMap::Affine {
+            to_output: Affine::rotate_about(std::f64::consts::FRAC_PI_4, 50.0, 50.0),
+            src: (100, 100),
+            dst: (100, 100),
+        };
+        let out = m.apply(&bbox(0.4, 0.4, 0.6, 0.6)).unwrap();
+        let half = 0.1 * 2f64.sqrt();
+        for (got, want) in
+            out.to_array()
+                .iter()
+                .zip([0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half])
+        {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn boxes_that_leave_are_dropped_and_partial_ones_clipped() {
+        let m = BoxMap::Affine {
+            to_output: Affine::translate(30.0, 0.0),
+            src: (100, 100),
+            dst: (100, 100),
+        };
+        assert_eq!(m.apply(&bbox(0.75, 0.1, 0.9, 0.2)), None);
+        assert_eq!(
+            m.apply(&bbox(0.6, 0.1, 0.8, 0.2)).unwrap().to_array(),
+            [0.9, 0.1, 1.0, 0.2]
+        );
+    }
+
+    #[test]
+    fn integer_shift_copies_pixels_and_fills_black() {
+        let img = testimg::gray(20, 10, 0);
+        let out = apply_affine(&img, Affine::translate(3.0, 2.0)).pixels;
+        let (a, b) = (img.to_rgb(), out.to_rgb());
+        assert_eq!(b.get_pixel(10, 5), a.get_pixel(7, 3));
+        assert_eq!(b.get_pixel(1, 1).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn affine_inverse_and_composition_agree() {
+        let m = Affine::rotate_about(0.3, 10.0, 20.0).then(&Affine::scale(1.5, 0.8));
+        let inv = m.inverse().unwrap();
+        let (x, y) = m.map(3.0, 4.0);
+        let (bx, by) = inv.map(x, y);
+        assert!((bx - 3.0).abs() < 1e-9 && (by - 4.0).abs() < 1e-9);
+        assert!(Affine::scale(0.0, 1.0).inverse().is_none());
+    }
+
+    /// Draws an elliptical finding, runs every geometric perturbation over it, and checks
+    /// that the moved mask lies inside the mapped box (1 px of resampling slack).
+    pub(crate) fn assert_mask_inside_mapped_box(
+        img: &Pixels,
+        mask: &image::GrayImage,
+        bbox: &BBox,
+        key: &str,
+    ) -> usize {
+        use crate::perturb::{Application, REGISTRY, SeedContext, perturb_image};
+        let (w, h) = mask.dimensions();
+        let mut checked = 0;
+        for p in REGISTRY.iter().filter(|p| p.geometric) {
+            for s in p.severities() {
+                for seed in 0..4 {
+                    let app = Application::new(p, s).unwrap();
+                    let ctx = SeedContext::new(seed, "masks");
+                    let out = perturb_image(&ctx, key, img, &app).unwrap();
+                    let moved = out.map.warp(&Pixels::Gray(mask.clone()));
+                    let on: Vec<(u32, u32)> = match &moved {
+                        Pixels::Gray(g) => g
+                            .enumerate_pixels()
+                            .filter(|(_, _, v)| v.0[0] >= 128)
+                            .map(|(x, y, _)| (x, y))
+                            .collect(),
+                        Pixels::Rgb(_) => unreachable!(),
+                    };
+                    match out.map.apply(bbox) {
+                        None => assert!(
+                            on.is_empty(),
+                            "{} s{s}: box dropped, mask still there",
+                            p.name
+                        ),
+                        Some(b) => {
+                            let [x1, y1, x2, y2] = b.to_pixels(w, h);
+                            for (x, y) in on {
+                                let (cx, cy) = (x as f64 + 0.5, y as f64 + 0.5);
+                                assert!(
+                                    cx >= x1 - 1.0
+                                        && cx <= x2 + 1.0
+                                        && cy >= y1 - 1.0
+                                        && cy <= y2 + 1.0,
+                                    "{} s{s} seed {seed}: mask pixel ({x},{y}) outside {b:?}",
+                                    p.name
+                                );
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn a_drawn_finding_stays_inside_its_mapped_box() {
+        use crate::draw::{Canvas, Ellipse};
+        let (w, h) = (120u32, 90u32);
+        let mut c = Canvas::new(w, h, &[0.0]);
+        c.fill_ellipse(
+            Ellipse::new(84.0, 30.0, 14.0, 9.0).rotated(0.5),
+            &[255.0],
+            1.0,
+            0.7,
+        );
+        let mask = match c.to_pixels() {
+            Pixels::Gray(g) => g,
+            Pixels::Rgb(_) => unreachable!(),
+        };
+        // The tight box around the mask, as the phantom generator reports it.
+        let on: Vec<(u32, u32)> = mask
+            .enumerate_pixels()
+            .filter(|(_, _, v)| v.0[0] >= 128)
+            .map(|(x, y, _)| (x, y))
+            .collect();
+        let x1 = on.iter().map(|p| p.0).min().unwrap() as f64;
+        let x2 = on.iter().map(|p| p.0).max().unwrap() as f64 + 1.0;
+        let y1 = on.iter().map(|p| p.1).min().unwrap() as f64;
+        let y2 = on.iter().map(|p| p.1).max().unwrap() as f64 + 1.0;
+        let bbox = BBox::new(x1 / w as f64, y1 / h as f64, x2 / w as f64, y2 / h as f64).unwrap();
+        let img = testimg::rgb(w, h, 0);
+        assert!(assert_mask_inside_mapped_box(&img, &mask, &bbox, "drawn/1") > 50);
+    }
+
+    #[test]
+    fn phantom_findings_stay_inside_their_mapped_boxes() {
+        use crate::data::phantom::{self, PhantomSet};
+        let mut checked = 0;
+        for set in PhantomSet::ALL {
+            let case = phantom::case(set, 3, 1);
+            assert!(!case.findings.is_empty(), "{} draws no finding", set.name());
+            // The largest and the smallest finding of the case.
+            let mut findings: Vec<_> = case.findings.iter().collect();
+            findings.sort_by_key(|f| f.mask.as_raw().iter().filter(|&&v| v > 0).count());
+            for f in [findings[0], findings[findings.len() - 1]] {
+                let img = &case.images[f.image];
+                let key = format!("{}/{}", case.key, f.image);
+                checked += assert_mask_inside_mapped_box(img, &f.mask, &f.bbox, &key);
+            }
+        }
+        assert!(checked > 300, "{checked}");
+    }
+
+    #[test]
+    fn zoom_keeps_the_size_and_enlarges_boxes() {
+        let img = testimg::rgb(64, 48, 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let out = zoom(&img, 5, &mut rng).unwrap();
+        assert_eq!(out.pixels.dimensions(), (64, 48));
+        let b = bbox(0.45, 0.45, 0.55, 0.55);
+        let m = out.map.apply(&b).unwrap();
+        assert!((m.width() - 0.2).abs() < 1e-6, "{m:?}");
+    }
+}
