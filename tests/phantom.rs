@@ -443,6 +443,38 @@ fn cxr_answers_agree_with_the_drawn_findings() {
         checked += 1;
     }
     assert_eq!(checked, 60);
+    covers(
+        &samples,
+        &[
+            "count",
+            "count-choice",
+            "nodule-side",
+            "effusion-side",
+            "pneumothorax-side",
+            "has-effusion",
+            "has-pneumothorax",
+            "has-cardiomegaly",
+            "is-normal",
+            "has-nodule-side",
+            "pleural-side",
+            "nodule-zone",
+            "nodule-zones",
+            "findings",
+            "ctr-range",
+        ],
+        8,
+    );
+}
+
+/// Fails unless at least `min` of the templates a test checks occur in `samples`, so
+/// that the per-template checks above are not vacuous.
+fn covers(samples: &[Sample], checked: &[&str], min: usize) {
+    let seen: std::collections::BTreeSet<String> = samples
+        .iter()
+        .map(template)
+        .filter(|t| checked.contains(&t.as_str()))
+        .collect();
+    assert!(seen.len() >= min, "only {seen:?} were checked");
 }
 
 #[test]
@@ -571,6 +603,26 @@ fn endoscopy_answers_agree_with_the_drawn_findings() {
             );
         }
     }
+    covers(
+        &samples,
+        &[
+            "count",
+            "count-choice",
+            "has-polyp",
+            "multiple-polyps",
+            "has-instrument",
+            "has-green-box",
+            "has-text",
+            "polyp-position",
+            "polyp-quadrants",
+            "polyp-size",
+            "text-corner",
+            "visible",
+            "polyp-colour",
+            "polyp-colour-choice",
+        ],
+        8,
+    );
 }
 
 #[test]
@@ -711,4 +763,25 @@ fn frames_answers_agree_with_the_per_frame_masks() {
             );
         }
     }
+    covers(
+        &samples,
+        &[
+            "first-frame",
+            "last-frame",
+            "frames-count",
+            "largest-frame",
+            "first-frame-choice",
+            "last-frame-choice",
+            "largest-frame-choice",
+            "visible-in-frame",
+            "in-every-frame",
+            "frames-visible",
+            "objects-in-frame",
+            "larger-at-end",
+            "direction",
+            "direction-choice",
+            "change",
+        ],
+        8,
+    );
 }

@@ -126,11 +126,11 @@ const LUNG_WALL: [(f32, f32, f32); 15] = [
     (0.330, 0.150, 1.0),
     (0.260, 0.175, 1.0),
     (0.195, 0.245, 1.0),
-    (0.150, 0.340, 1.0),
-    (0.127, 0.450, 1.0),
-    (0.116, 0.560, 1.0),
-    (0.112, 0.660, 0.8),
-    (0.118, 0.735, 0.5),
+    (0.148, 0.340, 1.0),
+    (0.121, 0.450, 1.0),
+    (0.106, 0.560, 1.0),
+    (0.100, 0.660, 0.8),
+    (0.106, 0.740, 0.5),
 ];
 
 /// The hemidiaphragm from the costophrenic angle to the medial end.
@@ -144,8 +144,8 @@ const LUNG_DOME: [(f32, f32, f32); 5] = [
 
 /// The cardiac silhouette before it is scaled to the case's cardiothoracic ratio.
 const HEART: [Pt; 14] = [
-    (0.455, 0.430),
-    (0.425, 0.500),
+    (0.455, 0.460),
+    (0.425, 0.520),
     (0.418, 0.580),
     (0.428, 0.655),
     (0.470, 0.700),
@@ -154,10 +154,10 @@ const HEART: [Pt; 14] = [
     (0.675, 0.665),
     (0.668, 0.600),
     (0.640, 0.530),
-    (0.600, 0.470),
-    (0.575, 0.425),
-    (0.555, 0.400),
-    (0.500, 0.395),
+    (0.605, 0.500),
+    (0.575, 0.455),
+    (0.552, 0.435),
+    (0.500, 0.430),
 ];
 
 struct Geometry {
@@ -389,7 +389,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
             1.0,
             3.0,
         );
-        c.box_blur(3, 1);
         c.data
     };
 
@@ -548,7 +547,7 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
         );
         pts
     };
-    let body = blurred(&polygon_coverage(SIZE, SIZE, &body_pts), 2, 1);
+    let body = polygon_coverage(SIZE, SIZE, &body_pts);
     let arms = {
         let mut c = layer();
         for side in SIDES {
@@ -565,7 +564,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
                 *d = d.max(v);
             }
         }
-        c.box_blur(2, 1);
         c.data
     };
     let tissue_noise = fractal_noise(SIZE, SIZE, 64.0, 3, &mut rng);
@@ -589,7 +587,7 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
                     let t = k as f32 / 20.0;
                     (
                         xs + sg * span * (t * std::f32::consts::FRAC_PI_2).sin(),
-                        y0 + (-0.085 * t + 0.2 * t.powf(2.2)) * s,
+                        y0 + (-0.09 * t + (0.2 + 0.006 * i as f32) * t.powf(2.2)) * s,
                     )
                 })
                 .collect();
@@ -614,18 +612,19 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
         }
         // Clavicle.
         let cl: Vec<Pt> = [
-            (0.045, 0.205),
-            (0.11, 0.185),
-            (0.23, 0.165),
-            (0.31, 0.150),
-            (0.375, 0.125),
+            (0.04, 0.215),
+            (0.10, 0.200),
+            (0.18, 0.180),
+            (0.26, 0.172),
+            (0.33, 0.150),
+            (0.375, 0.128),
         ]
         .iter()
         .map(|&(du, v)| (g.mid + sg * du * s, (v + jitter(&mut rng, 0.004)) * s))
         .collect();
         let cl = spline(&cl, false, 6);
-        bone.polyline(&cl, 0.03 * s, &[2.0], 1.0);
-        bone.polyline(&cl, 0.015 * s, &[1.6], 1.0);
+        bone.polyline(&cl, 0.026 * s, &[2.0], 1.0);
+        bone.polyline(&cl, 0.012 * s, &[1.5], 1.0);
         // Humeral head at the shoulder.
         bone.fill_ellipse(
             crate::draw::Ellipse::new(g.mid + sg * 0.475 * s, 0.20 * s, 0.06 * s, 0.065 * s),
@@ -639,7 +638,6 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
     let mut vessels = layer();
     vessel_tree(&mut rng, &mut vessels, hila[0], Side::Right);
     vessel_tree(&mut rng, &mut vessels, hila[1], Side::Left);
-    vessels.box_blur(1, 1);
 
     let mut pleura = layer();
     if let Some(side) = pneumothorax {
@@ -669,6 +667,17 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
             1.0,
             4.0,
         );
+        // Bowel gas low in the abdomen, well below both domes.
+        for _ in 0..rng.random_range(3..8) {
+            let e = crate::draw::Ellipse::new(
+                rng.random_range(0.22..0.78f32) * s,
+                rng.random_range(0.82..0.98f32) * s,
+                rng.random_range(0.015..0.035f32) * s,
+                rng.random_range(0.01..0.022f32) * s,
+            )
+            .rotated(rng.random_range(0.0..3.0f32));
+            c.add_gaussian(e, &[rng.random_range(0.3..0.6f32)]);
+        }
         c.data
     };
 
@@ -686,6 +695,8 @@ pub(crate) fn draw(seed: u64, index: usize) -> Drawn {
             let tissue = body[i].max(arms[i] * 0.75);
             let mut d = tissue * (0.40 + 0.40 * thick) * (0.94 + 0.12 * tissue_noise[i]);
             d += tissue * 0.10 * smoothstep(0.62, 0.85, v);
+            // The liver under the right hemidiaphragm is denser than the stomach side.
+            d += tissue * 0.05 * smoothstep(0.6, 0.72, v) * (1.0 - smoothstep(0.45, 0.6, u));
             // Spine: vertebral bodies with disc spaces and pedicles.
             let dx = (xf - g.mid).abs();
             if dx < spine_w + 2.0 {
@@ -951,7 +962,19 @@ fn open_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
 
 fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     let f = &d.case.findings;
-    match rng.random_range(0..5) {
+    let nodule_side = if rng.random_bool(0.5) {
+        Side::Right
+    } else {
+        Side::Left
+    };
+    let candidates = [
+        (0, d.effusion.is_some()),
+        (1, d.pneumothorax.is_some()),
+        (2, with_label(f, "cardiomegaly").len() == 1),
+        (3, nodules_on(d, nodule_side) > 0),
+        (4, f.iter().all(|x| x.label == "heart")),
+    ];
+    match questions::balanced(rng, &candidates).unwrap_or(0) {
         0 => {
             let yes = d.effusion.is_some();
             let text = phrase(
@@ -998,11 +1021,7 @@ fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 .about("cardiomegaly")
         }
         3 => {
-            let side = if rng.random_bool(0.5) {
-                Side::Right
-            } else {
-                Side::Left
-            };
+            let side = nodule_side;
             let yes = nodules_on(d, side) > 0;
             let text = phrase(
                 rng,

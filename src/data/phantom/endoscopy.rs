@@ -480,14 +480,14 @@ fn open_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
 fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     let f = &d.case.findings;
     let kinds = [
-        "has-polyp",
-        "has-instrument",
-        "has-green-box",
-        "has-text",
-        "multiple-polyps",
+        ("has-polyp", !d.polyps.is_empty()),
+        ("has-instrument", d.instrument.is_some()),
+        ("has-green-box", d.green_box),
+        ("has-text", d.text.is_some()),
+        ("multiple-polyps", d.polyps.len() > 1),
     ];
     let (template, label, yes, wordings): (&'static str, &str, bool, [&str; 3]) =
-        match pick(rng, &kinds) {
+        match questions::balanced(rng, &kinds).unwrap_or("has-polyp") {
             "has-instrument" => (
                 "has-instrument",
                 "instrument",

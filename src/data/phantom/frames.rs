@@ -116,7 +116,7 @@ fn views<R: Rng>(
 
 /// The polyp's exact mask in one view, clipped to the field of view.
 fn polyp_mask(scene: &Scene, view: &View, fov: &GrayImage) -> GrayImage {
-    let ((), masks) = scene.render_masks(view);
+    let masks = scene.render_masks(view);
     let mut m = masks
         .into_iter()
         .next()
@@ -589,7 +589,8 @@ fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
         .boxes(t.boxes())
         .about(label);
     }
-    let k = rng.random_range(0..n);
+    let by_frame: Vec<(usize, bool)> = (0..n).map(|k| (k, t.seen(k))).collect();
+    let k = questions::balanced(rng, &by_frame).unwrap_or(0);
     let fr = (k + 1).to_string();
     let text = phrase(
         rng,
@@ -761,7 +762,7 @@ fn multi_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
 
 fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     let f = &d.case.findings;
-    let label = if d.event == Event::Instrument && rng.random_bool(0.5) {
+    let label = if d.event == Event::Instrument && rng.random_bool(0.6) {
         "instrument"
     } else {
         "polyp"

@@ -68,6 +68,24 @@ pub fn phrase<R: Rng>(rng: &mut R, wordings: &[&str], vars: &[(&str, &str)]) -> 
     s
 }
 
+/// Picks one of `candidates` (a template and its yes/no answer) so that answers come out
+/// yes and no about equally often: the answer is drawn first, then a template that has it.
+/// Falls back to any candidate when none has the drawn answer.
+pub fn balanced<R: Rng, T: Copy>(rng: &mut R, candidates: &[(T, bool)]) -> Option<T> {
+    let want = rng.random_bool(0.5);
+    let fit: Vec<T> = candidates
+        .iter()
+        .filter(|c| c.1 == want)
+        .map(|c| c.0)
+        .collect();
+    let pool: Vec<T> = if fit.is_empty() {
+        candidates.iter().map(|c| c.0).collect()
+    } else {
+        fit
+    };
+    pool.get(rng.random_range(0..pool.len().max(1))).copied()
+}
+
 /// A single-choice task: `correct` among `distractors`, shuffled. Distractors equal to the
 /// correct text are dropped so that the options stay distinct.
 pub fn single<R: Rng>(rng: &mut R, correct: &str, distractors: &[String]) -> Task {

@@ -22,6 +22,10 @@ pub const W: u32 = 448;
 pub const H: u32 = 384;
 
 const TABLE: usize = 64;
+const LIGHT_STEPS: usize = 4096;
+const RHO_MAX: f32 = 64.0;
+const TONE_STEPS: usize = 2048;
+const TONE_MAX: f32 = 2.0;
 type Pt = (f32, f32);
 
 /// A smooth periodic function of angle, from `knots` random values.
@@ -39,11 +43,34 @@ fn angular_table<R: Rng>(rng: &mut R, knots: usize) -> [f32; TABLE] {
     t
 }
 
-fn lookup(t: &[f32; TABLE], theta: f32) -> f32 {
-    let f = (theta / std::f32::consts::TAU).rem_euclid(1.0) * TABLE as f32;
-    let i = f.floor() as usize % TABLE;
-    let j = (i + 1) % TABLE;
-    t[i] + (t[j] - t[i]) * f.fract()
+/// A position in the angular tables, computed once per pixel for all of them.
+#[derive(Clone, Copy)]
+struct Angle {
+    i: usize,
+    j: usize,
+    t: f32,
+}
+
+impl Angle {
+    fn of(theta: f32) -> Angle {
+        let mut f = theta * (TABLE as f32 / std::f32::consts::TAU);
+        if f < 0.0 {
+            f += TABLE as f32;
+        }
+        if !(0.0..TABLE as f32).contains(&f) {
+            f = f.rem_euclid(TABLE as f32);
+        }
+        let i = (f as usize).min(TABLE - 1);
+        Angle {
+            i,
+            j: (i + 1) % TABLE,
+            t: f - i as f32,
+        }
+    }
+
+    fn get(self, table: &[f32; TABLE]) -> f32 {
+        table[self.i] + (table[self.j] - table[self.i]) * self.t
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,8 +105,8 @@ impl PolypColour {
     fn rgb(self) -> [f32; 3] {
         match self {
             PolypColour::Red => [196.0, 62.0, 56.0],
-            PolypColour::Pink => [240.0, 160.0, 158.0],
-            PolypColour::White => [236.0, 220.0, 200.0],
+            PolypColour::Pink => [240.0, 158.0, 152.0],
+            PolypColour::White => [234.0, 212.0, 194.0],
         }
     }
 }
@@ -124,7 +151,7 @@ impl Polyp {
         let v = (-dx * s + dy * c) / (self.r * self.aspect);
         let d = (u * u + v * v).sqrt();
         let phi = v.atan2(u);
-        d / (1.0 + lookup(&self.lobes, phi))
+        d / (1.0 + Angle::of(phi).get(&self.lobes))
     }
 
     /// The farthest the outline reaches from the centre, in world pixels.
@@ -180,6 +207,10 @@ pub struct Scene {
     folds: Vec<Fold>,
     base: [f32; 3],
     gamma: [f32; 3],
+    /// Light reaching the wall against lumen distance, tabulated (see [`Scene::light_at`]).
+    light: Vec<f32>,
+    /// Wall colour against brightness, tabulated (see [`Scene::tone_at`]).
+    tone: Vec<[f32; 3]>,
     texture: Vec<f32>,
     fine: Vec<f32>,
     vessels: Vec<f32>,
@@ -283,14 +314,51 @@ impl Scene {
             folds,
             base,
             gamma: [0.85, 1.3, 1.45],
+            light: Vec::new(),
+            tone: Vec::new(),
             texture,
             fine,
             vessels: vessels.data,
             polyps: Vec::new(),
             spots: Vec::new(),
         };
+        let falloff = scene.falloff;
+        scene.light = (0..=LIGHT_STEPS)
+            .map(|i| {
+                let rho = i as f32 / LIGHT_STEPS as f32 * RHO_MAX;
+                let depth = ((rho - 0.55).max(0.0) / falloff).powf(1.4);
+                1.0 - (-depth).exp()
+            })
+            .collect();
+        scene.tone = (0..=TONE_STEPS)
+            .map(|i| {
+                let b = (i as f32 / TONE_STEPS as f32 * TONE_MAX).max(1e-4);
+                std::array::from_fn(|k| scene.base[k] * b.powf(scene.gamma[k]))
+            })
+            .collect();
         scene.place_spots(rng);
         scene
+    }
+
+    /// `1 - exp(-((rho - 0.55)⁺ / falloff)^1.4)`, linearly interpolated from a table.
+    fn light_at(&self, rho: f32) -> f32 {
+        let f = (rho / RHO_MAX).clamp(0.0, 1.0) * LIGHT_STEPS as f32;
+        let i = (f as usize).min(LIGHT_STEPS - 1);
+        let t = f - i as f32;
+        self.light[i] + (self.light[i + 1] - self.light[i]) * t
+    }
+
+    /// `base · bright^gamma` per channel, linearly interpolated from a table.
+    fn tone_at(&self, bright: f32) -> [f32; 3] {
+        let f = (bright / TONE_MAX).clamp(0.0, 1.0) * TONE_STEPS as f32;
+        let i = (f as usize).min(TONE_STEPS - 1);
+        let t = f - i as f32;
+        let (a, b) = (self.tone[i], self.tone[i + 1]);
+        [
+            a[0] + (b[0] - a[0]) * t,
+            a[1] + (b[1] - a[1]) * t,
+            a[2] + (b[2] - a[2]) * t,
+        ]
     }
 
     /// Normalised lumen distance of a world point: below 1 inside the dark lumen.
@@ -310,17 +378,22 @@ impl Scene {
         let b = (-dx * s + dy * c) / self.lumen_aspect;
         let rho = ((a * a + b * b).sqrt() / self.lumen_r).max(1e-3);
         let theta = b.atan2(a);
-        let depth = ((rho - 0.55).max(0.0) / self.falloff).powf(1.4);
-        let mut bright = 1.0 - (-depth).exp();
+        let mut bright = self.light_at(rho);
         let lr = rho.ln();
         let mut shade = 0.0f32;
         let mut crest = 0.0f32;
+        let at = Angle::of(theta);
         for f in &self.folds {
-            let amp = smoothstep(0.35, 0.65, lookup(&f.arc, theta));
+            // The wobble moves a crest by at most 0.06; farther folds cannot touch this pixel.
+            let near = lr - f.log_r;
+            if near < -0.19 || near > f.width + 0.07 {
+                continue;
+            }
+            let amp = smoothstep(0.35, 0.65, at.get(&f.arc));
             if amp <= 0.0 {
                 continue;
             }
-            let sd = lr - f.log_r - 0.12 * (lookup(&f.wobble, theta) - 0.5);
+            let sd = near - 0.12 * (at.get(&f.wobble) - 0.5);
             if sd > -0.12 && sd < 0.0 {
                 let t = 1.0 + sd / 0.12;
                 shade -= amp * f.strength * 0.6 * t * t;
@@ -384,8 +457,8 @@ impl Scene {
     }
 
     /// The polyps' masks through `view`, without drawing anything.
-    pub fn render_masks(&self, view: &View) -> ((), Vec<GrayImage>) {
-        let masks = self
+    pub fn render_masks(&self, view: &View) -> Vec<GrayImage> {
+        let masks: Vec<GrayImage> = self
             .polyps
             .iter()
             .map(|p| {
@@ -405,7 +478,7 @@ impl Scene {
                 m
             })
             .collect();
-        ((), masks)
+        masks
     }
 
     /// Renders the scene through `view`; returns the image and one mask per polyp (not yet
@@ -432,9 +505,7 @@ impl Scene {
                 let fine = sample_bilinear(&self.fine, tw, th, wx, wy);
                 let ves = sample_bilinear(&self.vessels, tw, th, wx, wy).min(1.0);
                 bright *= 0.84 + 0.3 * tex + 0.05 * (fine - 0.5);
-                let lb = bright.max(1e-4).ln();
-                let mut rgb: [f32; 3] =
-                    std::array::from_fn(|k| self.base[k] * (lb * self.gamma[k]).exp());
+                let mut rgb = self.tone_at(bright);
                 let vd = ves * bright.min(1.0);
                 rgb[0] *= 1.0 - 0.12 * vd;
                 rgb[1] *= 1.0 - 0.45 * vd;
