@@ -63,6 +63,14 @@ pub enum Command {
     /// a paired bootstrap for the other metrics.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// Run an evaluation from a config: load, perturb, infer, score, report. Rerunning the
+    /// same command resumes: stored predictions are reused.
+    #[command(after_help = EVAL_HELP)]
+    Eval(EvalArgs),
+    /// Merge the prediction stores of shard runs (--shard i/n) into one run folder and
+    /// build its report, as an unsharded run would.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
     /// Write perturbed copies of a dataset's images plus a manifest with the boxes mapped;
     /// optionally draw a contact sheet of one sample across severities.
     #[command(after_help = EXIT_CODES)]
@@ -360,6 +368,83 @@ pub struct PerturbationsArgs {
     pub json: bool,
 }
 
+const EVAL_HELP: &str = "\
+The run folder (run.out) gets config.resolved.toml, predictions.jsonl (append-only, one
+record per sample and condition), report.json, report.md, report.html, summary.csv,
+scored.jsonl and timing.json. Kill it at any point and rerun the same command to resume.
+
+Exit codes:
+  0  everything ran and no sample failed
+  1  the command could not run (bad config, model folder, dataset file, ...)
+  2  bad command-line usage
+  3  the run finished, but some samples failed; the report lists each with its reason";
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run config (TOML; see configs/default.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Override run.out: the run folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override dataset.spec, e.g. gemex:data/gemex.
+    #[arg(long, value_name = "SPEC")]
+    pub dataset: Option<String>,
+    /// Override dataset.image_root.
+    #[arg(long, value_name = "DIR")]
+    pub image_root: Option<PathBuf>,
+    /// Override model.path: a model folder in the onnx-community layout.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Override model.batch_size.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Override model.sessions.
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<usize>,
+    /// Override model.device: cpu, cuda or cuda:N.
+    #[arg(long, value_name = "EP")]
+    pub device: Option<String>,
+    /// Override model.max_new_tokens.
+    #[arg(long, value_name = "N")]
+    pub max_new_tokens: Option<usize>,
+    /// Override perturb.perturbations (comma separated names or tracks; `none` for clean
+    /// only).
+    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    pub perturbation: Option<Vec<String>>,
+    /// Override perturb.severities: all, 1..5, or a list like 1,3,5.
+    #[arg(long, value_name = "S")]
+    pub severity: Option<String>,
+    /// Override run.seed.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Run one shard: i/n takes the predictions whose key hash mod n is i.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Only the first N samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Also score open answers with the MiniLM semantic similarity.
+    #[arg(long)]
+    pub semantic: bool,
+    /// Answer nothing new: build the report from the stored predictions only.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The config the shards ran with.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The merged run folder (default: the config's run.out).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The shard run folders.
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub runs: Vec<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +614,41 @@ mod tests {
         assert!(
             Cli::try_parse_from(base.iter().chain(&["--out", "o", "--severity", "6"])).is_err()
         );
+    }
+
+    #[test]
+    fn eval_overrides_are_optional_and_lists_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "medvqa",
+            "eval",
+            "--config",
+            "c.toml",
+            "--perturbation",
+            "jpeg,rotate",
+            "--shard",
+            "1/4",
+        ])
+        .unwrap();
+        let Command::Eval(a) = cli.command else {
+            panic!("not eval")
+        };
+        assert_eq!(
+            a.perturbation,
+            Some(vec!["jpeg".to_string(), "rotate".to_string()])
+        );
+        assert_eq!(a.shard.as_deref(), Some("1/4"));
+        assert!(a.model.is_none() && a.out.is_none() && !a.report_only);
+        assert!(Cli::try_parse_from(["medvqa", "eval"]).is_err());
+    }
+
+    #[test]
+    fn merge_needs_run_folders() {
+        assert!(Cli::try_parse_from(["medvqa", "merge", "--config", "c.toml"]).is_err());
+        let cli = Cli::try_parse_from(["medvqa", "merge", "--config", "c.toml", "a", "b"]).unwrap();
+        let Command::Merge(a) = cli.command else {
+            panic!("not merge")
+        };
+        assert_eq!(a.runs.len(), 2);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod failure;
 pub mod geometry;
 pub mod infer;
 pub mod perturb;
+pub mod pipeline;
 pub mod pixels;
 pub mod progress;
 pub mod report;

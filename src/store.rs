@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::sample::GtBox;
+
 /// One prediction, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -41,6 +43,13 @@ pub struct Record {
     /// Generated token count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<usize>,
+    /// For frame perturbations: the original frame shown at each position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<usize>>,
+    /// The ground-truth boxes as the model saw them, when a perturbation moved them
+    /// (geometric perturbations, frame reordering); scoring uses these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt_boxes: Option<Vec<GtBox>>,
     /// Per-sample timings in milliseconds (preprocess, model), for timing.json only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub timing_ms: BTreeMap<String, f64>,
@@ -267,6 +276,8 @@ mod tests {
             response: Some("yes".into()),
             error: None,
             tokens: Some(1),
+            frames: None,
+            gt_boxes: None,
             timing_ms: BTreeMap::new(),
         }
     }

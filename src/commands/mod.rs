@@ -4,6 +4,7 @@
 mod ask;
 mod compare;
 mod datasets;
+mod eval;
 mod inspect;
 mod perturb;
 mod perturbations;
@@ -49,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ask(a) => ask::run(&a, cli.threads),
         Command::Score(a) => score::run(&a, quiet),
         Command::Compare(a) => compare::run(&a),
+        Command::Eval(a) => eval::run(&a, quiet, cli.threads),
+        Command::Merge(a) => eval::merge(&a, quiet, cli.threads),
         Command::Perturb(a) => perturb::run(&a, quiet),
         Command::Perturbations(a) => perturbations::run(&a),
     }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ort::session::Session;
+use rayon::prelude::*;
 
 use crate::geometry::BoxFrame;
 use crate::pixels::Pixels;
@@ -424,14 +425,22 @@ impl<F: DecoderFamily> DecoderEngine<F> {
         ))
     }
 
-    /// Preprocessing and the vision graph for one input.
-    fn prepare_with_features(
+    /// [`Self::prepare`], timed.
+    fn prepare_timed(
         &self,
         input: &PromptInput<'_>,
-    ) -> Result<(DecoderPrompt, Timings), SampleErrorKind> {
+    ) -> Result<(PromptView, F::Vision, Duration), SampleErrorKind> {
         let t0 = Instant::now();
         let (view, vision) = self.prepare(input)?;
-        let preprocess = t0.elapsed();
+        Ok((view, vision, t0.elapsed()))
+    }
+
+    /// The vision graph for one prepared input, and its decoder prompt.
+    fn with_features(
+        &self,
+        input: &PromptInput<'_>,
+        (view, vision, preprocess): (PromptView, F::Vision, Duration),
+    ) -> Result<(DecoderPrompt, Timings), SampleErrorKind> {
         let t1 = Instant::now();
         let n_image_tokens = view
             .input_ids
@@ -472,8 +481,11 @@ impl<F: DecoderFamily> DecoderEngine<F> {
         let mut results: Vec<Option<Result<Generated, SampleError>>> =
             Vec::with_capacity(inputs.len());
         let mut ready = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            match self.prepare_with_features(input) {
+        // Image preprocessing, templating and tokenizing are CPU work independent per input:
+        // they run in parallel; the vision graph then runs on this chunk's session, in order.
+        let prepared: Vec<_> = inputs.par_iter().map(|i| self.prepare_timed(i)).collect();
+        for (i, (input, prep)) in inputs.iter().zip(prepared).enumerate() {
+            match prep.and_then(|p| self.with_features(input, p)) {
                 Ok((p, t)) => {
                     ready.push((i, p, t));
                     results.push(None);

@@ -228,6 +228,11 @@ pub fn find_library(opts: &RuntimeOptions) -> Result<PathBuf, RuntimeError> {
         }
         tried.push(format!("beside the executable in {}", dir.display()));
     }
+    // Where scripts/setup.sh puts it, for a binary run from the repository root.
+    if let Some(p) = library_in(Path::new(".ort")) {
+        return Ok(absolute(&p));
+    }
+    tried.push("./.ort (scripts/setup.sh's folder)".into());
     match python_onnxruntime_dir() {
         Some(dir) => {
             if let Some(p) = library_in(&dir.join("capi")) {

@@ -658,13 +658,32 @@ pub fn score_run(
     opts: &ScoreOptions,
     sizes: &dyn ImageSizes,
 ) -> RunScores {
+    score_run_with(samples, predictions, opts, sizes, &|_, _| None)
+}
+
+/// The sample as the model saw it under a prediction's condition, when that differs from
+/// the dataset's: ground-truth boxes moved by a geometric perturbation, frames dropped or
+/// reordered. `None` means the dataset's sample.
+pub type TruthFn<'a> = dyn Fn(&Sample, &Prediction) -> Option<Sample> + Sync + 'a;
+
+/// [`score_run`], with the ground truth of each prediction given by `truth` (see
+/// [`TruthFn`]). `medvqa eval` uses it so that boxes are scored where the perturbed image
+/// shows the finding, never where the clean one did.
+pub fn score_run_with(
+    samples: &[Sample],
+    predictions: &[Prediction],
+    opts: &ScoreOptions,
+    sizes: &dyn ImageSizes,
+    truth: &TruthFn<'_>,
+) -> RunScores {
     let by_id: HashMap<&str, &Sample> = samples.iter().map(|s| (s.id.as_str(), s)).collect();
     let (accepted, rejected) = predictions::accept(predictions, &by_id);
     let results: Vec<Result<Scored, Failure>> = accepted
         .par_iter()
         .map(|p| {
             let sample = by_id[p.id.as_str()];
-            score_one(sample, p, opts, sizes)
+            let seen = truth(sample, p);
+            score_one(seen.as_ref().unwrap_or(sample), p, opts, sizes)
                 .map_err(|e| Failure::new(Stage::Score, &e).with_id(p.id.clone()))
         })
         .collect();
