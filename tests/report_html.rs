@@ -67,6 +67,17 @@ fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> (Str
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
+    // Drain both pipes while waiting: `--dump-dom` writes more than a pipe holds, and a
+    // child blocked on a full pipe never exits (regression: the check hung at 90 s).
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -78,11 +89,7 @@ fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> (Str
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let o = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (out.join().unwrap(), err.join().unwrap())
 }
 
 /// Console messages the page itself caused (chromium logs them as `CONSOLE(line)`), and
