@@ -929,7 +929,7 @@ fn header(
 }
 
 /// The MiniLM model as the scorer's `semantic` metric.
-struct MiniLmScorer<'a>(&'a SemanticModel);
+pub struct MiniLmScorer<'a>(pub &'a SemanticModel);
 
 impl SemanticScorer for MiniLmScorer<'_> {
     fn similarities(&self, pairs: &[(&str, &str)]) -> Vec<Result<f64, SemanticError>> {
