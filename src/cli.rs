@@ -404,6 +404,13 @@ pub struct EvalArgs {
     /// Override model.path: a model folder in the onnx-community layout.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Override model.variant: fp32, q4, quantized, … or per graph
+    /// (decoder_model_merged=q4,vision_encoder=fp32).
+    #[arg(long, value_name = "V")]
+    pub variant: Option<String>,
+    /// Override model.image_budget: the most pixels an image keeps (fewer tiles or patches).
+    #[arg(long, value_name = "PIXELS")]
+    pub image_budget: Option<u64>,
     /// Override model.batch_size.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,

@@ -28,6 +28,12 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
         c.model.name = None;
         c.model.random_weights = false;
     }
+    if let Some(v) = &a.variant {
+        c.model.variant = v.clone();
+    }
+    if let Some(v) = a.image_budget {
+        c.model.image_budget = Some(v);
+    }
     if let Some(v) = a.batch_size {
         c.model.batch_size = v;
     }

@@ -220,7 +220,7 @@ pub fn decode_source(
         ImageSource::Deferred(d) => decode_bytes(&d.read()?, what, max_pixels),
         ImageSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-            decode_bytes(&bytes, &path.display().to_string(), max_pixels)
+            decode_bytes(&bytes, what, max_pixels)
         }
     }
 }
