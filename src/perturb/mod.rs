@@ -31,6 +31,7 @@
 pub mod blur;
 pub mod cxr;
 pub mod endoscopy;
+pub mod folded;
 pub mod frames;
 pub mod geometric;
 pub mod jpeg;

@@ -15,6 +15,12 @@ pub fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The dash pattern of series `i`: solid for the first round of colours, then dashed and
+/// dotted, so that series sharing a colour stay apart.
+fn dash(i: usize) -> &'static str {
+    ["none", "7 3", "2 2", "9 3 2 3"][(i / PALETTE.len()) % 4]
+}
+
 /// Escapes text for XML/HTML content and attributes.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -104,7 +110,10 @@ pub fn line_chart(
     series: &[Series],
 ) -> String {
     let mut o = String::new();
-    open(&mut o, title, W, H);
+    // The plot keeps its size; the canvas grows so a long legend (a track has dozens of
+    // perturbations) is never cut off.
+    let h = H.max(TOP + 14.0 * series.len() as f64 + 10.0);
+    open(&mut o, title, W, h);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let ymax = series
@@ -145,8 +154,9 @@ pub fn line_chart(
             .collect();
         let _ = write!(
             o,
-            r#"<polyline class="series" fill="none" stroke="{}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
+            r#"<polyline class="series" fill="none" stroke="{}" stroke-width="2" stroke-dasharray="{}" points="{}"><title>{}</title></polyline>"#,
             color(i),
+            dash(i),
             pts.join(" "),
             esc(&s.name)
         );
@@ -165,10 +175,13 @@ pub fn line_chart(
         let ly = TOP + 14.0 * i as f64;
         let _ = write!(
             o,
-            r#"<rect x="{}" y="{}" width="12" height="3" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>"#,
-            f1(W - RIGHT + 14.0),
-            f1(ly),
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="2" stroke-dasharray="{}"/><text x="{}" y="{}" class="legend">{}</text>"#,
+            f1(W - RIGHT + 12.0),
+            f1(ly + 1.5),
+            f1(W - RIGHT + 27.0),
+            f1(ly + 1.5),
             color(i),
+            dash(i),
             f1(W - RIGHT + 30.0),
             f1(ly + 5.0),
             esc(&truncate(&s.name, 22))

@@ -1,0 +1,354 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `medvqa eval` end to end on the phantom sets with a fixture model: reports, resume after
+//! SIGKILL, shards and merge, thread-count independence, per-sample failures.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{medvqa, stderr, stdout};
+
+const MODEL: &str = "tests/fixtures/models/idefics3";
+
+/// A small run: 3 questions per phantom set, a few perturbations at two severities.
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
+    let text = format!(
+        r#"
+[run]
+out = "{out}"
+seed = 3
+
+[dataset]
+spec = "phantom:all"
+seed = 7
+n = 3
+
+[model]
+path = "{model}"
+random_weights = true
+batch_size = 2
+max_new_tokens = 6
+
+[perturb]
+perturbations = ["gaussian-noise", "rotate", "frame-shuffle"]
+severities = "1,4"
+
+[score]
+by = ["set"]
+bootstrap = 200
+{extra}
+"#,
+        out = dir.join("run").display(),
+        model = model.display(),
+    );
+    let path = dir.join("eval.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn eval(cfg: &Path, args: &[&str]) -> std::process::Output {
+    medvqa()
+        .args(["eval", "--quiet", "--config", cfg.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn keys(path: &Path) -> Vec<String> {
+    lines(path)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn eval_writes_every_report_and_resumes_without_rerunning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let o = eval(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let run = tmp.path().join("run");
+    for f in [
+        "config.resolved.toml",
+        "predictions.jsonl",
+        "report.json",
+        "report.md",
+        "report.html",
+        "summary.csv",
+        "scored.jsonl",
+        "timing.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    // 9 samples: each clean, gaussian-noise and rotate at 2 severities, frame-shuffle at 2
+    // severities on the 3 multi-frame samples.
+    let n_pred = lines(&run.join("predictions.jsonl")).len();
+    assert_eq!(n_pred, 9 * 5 + 3 * 2);
+    assert_eq!(report["counts"]["samples"], 9);
+    assert_eq!(report["counts"]["scored"], n_pred);
+    assert_eq!(report["counts"]["missing"], 0);
+    assert!(
+        report["header"]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("random weights"),
+        "{}",
+        report["header"]
+    );
+    let conditions: HashSet<String> = report["robustness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}@{}", r["perturbation"].as_str().unwrap(), r["severity"]))
+        .collect();
+    for c in ["gaussian-noise@1", "rotate@4", "frame-shuffle@1"] {
+        assert!(conditions.contains(c), "{conditions:?}");
+    }
+    let timing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("timing.json")).unwrap()).unwrap();
+    for stage in ["load", "perturb", "preprocess", "model", "score", "report"] {
+        assert!(timing["stages"][stage].is_number(), "{stage}: {timing}");
+    }
+
+    // The same command again: everything is stored, nothing is answered, same report.
+    let before = std::fs::read(run.join("report.json")).unwrap();
+    let o = eval(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("answered 0 predictions"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(lines(&run.join("predictions.jsonl")).len(), n_pred);
+    assert_eq!(std::fs::read(run.join("report.json")).unwrap(), before);
+}
+
+#[test]
+fn geometric_perturbations_move_the_ground_truth_that_is_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    assert_eq!(eval(&cfg, &[]).status.code(), Some(0));
+    let run = tmp.path().join("run");
+    let mut rotated = 0;
+    for l in lines(&run.join("predictions.jsonl")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        match v["perturbation"].as_str() {
+            Some("rotate") if v["gt_boxes"].is_array() => rotated += 1,
+            Some("gaussian-noise") | None => assert!(v["gt_boxes"].is_null(), "{l}"),
+            Some("frame-shuffle") => assert!(v["frames"].is_array(), "{l}"),
+            _ => {}
+        }
+    }
+    // Every phantom question carries boxes? No: but each case has a grounding question.
+    assert!(
+        rotated >= 3 * 2,
+        "{rotated} rotated predictions carry moved boxes"
+    );
+}
+
+#[test]
+fn a_run_killed_midway_resumes_to_the_same_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole_dir = tmp.path().join("whole");
+    let killed_dir = tmp.path().join("killed");
+    std::fs::create_dir_all(&whole_dir).unwrap();
+    std::fs::create_dir_all(&killed_dir).unwrap();
+    let whole = config(&whole_dir, "");
+    let killed = config(&killed_dir, "");
+
+    assert_eq!(eval(&whole, &["--batch-size", "1"]).status.code(), Some(0));
+
+    let store = killed_dir.join("run/predictions.jsonl");
+    let mut child = medvqa()
+        .args([
+            "eval",
+            "--quiet",
+            "--config",
+            killed.to_str().unwrap(),
+            "--batch-size",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read_to_string(&store)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if n >= 8 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = lines(&store).len();
+    assert!(
+        partial < 9 * 5 + 3 * 2,
+        "killed after {partial} predictions: too late"
+    );
+
+    let o = eval(&killed, &["--batch-size", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let k = keys(&store);
+    let unique: HashSet<&String> = k.iter().collect();
+    assert_eq!(unique.len(), k.len(), "duplicate keys in predictions.jsonl");
+    assert_eq!(
+        std::fs::read(killed_dir.join("run/report.json")).unwrap(),
+        std::fs::read(whole_dir.join("run/report.json")).unwrap(),
+        "a resumed run must write the same report.json"
+    );
+}
+
+#[test]
+fn shards_merged_equal_an_unsharded_run_and_threads_do_not_matter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let one = medvqa()
+        .args([
+            "--threads",
+            "1",
+            "eval",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args(["--out", tmp.path().join("t1").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let two = medvqa()
+        .env("RAYON_NUM_THREADS", "2")
+        .args([
+            "--threads",
+            "2",
+            "eval",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args([
+            "--out",
+            tmp.path().join("t2").to_str().unwrap(),
+            "--batch-size",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(two.status.code(), Some(0), "{}", stderr(&two));
+    let reference = std::fs::read(tmp.path().join("t1/report.json")).unwrap();
+    assert_eq!(
+        std::fs::read(tmp.path().join("t2/report.json")).unwrap(),
+        reference
+    );
+
+    let mut shard_dirs = Vec::new();
+    for i in 0..2 {
+        let dir = tmp.path().join(format!("shard{i}"));
+        let o = eval(
+            &cfg,
+            &["--shard", &format!("{i}/2"), "--out", dir.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        assert!(
+            r["counts"]["missing"].as_u64().unwrap() > 0,
+            "a shard's report says what it lacks"
+        );
+        shard_dirs.push(dir);
+    }
+    let merged = tmp.path().join("merged");
+    let o = medvqa()
+        .args([
+            "merge",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ])
+        .args(shard_dirs.iter().map(|d| d.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(merged.join("report.json")).unwrap(),
+        reference
+    );
+}
+
+#[test]
+fn samples_the_model_cannot_take_fail_alone_and_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The frames set has 2-5 images per question; allow 1.
+    let cfg = config(tmp.path(), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("max_new_tokens = 6", "max_new_tokens = 6\nmax_images = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let o = eval(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}\n{}", stdout(&o), stderr(&o));
+    let run = tmp.path().join("run");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    // 3 multi-frame samples x (clean + 2 noise + 2 rotate + 2 shuffle) conditions.
+    assert_eq!(report["counts"]["failures"], 3 * 7, "{}", report["counts"]);
+    let listed = report["failures"]["items"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|f| f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_images is set to 1")),
+        "{listed:?}"
+    );
+    // The single-image samples were all answered.
+    assert_eq!(report["counts"]["scored"], 6 * 5);
+}
+
+#[test]
+fn a_missing_model_folder_stops_the_run_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let o = eval(
+        &cfg,
+        &["--model", tmp.path().join("nope").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn unknown_config_keys_are_rejected_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "bootstrapp = 3");
+    let o = eval(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bootstrapp"), "{}", stderr(&o));
+}
