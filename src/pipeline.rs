@@ -606,8 +606,13 @@ struct StageTimes {
     perturb: Duration,
     /// Image preprocessing, templating and tokenizing, summed over samples.
     preprocess: Duration,
-    /// Time the pipeline waited on the model (vision, prefill, decode).
+    /// Time the pipeline waited on the model: preprocessing inside a batch, vision, prefill,
+    /// decode.
     model: Duration,
+    /// Time the model's graphs ran (vision, prefill, decode), each batch counted once
+    /// ([`crate::infer::Timings::graph_share`]). With `sessions > 1` batches overlap, and this
+    /// sum can exceed the time waited on the model.
+    model_compute: Duration,
     /// Time the model waited for the producer.
     starved: Duration,
     /// Appending to the store.
@@ -628,6 +633,7 @@ impl StageTimes {
         stages.insert("perturb".into(), self.perturb.as_secs_f64());
         stages.insert("preprocess".into(), self.preprocess.as_secs_f64());
         stages.insert("model".into(), self.model.as_secs_f64());
+        stages.insert("model_compute".into(), self.model_compute.as_secs_f64());
         stages.insert("waiting_for_images".into(), self.starved.as_secs_f64());
         stages.insert("store".into(), self.store.as_secs_f64());
         let w = wall.as_secs_f64();
@@ -717,6 +723,7 @@ impl Runner<'_> {
             match answer {
                 Ok(g) => {
                     times.preprocess += g.timings.preprocess;
+                    times.model_compute += g.timings.graph_share();
                     r.response = Some(g.text);
                     r.tokens = Some(g.token_ids.len());
                     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;

@@ -124,9 +124,23 @@ fn eval_writes_every_report_and_resumes_without_rerunning() {
     }
     let timing: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("timing.json")).unwrap()).unwrap();
-    for stage in ["load", "perturb", "preprocess", "model", "score", "report"] {
+    for stage in [
+        "load",
+        "perturb",
+        "preprocess",
+        "model",
+        "model_compute",
+        "score",
+        "report",
+    ] {
         assert!(timing["stages"][stage].is_number(), "{stage}: {timing}");
     }
+    // One session: the graphs run inside the time the pipeline waits on the model.
+    let stage = |s: &str| timing["stages"][s].as_f64().unwrap();
+    assert!(
+        stage("model_compute") > 0.0 && stage("model_compute") <= stage("model"),
+        "{timing}"
+    );
 
     // The same command again: everything is stored, nothing is answered, same report.
     let before = std::fs::read(run.join("report.json")).unwrap();

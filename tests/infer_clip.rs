@@ -150,7 +150,23 @@ fn zero_shot_answers_match_the_goldens_batched_and_unbatched() {
         }
         for batch_size in [1, cases.len()] {
             let model = Model::open(&g::model_dir(family), &options(batch_size)).unwrap();
+            let t = std::time::Instant::now();
             let out = model.answer_batch(&inputs);
+            let wall = t.elapsed();
+            // Each answer carries its own preprocessing and a share of its batch's one graph
+            // call, so the answers' times add up to no more than the call took.
+            let spent: std::time::Duration = out
+                .iter()
+                .map(|g| {
+                    let t = g.as_ref().unwrap().timings;
+                    assert_eq!((t.prefill, t.decode), Default::default());
+                    t.preprocess + t.graph_share()
+                })
+                .sum();
+            assert!(
+                spent > std::time::Duration::ZERO && spent <= wall,
+                "{family}: batch {batch_size}: {spent:?} of {wall:?}"
+            );
             for (case, got) in cases.iter().zip(out) {
                 let got = got.unwrap();
                 assert_eq!(

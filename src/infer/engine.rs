@@ -96,8 +96,9 @@ pub struct PromptInput<'a> {
     pub images: &'a [Arc<Pixels>],
 }
 
-/// Where the time of one answer went. `prefill` and `decode` belong to the whole batch the
-/// sample ran in.
+/// Where the time of one answer went. `preprocess` and `vision` are this sample's own (a
+/// dual encoder, whose one graph call scores the whole batch, gives each answer an equal
+/// share as `vision`); `prefill` and `decode` belong to the whole batch the sample ran in.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
     pub preprocess: Duration,
@@ -105,6 +106,15 @@ pub struct Timings {
     pub prefill: Duration,
     pub decode: Duration,
     pub batch_size: usize,
+}
+
+impl Timings {
+    /// This answer's share of the time the model's graphs ran: its vision call plus
+    /// `1 / batch_size` of its batch's prefill and decode. Summed over the answers of a batch,
+    /// each batch counts once.
+    pub fn graph_share(&self) -> Duration {
+        self.vision + (self.prefill + self.decode) / self.batch_size.max(1) as u32
+    }
 }
 
 /// A model's answer.
@@ -624,5 +634,25 @@ impl<F: DecoderFamily> Engine for DecoderEngine<F> {
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_counts_its_graph_time_once() {
+        let ms = Duration::from_millis;
+        let batch = [ms(3), ms(5), ms(7)].map(|vision| Timings {
+            preprocess: ms(100),
+            vision,
+            prefill: ms(30),
+            decode: ms(60),
+            batch_size: 3,
+        });
+        let total: Duration = batch.iter().map(Timings::graph_share).sum();
+        assert_eq!(total, ms(3 + 5 + 7 + 30 + 60));
+        assert_eq!(Timings::default().graph_share(), Duration::ZERO);
     }
 }

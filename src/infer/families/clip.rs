@@ -34,7 +34,7 @@
 //! per-sample error: a dual encoder scores one image against captions and writes no text.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use ort::value::Tensor;
@@ -658,23 +658,26 @@ impl DualEncoder {
     }
 
     fn run_chunk(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
-        let t0 = Instant::now();
         let mut results: Vec<Option<Result<Generated, SampleError>>> =
             Vec::with_capacity(inputs.len());
-        let mut ready: Vec<(usize, usize, usize)> = Vec::new(); // (input, first caption, count)
+        // (input, first caption, count, its preprocessing time)
+        let mut ready: Vec<(usize, usize, usize, Duration)> = Vec::new();
         let mut ids: Vec<Vec<u32>> = Vec::new();
         let mut pixels = Vec::new();
         let mut dims = (0, 0);
         for (i, input) in inputs.iter().enumerate() {
+            let t0 = Instant::now();
             let prepared = self.prepare(input).and_then(|texts| {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 self.tokenize(&refs)
             });
             match prepared {
                 Ok(caption_ids) => {
-                    ready.push((i, ids.len(), caption_ids.len()));
+                    let first = ids.len();
+                    let count = caption_ids.len();
                     ids.extend(caption_ids);
                     dims = self.processor.pixel_values(&input.images[0], &mut pixels);
+                    ready.push((i, first, count, t0.elapsed()));
                     results.push(None);
                 }
                 Err(kind) => {
@@ -682,13 +685,13 @@ impl DualEncoder {
                 }
             }
         }
-        let preprocess = t0.elapsed();
         if !ready.is_empty() {
             let t1 = Instant::now();
             match self.run(&ids, pixels, ready.len(), dims.0, dims.1) {
                 Ok(scores) => {
-                    let spent = t1.elapsed();
-                    for (row, &(i, first, count)) in ready.iter().enumerate() {
+                    // One graph call scores the whole batch: each answer takes its share.
+                    let spent = t1.elapsed() / ready.len() as u32;
+                    for (row, &(i, first, count, preprocess)) in ready.iter().enumerate() {
                         let logits = &scores.logits_per_image[row][first..first + count];
                         let s = inputs[i].sample;
                         results[i] = Some(Ok(Generated {
@@ -706,7 +709,7 @@ impl DualEncoder {
                 }
                 Err(kind) => {
                     let msg = crate::failure::error_chain(&kind);
-                    for &(i, _, _) in &ready {
+                    for &(i, ..) in &ready {
                         results[i] = Some(Err(SampleError::new(
                             inputs[i].sample.id.clone(),
                             SampleErrorKind::Output(msg.clone()),
