@@ -36,7 +36,7 @@ use crate::data::{self, Dataset, LoadOptions};
 use crate::failure::{Failure, Stage, error_chain};
 use crate::geometry::BoxFrame;
 use crate::infer::minilm::SemanticModel;
-use crate::infer::{Model, ModelOptions, PromptInput, RuntimeOptions};
+use crate::infer::{Model, ModelOptions, PreparedBatch, PromptInput, RuntimeOptions};
 use crate::perturb::{
     Application, BoxMap, Modality, SeedContext, Severities, perturb_frames, perturb_image, presets,
 };
@@ -604,16 +604,17 @@ struct Runner<'a> {
 struct StageTimes {
     /// Decoding and perturbing, summed over the producer's batches (overlaps the model).
     perturb: Duration,
-    /// Image preprocessing, templating and tokenizing, summed over samples.
+    /// Image preprocessing, templating and tokenizing, summed over samples. The producer does
+    /// it one batch ahead, so it overlaps the model.
     preprocess: Duration,
-    /// Time the pipeline waited on the model: preprocessing inside a batch, vision, prefill,
-    /// decode.
+    /// Time the pipeline waited on the model: vision, prefill, decode, and the CPU work of a
+    /// batch the producer could not prepare (a dual encoder's).
     model: Duration,
     /// Time the model's graphs ran (vision, prefill, decode), each batch counted once
     /// ([`crate::infer::Timings::graph_share`]). With `sessions > 1` batches overlap, and this
     /// sum can exceed the time waited on the model.
     model_compute: Duration,
-    /// Time the model waited for the producer.
+    /// Time the model waited for the producer (images and preprocessing).
     starved: Duration,
     /// Appending to the store.
     store: Duration,
@@ -664,7 +665,9 @@ impl Runner<'_> {
     ) -> Result<usize, EvalError> {
         let step = (batch_size.max(1) * sessions.max(1)).max(1);
         let progress = Progress::new(pending.len() as u64, "eval", quiet);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Prepared<'_>, Duration)>(1);
+        // The producer decodes and perturbs the next batch's images and does the model's CPU
+        // work for it (templates, tokens, image preprocessing) while the model runs this one.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Prepared<'_>, PreparedBatch, Duration)>(1);
         let mut answered = 0;
         let result = std::thread::scope(|scope| -> Result<(), EvalError> {
             scope.spawn(move || {
@@ -674,19 +677,21 @@ impl Runner<'_> {
                         .par_iter()
                         .map(|item| (*item, self.seen(item)))
                         .collect();
-                    if tx.send((prepared, t.elapsed())).is_err() {
+                    let t_perturb = t.elapsed();
+                    let batch = self.model.prepare_batch(&self.inputs(&prepared));
+                    if tx.send((prepared, batch, t_perturb)).is_err() {
                         break;
                     }
                 }
             });
             loop {
                 let t_wait = Instant::now();
-                let Ok((prepared, t_perturb)) = rx.recv() else {
+                let Ok((prepared, batch, t_perturb)) = rx.recv() else {
                     break;
                 };
                 times.starved += t_wait.elapsed();
                 times.perturb += t_perturb;
-                let records = self.answer(&prepared, times);
+                let records = self.answer(&prepared, batch, times);
                 let t = Instant::now();
                 store.append(&records)?;
                 times.store += t.elapsed();
@@ -699,21 +704,32 @@ impl Runner<'_> {
         result.map(|()| answered)
     }
 
-    /// Runs the model on one prepared batch; one record per item.
-    fn answer(&self, prepared: &Prepared<'_>, times: &mut StageTimes) -> Vec<Record> {
-        let ok: Vec<(&Item, &Seen)> = prepared
+    /// The model inputs of a batch's items whose images were made, in batch order.
+    fn inputs<'b>(&'b self, prepared: &'b Prepared<'_>) -> Vec<PromptInput<'b>> {
+        prepared
             .iter()
             .filter_map(|(i, r)| r.as_ref().ok().map(|s| (*i, s)))
-            .collect();
-        let inputs: Vec<PromptInput<'_>> = ok
-            .iter()
             .map(|(i, s)| PromptInput {
                 sample: &self.ds.samples[i.sample],
                 images: &s.images,
             })
+            .collect()
+    }
+
+    /// Runs the model on one prepared batch; one record per item.
+    fn answer(
+        &self,
+        prepared: &Prepared<'_>,
+        batch: PreparedBatch,
+        times: &mut StageTimes,
+    ) -> Vec<Record> {
+        let ok: Vec<(&Item, &Seen)> = prepared
+            .iter()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|s| (*i, s)))
             .collect();
+        let inputs = self.inputs(prepared);
         let t = Instant::now();
-        let answers = self.model.answer_batch(&inputs);
+        let answers = self.model.answer_prepared(&inputs, batch);
         times.model += t.elapsed();
         let mut by_key: HashMap<&str, Record> = HashMap::new();
         for ((item, seen), answer) in ok.iter().zip(answers) {

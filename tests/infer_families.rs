@@ -6,7 +6,8 @@
 //! - for generative families, the question block, the rendered chat template and the prompt
 //!   token ids equal the HF processor's (`text`, `prompt`, `input_ids`);
 //! - greedy ids equal `transformers.generate` (`generated_ids`) one sample at a time, as one
-//!   batch, and in batches of 2 running on two sessions at once.
+//!   batch, and in batches of 2 running on two sessions at once, with the CPU work done in
+//!   the same call or prepared ahead.
 //!
 //! A family without any golden folder fails `every_family_has_fixtures`. Needs the ONNX
 //! Runtime library (`scripts/setup.sh`).
@@ -123,6 +124,23 @@ fn greedy_tokens_equal_transformers_batched_and_unbatched_for_every_family() {
             assert_eq!(
                 got, want,
                 "{model_type}: batches of {batch_size} on {sessions} sessions"
+            );
+            // Prepared ahead (as `medvqa eval`'s producer does), and prepared for other
+            // inputs (redone, never trusted): the same tokens.
+            let tokens = |r: Vec<Result<medvqa::infer::Generated, _>>| -> Vec<Vec<u32>> {
+                r.into_iter().map(|r| r.unwrap().token_ids).collect()
+            };
+            let ahead = model.prepare_batch(&inputs);
+            assert_eq!(
+                tokens(model.answer_prepared(&inputs, ahead)),
+                want,
+                "{model_type}: prepared ahead, batches of {batch_size} on {sessions} sessions"
+            );
+            let other = model.prepare_batch(&inputs[..1]);
+            assert_eq!(
+                tokens(model.answer_prepared(&inputs, other)),
+                want,
+                "{model_type}: prepared for other inputs"
             );
         }
     }

@@ -137,10 +137,36 @@ pub struct PromptView {
     pub input_ids: Vec<u32>,
 }
 
+/// A batch's CPU-side work (templating, tokenizing, image preprocessing), done ahead of the
+/// model by [`Engine::prepare_batch`] so that it overlaps the previous batch's graphs. Opaque:
+/// only the engine that made it reads it.
+pub struct PreparedBatch(Option<Box<dyn std::any::Any + Send>>);
+
+impl PreparedBatch {
+    /// Nothing prepared: the engine does all the work in [`Engine::answer_prepared`].
+    pub fn none() -> PreparedBatch {
+        PreparedBatch(None)
+    }
+}
+
 /// What every model family provides once loaded.
 pub trait Engine: Send + Sync {
     /// Answers each input; the result at index `i` is for `inputs[i]`.
     fn answer_batch(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>>;
+    /// The CPU-side work for `inputs`, which a caller may run on another thread while the model
+    /// answers the batch before. The default prepares nothing.
+    fn prepare_batch(&self, _inputs: &[PromptInput<'_>]) -> PreparedBatch {
+        PreparedBatch::none()
+    }
+    /// Answers `inputs` with what [`Self::prepare_batch`] made for the same inputs, in the same
+    /// order; gives the same answers as [`Self::answer_batch`].
+    fn answer_prepared(
+        &self,
+        inputs: &[PromptInput<'_>],
+        _prepared: PreparedBatch,
+    ) -> Vec<Result<Generated, SampleError>> {
+        self.answer_batch(inputs)
+    }
     /// The prompt for one input, without running the model's decoder.
     fn prompt(&self, input: &PromptInput<'_>) -> Result<PromptView, SampleError>;
     /// The frame boxes in the model's answers are in (DESIGN §4).
@@ -156,7 +182,7 @@ pub trait Engine: Send + Sync {
 /// The family-specific half of a decoder model. See the module docs.
 pub trait DecoderFamily: Send + Sync + Sized + 'static {
     /// A sample's images, preprocessed.
-    type Vision: Send + Sync;
+    type Vision: Send + Sync + 'static;
 
     /// The registry name, used in error messages.
     const NAME: &'static str;
@@ -256,6 +282,8 @@ pub fn text_geometry(folder: &ModelFolder) -> Result<(TextGeometry, Option<usize
     ))
 }
 
+/// One input's CPU-side work: its prompt, preprocessed images and the time they took.
+type Prepared<F> = Result<(PromptView, <F as DecoderFamily>::Vision, Duration), SampleErrorKind>;
 /// The answers of one chunk, in input order.
 type Answers = Vec<Result<Generated, SampleError>>;
 
@@ -487,13 +515,21 @@ impl<F: DecoderFamily> DecoderEngine<F> {
         ))
     }
 
-    fn run_chunk(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
+    /// Image preprocessing, templating and tokenizing: CPU work independent per input, run in
+    /// parallel.
+    fn prepare_all(&self, inputs: &[PromptInput<'_>]) -> Vec<Prepared<F>> {
+        inputs.par_iter().map(|i| self.prepare_timed(i)).collect()
+    }
+
+    /// Runs the vision graph on this chunk's session, in order, then generates.
+    fn run_chunk(
+        &self,
+        inputs: &[PromptInput<'_>],
+        prepared: Vec<Prepared<F>>,
+    ) -> Vec<Result<Generated, SampleError>> {
         let mut results: Vec<Option<Result<Generated, SampleError>>> =
             Vec::with_capacity(inputs.len());
         let mut ready = Vec::new();
-        // Image preprocessing, templating and tokenizing are CPU work independent per input:
-        // they run in parallel; the vision graph then runs on this chunk's session, in order.
-        let prepared: Vec<_> = inputs.par_iter().map(|i| self.prepare_timed(i)).collect();
         for (i, (input, prep)) in inputs.iter().zip(prepared).enumerate() {
             match prep.and_then(|p| self.with_features(input, p)) {
                 Ok((p, t)) => {
@@ -550,10 +586,43 @@ impl<F: DecoderFamily> DecoderEngine<F> {
 
 impl<F: DecoderFamily> Engine for DecoderEngine<F> {
     fn answer_batch(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
+        self.answer_prepared(inputs, self.prepare_batch(inputs))
+    }
+
+    fn prepare_batch(&self, inputs: &[PromptInput<'_>]) -> PreparedBatch {
+        PreparedBatch(Some(Box::new(self.prepare_all(inputs))))
+    }
+
+    fn answer_prepared(
+        &self,
+        inputs: &[PromptInput<'_>],
+        prepared: PreparedBatch,
+    ) -> Vec<Result<Generated, SampleError>> {
+        // What another engine or another batch prepared is not trusted: it is redone.
+        let prepared = match prepared.0.map(|b| b.downcast::<Vec<Prepared<F>>>()) {
+            Some(Ok(p)) if p.len() == inputs.len() => *p,
+            _ => self.prepare_all(inputs),
+        };
         let chunks: Vec<&[PromptInput<'_>]> = inputs.chunks(self.batch_size).collect();
+        let mut rest = prepared.into_iter();
+        let parts: Vec<Mutex<Option<Vec<Prepared<F>>>>> = chunks
+            .iter()
+            .map(|c| Mutex::new(Some(rest.by_ref().take(c.len()).collect())))
+            .collect();
+        let take = |i: usize, chunk: &[PromptInput<'_>]| {
+            let part = match parts[i].lock() {
+                Ok(mut g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            part.unwrap_or_else(|| self.prepare_all(chunk))
+        };
         let workers = self.parallel.min(chunks.len()).max(1);
         if workers == 1 {
-            return chunks.iter().flat_map(|c| self.run_chunk(c)).collect();
+            return chunks
+                .iter()
+                .enumerate()
+                .flat_map(|(i, c)| self.run_chunk(c, take(i, c)))
+                .collect();
         }
         let next = AtomicUsize::new(0);
         let slots: Mutex<Vec<Option<Answers>>> =
@@ -564,7 +633,7 @@ impl<F: DecoderFamily> Engine for DecoderEngine<F> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(chunk) = chunks.get(i) else { break };
-                        let out = self.run_chunk(chunk);
+                        let out = self.run_chunk(chunk, take(i, chunk));
                         let mut slots = match slots.lock() {
                             Ok(g) => g,
                             Err(p) => p.into_inner(),

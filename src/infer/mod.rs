@@ -34,7 +34,8 @@ pub mod runtime;
 use std::path::{Path, PathBuf};
 
 pub use engine::{
-    Engine, Generated, ModelOptions, PromptInput, PromptView, Timings, ZeroShotOptions,
+    Engine, Generated, ModelOptions, PreparedBatch, PromptInput, PromptView, Timings,
+    ZeroShotOptions,
 };
 pub use error::{ModelError, SampleError, SampleErrorKind};
 pub use folder::{ModelFolder, Variant};
@@ -88,6 +89,22 @@ impl Model {
     /// Answers each input; result `i` is for `inputs[i]`. Failures are per sample.
     pub fn answer_batch(&self, inputs: &[PromptInput<'_>]) -> Vec<Result<Generated, SampleError>> {
         self.engine.answer_batch(inputs)
+    }
+
+    /// The CPU-side work for `inputs` (templating, tokenizing, image preprocessing), to run
+    /// while the model answers the batch before; hand it to [`Self::answer_prepared`].
+    pub fn prepare_batch(&self, inputs: &[PromptInput<'_>]) -> PreparedBatch {
+        self.engine.prepare_batch(inputs)
+    }
+
+    /// Answers `inputs` with what [`Self::prepare_batch`] made for them; the same answers as
+    /// [`Self::answer_batch`].
+    pub fn answer_prepared(
+        &self,
+        inputs: &[PromptInput<'_>],
+        prepared: PreparedBatch,
+    ) -> Vec<Result<Generated, SampleError>> {
+        self.engine.answer_prepared(inputs, prepared)
     }
 
     /// The prompt text and token ids a sample would get, without running the decoder.
