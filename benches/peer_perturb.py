@@ -52,7 +52,10 @@ ensure_venv()
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-cv2.setNumThreads(0)  # OpenCV: no worker threads at all
+# OpenCV: 0 means "no threading optimisations, run every function sequentially" (1 would
+# still let some backends start a pool); the timing loop also checks that the process used
+# no more CPU time than wall time.
+cv2.setNumThreads(0)
 
 import albumentations as A  # noqa: E402
 import imagecorruptions.corruptions as icc  # noqa: E402
@@ -96,10 +99,14 @@ PEERS = {
     ),
     "jpeg": (A.ImageCompression(quality_range=(15, 15), compression_type="jpeg", p=1), "jpeg_compression"),
     "brightness": (A.RandomBrightnessContrast(brightness_limit=(0.3, 0.3), contrast_limit=(0, 0), p=1), "brightness"),
-    "contrast": (A.RandomBrightnessContrast(brightness_limit=(0, 0), contrast_limit=(-0.8, -0.8), p=1), "contrast"),
+    # medvqa pulls samples towards the image mean (ImageNet-C). RandomBrightnessContrast's
+    # "contrast" only multiplies (x * 0.2: a darkening, no mean), so it did less work and a
+    # different thing; ColorJitter's contrast is torchvision's: grayscale mean, then a table.
+    "contrast": (A.ColorJitter(brightness=(1, 1), contrast=(0.2, 0.2), saturation=(1, 1), hue=(0, 0), p=1), "contrast"),
     "gamma": (A.RandomGamma(gamma_limit=(200, 200), p=1), None),
     "rotate": (A.Rotate(limit=(10, 10), p=1, **CONST), None),
-    "shift": (A.Affine(translate_percent={"x": (0.1, 0.1), "y": (0.0, 0.0)}, p=1, **CONST), None),
+    # medvqa shifts by whole pixels (0.1 of the side, rounded); so does this.
+    "shift": (A.Affine(translate_px={"x": (51, 51), "y": (0, 0)}, p=1, **CONST), None),
     "zoom": (A.RandomResizedCrop(size=(512, 512), scale=(0.49, 0.49), ratio=(1, 1), p=1), None),
     "flip-h": (A.HorizontalFlip(p=1), None),
     "flip-v": (A.VerticalFlip(p=1), None),
@@ -117,16 +124,48 @@ PEERS = {
 }
 
 
-def per_call_seconds(fn, min_time=1.0, max_runs=200, min_runs=5):
+CPU_RATIOS = {}
+
+
+def per_call_seconds(fn, min_time=1.0, max_runs=200, min_runs=5, label=None):
     for _ in range(2):
         fn()
     times = []
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     while len(times) < min_runs or (len(times) < max_runs and time.perf_counter() - start < min_time):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    # Process CPU time over wall time: above 1 means a library ran threads.
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    if label is not None:
+        CPU_RATIOS[label] = cpu / wall
     return statistics.median(times)
+
+
+def mad(a, b):
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def check(name, kind, img, alb):
+    """Evidence that the albumentations call does the comparable work: a new array of the
+    same shape, the input untouched, an output that differs from the input about as much as
+    medvqa's output does (mean absolute difference per sample), and a fresh result each
+    call rather than a cached one."""
+    before = img.copy()
+    out1 = alb(image=img)["image"]
+    out2 = alb(image=img)["image"]
+    mine = IMAGES / "medvqa" / f"{name}-{kind}.png"
+    ref = cv2.imread(str(mine), cv2.IMREAD_UNCHANGED)
+    if ref is not None and ref.ndim == 3:
+        ref = cv2.cvtColor(ref, cv2.COLOR_BGR2RGB)
+    return {
+        "same_shape": out1.shape == img.shape and out1.dtype == img.dtype,
+        "input_untouched": bool(np.array_equal(before, img)),
+        "new_array": out1 is not img and not np.shares_memory(out1, img) and out1 is not out2,
+        "mad_peer": mad(out1, img),
+        "mad_medvqa": None if ref is None or ref.shape != img.shape else mad(ref, img),
+    }
 
 
 def criterion_median(group, name, kind):
@@ -161,7 +200,8 @@ def main():
         for name, (alb, ic) in PEERS.items():
             row = {"medvqa": rate(criterion_median("perturb", name, kind))}
             if alb is not None:
-                row["albumentations"] = rate(per_call_seconds(lambda: alb(image=img)["image"]))
+                row["check"] = check(name, kind, img, alb)
+                row["albumentations"] = rate(per_call_seconds(lambda: alb(image=img)["image"], label=f"{kind}/{name}"))
             if ic is not None:
                 try:
                     row["imagecorruptions"] = rate(
@@ -170,8 +210,9 @@ def main():
                 except Exception as e:  # a peer that cannot run is reported, not fatal
                     row["imagecorruptions_error"] = f"{type(e).__name__}: {e}"[:120]
             rows[name] = row
-            print(f"{kind:4} {name:18} " + "  ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in row.items()), file=sys.stderr)
+            print(f"{kind:4} {name:18} " + "  ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in row.items() if k != "check"), file=sys.stderr)
         results[kind] = rows
+    results["cpu_over_wall"] = CPU_RATIOS
     results["batch"] = {t: rate(criterion_median("batch", "threads", t)) for t in ("1", "2")}
     results["versions"] = {
         "albumentations": A.__version__,
@@ -195,6 +236,19 @@ def table(results):
             ra = f"{m / a:.1f}×" if m and a else "–"
             ri = f"{m / i:.0f}×" if m and i else "–"
             out.append(f"| {name} | {fmt(m)} | {fmt(a)} | {ra} | {fmt(i, 1)} | {ri} |")
+    out.append("\n**Like-for-like check (albumentations call vs medvqa, severity 3)**\n")
+    out.append("| image | perturbation | new array, input untouched | MAD medvqa | MAD albumentations | CPU/wall |")
+    out.append("|---|---|---|---:|---:|---:|")
+    for kind in ("rgb", "gray"):
+        for name, row in results[kind].items():
+            c = row.get("check")
+            if c is None:
+                continue
+            ok = "yes" if c["same_shape"] and c["input_untouched"] and c["new_array"] else "NO"
+            ratio = results["cpu_over_wall"].get(f"{kind}/{name}")
+            out.append(
+                f"| {kind} | {name} | {ok} | {fmt(c['mad_medvqa'], 1)} | {fmt(c['mad_peer'], 1)} | {fmt(ratio, 2)} |"
+            )
     b = results["batch"]
     if b.get("1") and b.get("2"):
         out.append(

@@ -9,10 +9,12 @@
 //! The images are phantom cases scaled to 512×512 (a synthetic texture when the phantom
 //! generator has none); they are also written to `target/perturb-bench/{rgb,gray}.png` so
 //! that `benches/peer_perturb.py` times albumentations and imagecorruptions on the very
-//! same pixels.
+//! same pixels. Each perturbation's output on them goes to
+//! `target/perturb-bench/medvqa/{name}-{kind}.png`, for the script's like-for-like check.
 
+use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use image::imageops::{self, FilterType};
@@ -93,16 +95,39 @@ fn per_perturbation(c: &mut Criterion) {
             continue;
         };
         for (kind, img) in [("rgb", &rgb), ("gray", &gray)] {
+            save_output(p.name, kind, &ctx, img, &app);
             group.bench_with_input(BenchmarkId::new(p.name, kind), img, |b, img| {
-                let run = || perturb_image(&ctx, "bench/0", img, &app);
-                b.iter(|| match &pool {
-                    Some(pool) => pool.install(run),
-                    None => run(),
+                // The whole timed loop runs on the one-thread pool: handing every single
+                // call to a pool thread would time a thread wake-up with each image.
+                b.iter_custom(|iters| {
+                    let timed = || {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            black_box(perturb_image(&ctx, "bench/0", black_box(img), &app).ok());
+                        }
+                        start.elapsed()
+                    };
+                    match &pool {
+                        Some(pool) => pool.install(timed),
+                        None => timed(),
+                    }
                 })
             });
         }
     }
     group.finish();
+}
+
+/// Writes the bench key's output, so that the peer script can check that its transforms
+/// change the image about as much as medvqa's do.
+fn save_output(name: &str, kind: &str, ctx: &SeedContext, img: &Pixels, app: &Application) {
+    let dir = out_dir().join("medvqa");
+    if let (Ok(()), Ok(out)) = (
+        std::fs::create_dir_all(&dir),
+        perturb_image(ctx, "bench/0", img, app),
+    ) {
+        let _ = out.pixels.save_png(&dir.join(format!("{name}-{kind}.png")));
+    }
 }
 
 /// A batch of 16 images through four common perturbations, on 1 and 2 threads.

@@ -167,41 +167,50 @@ fn pixelate(p: &Pixels, s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, Apply
 
 /// Averages blocks of a coarse `scale`-times grid and paints each block flat.
 pub fn mosaic(p: &Pixels, scale: f32) -> Pixels {
+    match p.channels() {
+        1 => mosaic_n::<1>(p, scale),
+        _ => mosaic_n::<3>(p, scale),
+    }
+}
+
+/// Column sums over each band of rows first (a plain vector add per row), then one sum per
+/// block from those, so the per-pixel work is an add and a copy.
+fn mosaic_n<const CH: usize>(p: &Pixels, scale: f32) -> Pixels {
     let (w, h) = (p.width() as usize, p.height() as usize);
-    let ch = p.channels();
     let nw = ((w as f32 * scale).round() as usize).clamp(1, w);
     let nh = ((h as f32 * scale).round() as usize).clamp(1, h);
     // Block i covers [i·w/nw, (i+1)·w/nw).
     let xb: Vec<usize> = (0..=nw).map(|i| i * w / nw).collect();
     let yb: Vec<usize> = (0..=nh).map(|i| i * h / nh).collect();
+    let stride = w * CH;
     let src = p.as_raw();
-    let mut out = vec![0u8; src.len()];
-    let mut sums = vec![0u32; nw * ch];
-    for by in 0..nh {
-        sums.iter_mut().for_each(|v| *v = 0);
-        for y in yb[by]..yb[by + 1] {
-            let row = &src[y * w * ch..(y + 1) * w * ch];
-            for bx in 0..nw {
-                for x in xb[bx]..xb[bx + 1] {
-                    for c in 0..ch {
-                        sums[bx * ch + c] += row[x * ch + c] as u32;
-                    }
-                }
+    let mut out = Vec::with_capacity(src.len());
+    let mut sums = vec![0u32; stride];
+    let mut line = vec![0u8; stride];
+    for band in yb.windows(2) {
+        sums.fill(0);
+        for row in src[band[0] * stride..band[1] * stride].chunks_exact(stride) {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += u32::from(v);
             }
         }
-        let rows = (yb[by + 1] - yb[by]) as u32;
-        let mut line = vec![0u8; w * ch];
-        for bx in 0..nw {
-            let n = rows * (xb[bx + 1] - xb[bx]) as u32;
-            for c in 0..ch {
-                let v = ((sums[bx * ch + c] + n / 2) / n.max(1)) as u8;
-                for x in xb[bx]..xb[bx + 1] {
-                    line[x * ch + c] = v;
+        let rows = (band[1] - band[0]) as u32;
+        for block in xb.windows(2) {
+            let (x0, x1) = (block[0], block[1]);
+            let n = (rows * (x1 - x0) as u32).max(1);
+            let mut acc = [0u32; CH];
+            for px in sums[x0 * CH..x1 * CH].chunks_exact(CH) {
+                for c in 0..CH {
+                    acc[c] += px[c];
                 }
             }
+            let v: [u8; CH] = std::array::from_fn(|c| ((acc[c] + n / 2) / n) as u8);
+            for px in line[x0 * CH..x1 * CH].chunks_exact_mut(CH) {
+                px.copy_from_slice(&v);
+            }
         }
-        for y in yb[by]..yb[by + 1] {
-            out[y * w * ch..(y + 1) * w * ch].copy_from_slice(&line);
+        for _ in band[0]..band[1] {
+            out.extend_from_slice(&line);
         }
     }
     raster::with_data(p, out)

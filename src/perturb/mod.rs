@@ -231,7 +231,7 @@ impl Perturbed {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("JPEG round trip failed")]
-    Jpeg(#[source] image::ImageError),
+    Jpeg(#[source] jpeg::JpegError),
     #[error("image is {width}x{height}; perturbations need at least 1x1")]
     Empty { width: u32, height: u32 },
 }
