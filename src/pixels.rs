@@ -80,7 +80,13 @@ impl Pixels {
     /// An RGB copy (gray is replicated into three channels), as VLM processors expect.
     pub fn to_rgb(&self) -> RgbImage {
         match self {
-            Pixels::Gray(g) => DynamicImage::ImageLuma8(g.clone()).to_rgb8(),
+            // Each gray value three times, as Pillow's `convert("RGB")` does; the `image`
+            // crate's generic conversion goes through floats and is several times slower.
+            Pixels::Gray(g) => {
+                let rgb: Vec<u8> = g.as_raw().iter().flat_map(|&v| [v, v, v]).collect();
+                RgbImage::from_raw(g.width(), g.height(), rgb)
+                    .unwrap_or_else(|| RgbImage::new(g.width(), g.height()))
+            }
             Pixels::Rgb(c) => c.clone(),
         }
     }
@@ -143,6 +149,13 @@ pub enum PixelsWriteError {
 mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, Rgba};
+
+    #[test]
+    fn gray_to_rgb_repeats_each_value_as_the_generic_conversion_does() {
+        let g = GrayImage::from_fn(17, 5, |x, y| Luma([(x * 15 + y * 7) as u8]));
+        let want = DynamicImage::ImageLuma8(g.clone()).to_rgb8();
+        assert_eq!(Pixels::Gray(g).to_rgb(), want);
+    }
 
     #[test]
     fn sixteen_bit_gray_scales_over_the_full_range() {

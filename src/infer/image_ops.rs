@@ -155,15 +155,15 @@ fn coeffs(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
     }
 }
 
-fn clip8(v: i64) -> u8 {
-    if v >= (1i64 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
-    }
+/// Pillow's `clip8`: the fixed-point sum back to 8 bits. Sums are `i32`, as in Pillow
+/// (which keeps them in C `int`), so no sum that Pillow computes can differ here.
+#[inline]
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
+
+/// Pillow's rounding offset for each fixed-point sum.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
 /// Resizes like Pillow's `Image.resize((width, height), filter)` on an RGB image.
 /// Resizing to the same size returns a copy, as Pillow does.
@@ -189,7 +189,16 @@ pub fn resize(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbIma
 }
 
 fn transpose(img: &RgbImage) -> RgbImage {
-    RgbImage::from_fn(img.height(), img.width(), |x, y| *img.get_pixel(y, x))
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let src = img.as_raw();
+    let mut out = vec![0u8; w * h * 3];
+    for (y, row) in src.chunks_exact(w * 3).enumerate() {
+        for (x, p) in row.chunks_exact(3).enumerate() {
+            let o = (x * h + y) * 3;
+            out[o..o + 3].copy_from_slice(p);
+        }
+    }
+    RgbImage::from_raw(h as u32, w as u32, out).unwrap_or_else(|| RgbImage::new(h as u32, w as u32))
 }
 
 /// The two passes, horizontal first.
@@ -226,22 +235,21 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         };
         let rows = last - first;
         let mut tmp = vec![0u8; rows * out_w * 3];
-        for y in 0..rows {
-            let src_row = &src[(y + first) * in_w * 3..(y + first + 1) * in_w * 3];
-            let dst_row = &mut tmp[y * out_w * 3..(y + 1) * out_w * 3];
-            for xx in 0..out_w {
+        let src_rows = src[first * in_w * 3..last * in_w * 3].chunks_exact(in_w * 3);
+        for (dst_row, src_row) in tmp.chunks_exact_mut(out_w * 3).zip(src_rows) {
+            for (xx, d) in dst_row.chunks_exact_mut(3).enumerate() {
                 let (xmin, n) = horiz.bounds[xx];
                 let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-                let mut ss = [1i64 << (PRECISION_BITS - 1); 3];
-                for (x, &w) in k.iter().enumerate() {
-                    let p = (xmin + x) * 3;
-                    for c in 0..3 {
-                        ss[c] += src_row[p + c] as i64 * w as i64;
-                    }
+                let px = &src_row[xmin * 3..(xmin + n) * 3];
+                let mut ss = [HALF; 3];
+                for (p, &w) in px.chunks_exact(3).zip(k) {
+                    ss[0] += p[0] as i32 * w;
+                    ss[1] += p[1] as i32 * w;
+                    ss[2] += p[2] as i32 * w;
                 }
-                for c in 0..3 {
-                    dst_row[xx * 3 + c] = clip8(ss[c]);
-                }
+                d[0] = clip8(ss[0]);
+                d[1] = clip8(ss[1]);
+                d[2] = clip8(ss[2]);
             }
         }
         (tmp, out_w, rows, first)
@@ -253,23 +261,23 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         return RgbImage::from_raw(tmp_w as u32, tmp_h as u32, tmp)
             .unwrap_or_else(|| RgbImage::new(width, height));
     }
+    // Row by row: each tap adds a whole input row into the sums, which vectorises; integer
+    // sums do not depend on the order they are added in.
     let mut out = vec![0u8; out_w * out_h * 3];
-    for yy in 0..out_h {
+    let mut acc = vec![HALF; tmp_w * 3];
+    for (yy, dst_row) in out.chunks_exact_mut(out_w * 3).enumerate() {
         let (ymin, n) = vert.bounds[yy];
         let ymin = ymin - row0;
         let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
-        let dst_row = &mut out[yy * out_w * 3..(yy + 1) * out_w * 3];
-        for xx in 0..tmp_w {
-            let mut ss = [1i64 << (PRECISION_BITS - 1); 3];
-            for (y, &w) in k.iter().enumerate() {
-                let p = ((ymin + y) * tmp_w + xx) * 3;
-                for c in 0..3 {
-                    ss[c] += tmp[p + c] as i64 * w as i64;
-                }
+        acc.fill(HALF);
+        for (y, &w) in k.iter().enumerate() {
+            let row = &tmp[(ymin + y) * tmp_w * 3..(ymin + y + 1) * tmp_w * 3];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * w;
             }
-            for c in 0..3 {
-                dst_row[xx * 3 + c] = clip8(ss[c]);
-            }
+        }
+        for (d, &a) in dst_row.iter_mut().zip(&acc) {
+            *d = clip8(a);
         }
     }
     RgbImage::from_raw(out_w as u32, out_h as u32, out)
@@ -329,7 +337,9 @@ pub fn to_chw(img: &RgbImage, norm: &Normalize, out: &mut Vec<f32>) {
     let plane = (w * h) as usize;
     out.reserve(plane * 3);
     for c in 0..3 {
-        out.extend((0..plane).map(|i| norm.apply(raw[i * 3 + c], c)));
+        // 8-bit input: a 256-entry table holds every value `apply` can give.
+        let lut: [f32; 256] = std::array::from_fn(|v| norm.apply(v as u8, c));
+        out.extend(raw[c..].iter().step_by(3).map(|&v| lut[v as usize]));
     }
 }
 
