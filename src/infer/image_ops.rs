@@ -235,23 +235,13 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         };
         let rows = last - first;
         let mut tmp = vec![0u8; rows * out_w * 3];
-        let src_rows = src[first * in_w * 3..last * in_w * 3].chunks_exact(in_w * 3);
-        for (dst_row, src_row) in tmp.chunks_exact_mut(out_w * 3).zip(src_rows) {
-            for (xx, d) in dst_row.chunks_exact_mut(3).enumerate() {
-                let (xmin, n) = horiz.bounds[xx];
-                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-                let px = &src_row[xmin * 3..(xmin + n) * 3];
-                let mut ss = [HALF; 3];
-                for (p, &w) in px.chunks_exact(3).zip(k) {
-                    ss[0] += p[0] as i32 * w;
-                    ss[1] += p[1] as i32 * w;
-                    ss[2] += p[2] as i32 * w;
-                }
-                d[0] = clip8(ss[0]);
-                d[1] = clip8(ss[1]);
-                d[2] = clip8(ss[2]);
-            }
-        }
+        horizontal_pass(
+            &src[first * in_w * 3..last * in_w * 3],
+            in_w,
+            &horiz,
+            &mut tmp,
+            out_w,
+        );
         (tmp, out_w, rows, first)
     } else {
         (src.clone(), in_w, in_h, 0)
@@ -282,6 +272,74 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
     }
     RgbImage::from_raw(out_w as u32, out_h as u32, out)
         .unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// Rows resampled together by [`horizontal_pass`]: 8 rows × 3 channels = 24 sums per output
+/// pixel, which the compiler keeps in vector registers.
+const ROW_BLOCK: usize = 8;
+
+/// The horizontal pass over `src` (rows of `in_w` RGB pixels) into `dst` (rows of `out_w`).
+///
+/// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's 8 rows ×
+/// 3 channels side by side), so that every tap adds 24 contiguous products: that vectorises,
+/// where the per-pixel 3-channel dot product does not. The sums are the same integers as
+/// Pillow's, whatever the order they are added in.
+fn horizontal_pass(src: &[u8], in_w: usize, horiz: &Coeffs, dst: &mut [u8], out_w: usize) {
+    const LANES: usize = ROW_BLOCK * 3;
+    let mut cols = vec![0i32; in_w * LANES];
+    let src_blocks = src.chunks_exact(in_w * 3 * ROW_BLOCK);
+    let tail_src = src_blocks.remainder();
+    let mut dst_blocks = dst.chunks_exact_mut(out_w * 3 * ROW_BLOCK);
+    for (sb, db) in src_blocks.zip(dst_blocks.by_ref()) {
+        for (r, row) in sb.chunks_exact(in_w * 3).enumerate() {
+            for (x, p) in row.chunks_exact(3).enumerate() {
+                let c = &mut cols[x * LANES + r * 3..x * LANES + r * 3 + 3];
+                c[0] = p[0] as i32;
+                c[1] = p[1] as i32;
+                c[2] = p[2] as i32;
+            }
+        }
+        for xx in 0..out_w {
+            let (xmin, n) = horiz.bounds[xx];
+            let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
+            let mut acc = [HALF; LANES];
+            for (col, &w) in cols[xmin * LANES..(xmin + n) * LANES]
+                .chunks_exact(LANES)
+                .zip(k)
+            {
+                for (a, &v) in acc.iter_mut().zip(col) {
+                    *a += v * w;
+                }
+            }
+            for r in 0..ROW_BLOCK {
+                let o = (r * out_w + xx) * 3;
+                db[o] = clip8(acc[r * 3]);
+                db[o + 1] = clip8(acc[r * 3 + 1]);
+                db[o + 2] = clip8(acc[r * 3 + 2]);
+            }
+        }
+    }
+    // The last rows, fewer than a block: one pixel at a time.
+    let tail_dst = dst_blocks.into_remainder();
+    for (dst_row, src_row) in tail_dst
+        .chunks_exact_mut(out_w * 3)
+        .zip(tail_src.chunks_exact(in_w * 3))
+    {
+        for (xx, d) in dst_row.chunks_exact_mut(3).enumerate() {
+            let (xmin, n) = horiz.bounds[xx];
+            let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
+            let px = &src_row[xmin * 3..(xmin + n) * 3];
+            let mut ss = [HALF; 3];
+            for (p, &w) in px.chunks_exact(3).zip(k) {
+                ss[0] += p[0] as i32 * w;
+                ss[1] += p[1] as i32 * w;
+                ss[2] += p[2] as i32 * w;
+            }
+            d[0] = clip8(ss[0]);
+            d[1] = clip8(ss[1]);
+            d[2] = clip8(ss[2]);
+        }
+    }
 }
 
 /// Pillow's nearest-neighbour resize (an affine transform sampling pixel centres).
@@ -355,6 +413,68 @@ mod tests {
                 ((x * 7 + y * 13) % 256) as u8,
             ])
         })
+    }
+
+    /// Pillow's passes as `Resample.c` writes them, one pixel and one channel at a time.
+    fn reference(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
+        let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+        let (out_w, out_h) = (width as usize, height as usize);
+        let h = coeffs(in_w, out_w, filter);
+        let v = coeffs(in_h, out_h, filter);
+        let mut tmp = vec![0u8; in_h * out_w * 3];
+        for y in 0..in_h {
+            for xx in 0..out_w {
+                for c in 0..3 {
+                    let (xmin, n) = h.bounds[xx];
+                    let mut ss = HALF;
+                    for t in 0..n {
+                        ss += img.as_raw()[(y * in_w + xmin + t) * 3 + c] as i32
+                            * h.weights[xx * h.ksize + t];
+                    }
+                    tmp[(y * out_w + xx) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        let mut out = vec![0u8; out_h * out_w * 3];
+        for yy in 0..out_h {
+            for xx in 0..out_w {
+                for c in 0..3 {
+                    let (ymin, n) = v.bounds[yy];
+                    let mut ss = HALF;
+                    for t in 0..n {
+                        ss += tmp[((ymin + t) * out_w + xx) * 3 + c] as i32
+                            * v.weights[yy * v.ksize + t];
+                    }
+                    out[(yy * out_w + xx) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        RgbImage::from_raw(width, height, out).unwrap()
+    }
+
+    #[test]
+    fn blocked_passes_equal_the_plain_loops_for_every_remainder_of_rows() {
+        let img = RgbImage::from_fn(37, 29, |x, y| {
+            image::Rgb([
+                (x * 7 + y * 3) as u8,
+                (x * x + y) as u8,
+                (x * y * 13) as u8,
+            ])
+        });
+        for filter in [
+            Filter::Lanczos,
+            Filter::Bicubic,
+            Filter::Bilinear,
+            Filter::Box,
+        ] {
+            for (w, h) in [(11, 5), (90, 17), (36, 64), (5, 9), (74, 8), (20, 1)] {
+                assert_eq!(
+                    resize_horizontal_first(&img, w, h, filter),
+                    reference(&img, w, h, filter),
+                    "{filter:?} {w}x{h}"
+                );
+            }
+        }
     }
 
     #[test]
