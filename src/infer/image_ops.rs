@@ -386,6 +386,12 @@ impl Normalize {
             None => x,
         }
     }
+
+    /// Every value [`Self::apply`] gives for `channel`, indexed by the 8-bit input: the same
+    /// floats, looked up.
+    pub fn table(&self, channel: usize) -> [f32; 256] {
+        std::array::from_fn(|v| self.apply(v as u8, channel))
+    }
 }
 
 /// Appends the image as CHW float32 (channel planes, row-major) to `out`.
@@ -395,8 +401,7 @@ pub fn to_chw(img: &RgbImage, norm: &Normalize, out: &mut Vec<f32>) {
     let plane = (w * h) as usize;
     out.reserve(plane * 3);
     for c in 0..3 {
-        // 8-bit input: a 256-entry table holds every value `apply` can give.
-        let lut: [f32; 256] = std::array::from_fn(|v| norm.apply(v as u8, c));
+        let lut = norm.table(c);
         out.extend(raw[c..].iter().step_by(3).map(|&v| lut[v as usize]));
     }
 }
@@ -455,11 +460,7 @@ mod tests {
     #[test]
     fn blocked_passes_equal_the_plain_loops_for_every_remainder_of_rows() {
         let img = RgbImage::from_fn(37, 29, |x, y| {
-            image::Rgb([
-                (x * 7 + y * 3) as u8,
-                (x * x + y) as u8,
-                (x * y * 13) as u8,
-            ])
+            image::Rgb([(x * 7 + y * 3) as u8, (x * x + y) as u8, (x * y * 13) as u8])
         });
         for filter in [
             Filter::Lanczos,

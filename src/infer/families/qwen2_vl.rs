@@ -213,11 +213,14 @@ impl ImageProcessor {
             self.max_pixels,
         )?;
         let img = image_ops::resize(&img, w, h, self.resample);
-        let mut chw = Vec::with_capacity(3 * (h * w) as usize);
-        image_ops::to_chw(&img, &self.normalize, &mut chw);
+        // Normalised straight from the 8-bit pixels into patch order: no full-size float
+        // image in between (for a large image that copy and its page faults cost more than
+        // the lookups).
+        let raw = img.as_raw();
+        let luts: [[f32; 256]; 3] = std::array::from_fn(|c| self.normalize.table(c));
         let (p, m, t) = (self.patch, self.merge, self.temporal);
         let (gh, gw) = (h as usize / p, w as usize / p);
-        let (h, w) = (h as usize, w as usize);
+        let w = w as usize;
         let row = 3 * t * p * p;
         let mut out = Vec::with_capacity(gh * gw * row);
         for bh in 0..gh / m {
@@ -225,11 +228,16 @@ impl ImageProcessor {
                 for mh in 0..m {
                     for mw in 0..m {
                         let (y0, x0) = ((bh * m + mh) * p, (bw * m + mw) * p);
-                        for c in 0..3 {
+                        for (c, lut) in luts.iter().enumerate() {
                             for _ in 0..t {
                                 for py in 0..p {
-                                    let at = (c * h + y0 + py) * w + x0;
-                                    out.extend_from_slice(&chw[at..at + p]);
+                                    let at = ((y0 + py) * w + x0) * 3 + c;
+                                    out.extend(
+                                        raw[at..at + 3 * (p - 1) + 1]
+                                            .iter()
+                                            .step_by(3)
+                                            .map(|&v| lut[v as usize]),
+                                    );
                                 }
                             }
                         }
