@@ -3,8 +3,8 @@
 //!
 //! `ort` is built with `load-dynamic`, so `libonnxruntime` is found at run time, once per
 //! process, in this order: [`RuntimeOptions::library`] (a `--ort-lib` flag), `$ORT_DYLIB_PATH`,
-//! beside the executable (and in `lib/` there), then the `capi/` folder of a `python3`
-//! `onnxruntime` package. When none is found the error is one line that says how to fix it;
+//! beside the executable (and in `lib/` there), `.ort/` in the working directory (where
+//! `scripts/setup.sh` puts it), then the `capi/` folder of a `python3` `onnxruntime` package. When none is found the error is one line that says how to fix it;
 //! no `ort` API is touched before the library is loaded, so nothing can panic.
 //!
 //! `Session::run` takes `&mut self`, so each graph gets a [`SessionPool`] of `sessions`
