@@ -78,6 +78,14 @@ impl Pixels {
     }
 
     /// An RGB copy (gray is replicated into three channels), as VLM processors expect.
+    /// The image as RGB, borrowed when it already is: what preprocessing reads without a copy.
+    pub fn rgb(&self) -> std::borrow::Cow<'_, RgbImage> {
+        match self {
+            Pixels::Rgb(c) => std::borrow::Cow::Borrowed(c),
+            Pixels::Gray(_) => std::borrow::Cow::Owned(self.to_rgb()),
+        }
+    }
+
     pub fn to_rgb(&self) -> RgbImage {
         match self {
             // Each gray value three times, as Pillow's `convert("RGB")` does; the `image`

@@ -282,6 +282,41 @@ pub fn text_geometry(folder: &ModelFolder) -> Result<(TextGeometry, Option<usize
     ))
 }
 
+/// Gives each input at `indices` the batch's error: one graph call failed for all of them.
+pub(crate) fn fail_batch(
+    inputs: &[PromptInput<'_>],
+    results: &mut [Option<Result<Generated, SampleError>>],
+    indices: impl Iterator<Item = usize>,
+    err: &(dyn std::error::Error + 'static),
+) {
+    let msg = crate::failure::error_chain(err);
+    for i in indices {
+        results[i] = Some(Err(SampleError::new(
+            inputs[i].sample.id.clone(),
+            SampleErrorKind::Output(msg.clone()),
+        )));
+    }
+}
+
+/// A chunk's answers in input order; an input nothing answered gets an error, never a gap.
+pub(crate) fn collect_answers(
+    inputs: &[PromptInput<'_>],
+    results: Vec<Option<Result<Generated, SampleError>>>,
+) -> Answers {
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                Err(SampleError::new(
+                    inputs[i].sample.id.clone(),
+                    SampleErrorKind::Output("no result".into()),
+                ))
+            })
+        })
+        .collect()
+}
+
 /// One input's CPU-side work: its prompt, preprocessed images and the time they took.
 type Prepared<F> = Result<(PromptView, <F as DecoderFamily>::Vision, Duration), SampleErrorKind>;
 /// The answers of one chunk, in input order.
@@ -559,28 +594,9 @@ impl<F: DecoderFamily> DecoderEngine<F> {
                     }));
                 }
             }
-            Err(kind) => {
-                let msg = crate::failure::error_chain(&kind);
-                for (i, _, _) in &ready {
-                    results[*i] = Some(Err(SampleError::new(
-                        inputs[*i].sample.id.clone(),
-                        SampleErrorKind::Output(msg.clone()),
-                    )));
-                }
-            }
+            Err(kind) => fail_batch(inputs, &mut results, ready.iter().map(|r| r.0), &kind),
         }
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.unwrap_or_else(|| {
-                    Err(SampleError::new(
-                        inputs[i].sample.id.clone(),
-                        SampleErrorKind::Output("no result".into()),
-                    ))
-                })
-            })
-            .collect()
+        collect_answers(inputs, results)
     }
 }
 

@@ -22,7 +22,7 @@ use super::questions::{
 };
 use super::{Case, PhantomSet};
 use crate::draw::{Canvas, fractal_noise};
-use crate::sample::{Meta, MetaValue, Sample, Task};
+use crate::sample::{MetaValue, Sample, Task};
 
 /// Width and height of every image.
 pub const SIZE: u32 = 448;
@@ -846,14 +846,7 @@ fn build(seed: u64, index: usize) -> Built {
         multi_question(&mut rng, &d),
         grounding_question(&mut rng, &d),
     ];
-    let mut meta = Meta::new();
-    meta.insert("modality".into(), "cxr".into());
-    meta.insert("organ".into(), "chest".into());
-    Built {
-        case: d.case,
-        questions,
-        meta,
-    }
+    Built::new(d.case, questions, "cxr", "chest")
 }
 
 fn nodules_on(d: &Drawn, side: Side) -> usize {

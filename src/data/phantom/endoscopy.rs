@@ -18,7 +18,7 @@ use super::scope::{
     self, GREEN_BOX, H, Instrument, InstrumentKind, Polyp, PolypColour, Scene, View, W,
 };
 use super::{Case, Finding, PhantomSet};
-use crate::sample::{Meta, Sample, Task};
+use crate::sample::{Sample, Task};
 
 pub fn generate(seed: u64, n: usize) -> Vec<Sample> {
     questions::generate(PhantomSet::Endoscopy, seed, n, false, build)
@@ -384,14 +384,7 @@ fn build(seed: u64, index: usize) -> Built {
         multi_question(&mut rng, &d),
         grounding_question(&mut rng, &d),
     ];
-    let mut meta = Meta::new();
-    meta.insert("modality".into(), "endoscopy".into());
-    meta.insert("organ".into(), "colon".into());
-    Built {
-        case: d.case,
-        questions,
-        meta,
-    }
+    Built::new(d.case, questions, "endoscopy", "colon")
 }
 
 fn pick<'a, R: Rng>(rng: &mut R, options: &[&'a str]) -> &'a str {

@@ -23,7 +23,7 @@ use super::endoscopy::{random_instrument, text_lines};
 use super::questions::{self, Built, Question, gt, multi, multi_ordered, phrase, single_ordered};
 use super::scope::{self, H, Instrument, InstrumentKind, Polyp, PolypColour, Scene, View, W};
 use super::{Case, Finding, PhantomSet};
-use crate::sample::{Meta, MetaValue, Sample, Task};
+use crate::sample::{MetaValue, Sample, Task};
 
 pub fn generate(seed: u64, n: usize) -> Vec<Sample> {
     questions::generate(PhantomSet::Frames, seed, n, true, build)
@@ -462,16 +462,12 @@ fn build(seed: u64, index: usize) -> Built {
         multi_question(&mut rng, &d),
         grounding_question(&mut rng, &d),
     ];
-    let mut meta = Meta::new();
-    meta.insert("modality".into(), "endoscopy".into());
-    meta.insert("organ".into(), "colon".into());
-    meta.insert("n_frames".into(), MetaValue::Int(d.n_frames as i64));
-    meta.insert("event".into(), d.event.name().into());
-    Built {
-        case: d.case,
-        questions,
-        meta,
-    }
+    let mut built = Built::new(d.case, questions, "endoscopy", "colon");
+    built
+        .meta
+        .insert("n_frames".into(), MetaValue::Int(d.n_frames as i64));
+    built.meta.insert("event".into(), d.event.name().into());
+    built
 }
 
 /// The label the clip's event is about.

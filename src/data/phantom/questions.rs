@@ -174,6 +174,20 @@ pub struct Built {
     pub meta: Meta,
 }
 
+impl Built {
+    /// A case with its questions; `meta` starts with the case's modality and organ.
+    pub fn new(case: Case, questions: Vec<Question>, modality: &str, organ: &str) -> Built {
+        let mut meta = Meta::new();
+        meta.insert("modality".into(), modality.into());
+        meta.insert("organ".into(), organ.into());
+        Built {
+            case,
+            questions,
+            meta,
+        }
+    }
+}
+
 /// The image key of image `i` of a case: `<case key>.png`, or `<case key>_f<i+1>.png` for
 /// the frames of a sequence.
 pub fn image_key(case_key: &str, i: usize, sequence: bool) -> String {

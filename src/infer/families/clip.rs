@@ -41,6 +41,8 @@ use ort::value::Tensor;
 use serde_json::Value;
 
 use crate::geometry::BoxFrame;
+use std::borrow::Cow;
+
 use crate::infer::engine::{
     Engine, Generated, ModelOptions, PromptInput, PromptView, Timings, ZeroShotOptions,
 };
@@ -233,18 +235,18 @@ impl ClipImageProcessor {
 
     /// The image after resize and crop, before normalisation.
     pub fn transform(&self, px: &Pixels) -> RgbImage {
-        let mut img = px.to_rgb();
+        let mut img = px.rgb();
         if let Some(r) = self.resize {
             let (w, h) = match r {
                 Resize::ShortestEdge(n) => shortest_edge_size(img.width(), img.height(), n),
                 Resize::Exact { width, height } => (width, height),
             };
-            img = image_ops::resize(&img, w, h, self.resample);
+            img = Cow::Owned(image_ops::resize(&img, w, h, self.resample));
         }
         if let Some((w, h)) = self.crop {
-            img = center_crop(&img, w, h);
+            img = Cow::Owned(center_crop(&img, w, h));
         }
-        img
+        img.into_owned()
     }
 
     /// `[3, H, W]` float32, appended to `out`; returns `(width, height)`.
@@ -707,29 +709,15 @@ impl DualEncoder {
                         }));
                     }
                 }
-                Err(kind) => {
-                    let msg = crate::failure::error_chain(&kind);
-                    for &(i, ..) in &ready {
-                        results[i] = Some(Err(SampleError::new(
-                            inputs[i].sample.id.clone(),
-                            SampleErrorKind::Output(msg.clone()),
-                        )));
-                    }
-                }
+                Err(kind) => crate::infer::engine::fail_batch(
+                    inputs,
+                    &mut results,
+                    ready.iter().map(|r| r.0),
+                    &kind,
+                ),
             }
         }
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.unwrap_or_else(|| {
-                    Err(SampleError::new(
-                        inputs[i].sample.id.clone(),
-                        SampleErrorKind::Output("no result".into()),
-                    ))
-                })
-            })
-            .collect()
+        crate::infer::engine::collect_answers(inputs, results)
     }
 }
 

@@ -25,6 +25,7 @@
 //! One vision call per sample sends only real tiles: the export does not drop the all-zero
 //! padding images that transformers' model removes (DESIGN §9).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -208,14 +209,14 @@ impl ImageProcessor {
 
     /// Resizes and cuts one image.
     pub fn image_tiles(&self, px: &Pixels) -> ImageTiles {
-        let mut img = px.to_rgb();
+        let mut img = px.rgb();
         let r = |img: &RgbImage, w: u32, h: u32| image_ops::resize(img, w, h, self.resample);
         if let Some(size) = self.resize {
             let (w, h) = match size {
                 Size::LongestEdge(n) => resize_output_size(img.width(), img.height(), n),
                 Size::Exact { width, height } => (width, height),
             };
-            img = r(&img, w, h);
+            img = Cow::Owned(r(&img, w, h));
         }
         if !self.split {
             return ImageTiles {
@@ -225,7 +226,9 @@ impl ImageProcessor {
             };
         }
         let (w, h) = vision_encoder_size(img.width(), img.height(), self.tile);
-        img = r(&img, w, h);
+        if (w, h) != img.dimensions() {
+            img = Cow::Owned(r(&img, w, h));
+        }
         let t = self.tile;
         if h > t || w > t {
             let rows = ((h - t) / t + 1) as usize;
@@ -242,7 +245,7 @@ impl ImageProcessor {
             ImageTiles {
                 rows: 0,
                 cols: 0,
-                frames: vec![img],
+                frames: vec![img.into_owned()],
             }
         }
     }
@@ -456,30 +459,17 @@ impl DecoderFamily for Idefics3 {
         let image_token = token_setting(&tc, "image_token", "<image>");
         let fake_token = token_setting(&tc, "fake_image_token", "<fake_token_around_image>");
         let global_token = token_setting(&tc, "global_image_token", "<global-img>");
-        let tok_path = folder.path("tokenizer.json");
-        let id_of = |t: &str| {
-            tokenizer
-                .token_to_id(t)
-                .ok_or_else(|| ModelError::MissingToken {
-                    path: tok_path.clone(),
-                    token: t.to_string(),
-                    family: Self::NAME.into(),
-                })
-        };
+        let id_of = |t: &str| super::token_id(folder, tokenizer, t, Self::NAME);
         let image_token_id = id_of(&image_token)?;
         id_of(&fake_token)?;
         id_of(&global_token)?;
-        if let Some(declared) = cfg.get("image_token_id").and_then(Value::as_u64)
-            && declared != image_token_id as u64
-        {
-            return Err(ModelError::Field {
-                path: folder.path("config.json"),
-                field: "image_token_id".into(),
-                problem: format!(
-                    "is {declared}, but tokenizer.json gives {image_token:?} the id {image_token_id}"
-                ),
-            });
-        }
+        super::check_declared_id(
+            folder,
+            "image_token_id",
+            cfg.get("image_token_id").and_then(Value::as_u64),
+            &image_token,
+            image_token_id,
+        )?;
         Ok(Idefics3 {
             processor,
             image_seq_len,

@@ -151,30 +151,18 @@ impl DecoderFamily for Llava {
             .and_then(token_text)
             .or_else(|| tc.get("image_token").and_then(token_text))
             .unwrap_or_else(|| "<image>".to_string());
-        let tok_path = folder.path("tokenizer.json");
-        let image_token_id =
-            tokenizer
-                .token_to_id(&image_token)
-                .ok_or_else(|| ModelError::MissingToken {
-                    path: tok_path,
-                    token: image_token.clone(),
-                    family: Self::NAME.into(),
-                })?;
+        let image_token_id = super::token_id(folder, tokenizer, &image_token, Self::NAME)?;
         let declared = cfg
             .get("image_token_index")
             .or_else(|| cfg.get("image_token_id"))
             .and_then(Value::as_u64);
-        if let Some(d) = declared
-            && d != image_token_id as u64
-        {
-            return Err(ModelError::Field {
-                path: folder.path("config.json"),
-                field: "image_token_index".into(),
-                problem: format!(
-                    "is {d}, but tokenizer.json gives {image_token:?} the id {image_token_id}"
-                ),
-            });
-        }
+        super::check_declared_id(
+            folder,
+            "image_token_index",
+            declared,
+            &image_token,
+            image_token_id,
+        )?;
         Ok(Llava {
             processor,
             image_tokens,

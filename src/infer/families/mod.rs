@@ -46,6 +46,41 @@ pub fn known_model_types() -> Vec<String> {
     v
 }
 
+/// The id `tokenizer.json` gives `token`, or an error naming the file and the family.
+pub(crate) fn token_id(
+    folder: &ModelFolder,
+    tokenizer: &tokenizers::Tokenizer,
+    token: &str,
+    family: &str,
+) -> Result<u32, ModelError> {
+    tokenizer
+        .token_to_id(token)
+        .ok_or_else(|| ModelError::MissingToken {
+            path: folder.path("tokenizer.json"),
+            token: token.to_string(),
+            family: family.into(),
+        })
+}
+
+/// Refuses a model whose `config.json` declares (under `field`) an image token id other
+/// than the one the tokenizer gives `token`.
+pub(crate) fn check_declared_id(
+    folder: &ModelFolder,
+    field: &str,
+    declared: Option<u64>,
+    token: &str,
+    id: u32,
+) -> Result<(), ModelError> {
+    match declared {
+        Some(d) if d != id as u64 => Err(ModelError::Field {
+            path: folder.path("config.json"),
+            field: field.into(),
+            problem: format!("is {d}, but tokenizer.json gives {token:?} the id {id}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,7 +203,7 @@ impl ImageProcessor {
 
     /// Resizes, normalises and patches one image.
     pub fn patches(&self, px: &Pixels) -> Result<ImagePatches, String> {
-        let img = px.to_rgb();
+        let img = px.rgb();
         let factor = (self.patch * self.merge) as u32;
         let (h, w) = smart_resize(
             img.height(),
@@ -345,26 +345,14 @@ impl DecoderFamily for Qwen2Vl {
             });
         }
         let image_token = "<|image_pad|>".to_string();
-        let tok_path = folder.path("tokenizer.json");
-        let image_token_id =
-            tokenizer
-                .token_to_id(&image_token)
-                .ok_or_else(|| ModelError::MissingToken {
-                    path: tok_path,
-                    token: image_token.clone(),
-                    family: Self::NAME.into(),
-                })?;
-        if let Some(d) = cfg.get("image_token_id").and_then(Value::as_u64)
-            && d != image_token_id as u64
-        {
-            return Err(ModelError::Field {
-                path: folder.path("config.json"),
-                field: "image_token_id".into(),
-                problem: format!(
-                    "is {d}, but tokenizer.json gives {image_token:?} the id {image_token_id}"
-                ),
-            });
-        }
+        let image_token_id = super::token_id(folder, tokenizer, &image_token, Self::NAME)?;
+        super::check_declared_id(
+            folder,
+            "image_token_id",
+            cfg.get("image_token_id").and_then(Value::as_u64),
+            &image_token,
+            image_token_id,
+        )?;
         let markup = MARKUP
             .iter()
             .filter_map(|t| tokenizer.token_to_id(t).map(|id| (id, *t)))
