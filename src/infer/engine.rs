@@ -702,8 +702,12 @@ impl<F: DecoderFamily> Engine for DecoderEngine<F> {
                 .map(|n| n.as_encoded_bytes())
                 .unwrap_or_default(),
         );
+        // The instruction lines as asked of a question without its own instruction; the
+        // version tag changes whenever the rules that pick or drop a line change.
+        h.update(b"instructions/v2");
         for k in crate::sample::QuestionKind::ALL {
-            h.update(prompt::instruction(k, self.family.box_frame()).as_bytes());
+            let line = prompt::instruction(k, self.family.box_frame(), "?").unwrap_or_default();
+            h.update(line.as_bytes());
             h.update([0u8]);
         }
         hex::encode(h.finalize())

@@ -17,17 +17,62 @@ use minijinja::{Environment, Error, ErrorKind};
 use crate::geometry::BoxFrame;
 use crate::sample::{QuestionKind, Sample, option_letter};
 
-/// The answer-format line for a question kind. `frame` is the family's declared box frame.
-pub fn instruction(kind: QuestionKind, frame: BoxFrame) -> String {
+/// How boxes in `frame` are described to a model, in plain words: a model cannot follow
+/// house names such as `grid:1000`.
+pub fn frame_words(frame: BoxFrame) -> String {
+    match frame {
+        BoxFrame::Normalized => {
+            "with coordinates from 0 to 1, relative to the image width and height".into()
+        }
+        BoxFrame::Grid(n) => {
+            format!(
+                "with integer coordinates from 0 to {n}, relative to the image width and height"
+            )
+        }
+        BoxFrame::Pixels => "in pixel coordinates of the image".into(),
+        BoxFrame::PixelsOf { width, height } => {
+            format!("in pixel coordinates of the image scaled to {width}x{height}")
+        }
+    }
+}
+
+/// Whether the question already tells the model how to answer (`… Answer with a number.`),
+/// so that a generic line would only repeat or contradict it.
+fn has_answer_instruction(question: &str) -> bool {
+    let q = question.trim();
+    q.starts_with("Answer ")
+        || [". Answer ", "? Answer ", "! Answer ", ": Answer "]
+            .iter()
+            .any(|m| q.contains(m))
+}
+
+/// The answer-format line for a question, or `None` where the question already gives one.
+/// `frame` is the family's declared box frame.
+///
+/// - open: `Answer briefly.`, unless the question has its own `Answer …` sentence;
+/// - closed, single- and multi-choice: the yes/no or letter format, always;
+/// - grounding: always, since only this line says how to write a box; it reads "Give each
+///   box as …" when the question already asks for boxes.
+pub fn instruction(kind: QuestionKind, frame: BoxFrame, question: &str) -> Option<String> {
     match kind {
-        QuestionKind::Open => "Answer briefly.".into(),
-        QuestionKind::Closed => "Answer yes or no.".into(),
-        QuestionKind::SingleChoice => "Answer with the option's letter.".into(),
+        QuestionKind::Open => {
+            (!has_answer_instruction(question)).then(|| "Answer briefly.".to_string())
+        }
+        QuestionKind::Closed => Some("Answer yes or no.".into()),
+        QuestionKind::SingleChoice => Some("Answer with the option's letter.".into()),
         QuestionKind::MultiChoice => {
-            "Answer with the letters of all correct options, separated by commas.".into()
+            Some("Answer with the letters of all correct options, separated by commas.".into())
         }
         QuestionKind::Grounding => {
-            format!("Answer with bounding boxes as [x1, y1, x2, y2] in the {frame} frame.")
+            let lead = if question.to_lowercase().contains("box") {
+                "Give each box"
+            } else {
+                "Answer with bounding boxes"
+            };
+            Some(format!(
+                "{lead} as [x1, y1, x2, y2] {}.",
+                frame_words(frame)
+            ))
         }
     }
 }
@@ -39,12 +84,13 @@ pub fn question_text(
     options: &[String],
     frame: BoxFrame,
 ) -> String {
-    let mut lines = vec![question.trim().to_string()];
+    let question = question.trim();
+    let mut lines = vec![question.to_string()];
     for (i, opt) in options.iter().enumerate() {
         let letter = option_letter(i).unwrap_or('?');
         lines.push(format!("{letter}. {opt}"));
     }
-    lines.push(instruction(kind, frame));
+    lines.extend(instruction(kind, frame, question));
     lines.join("\n")
 }
 
@@ -269,11 +315,60 @@ mod tests {
         let g = question_text("Where?", QuestionKind::Grounding, &[], BoxFrame::Grid(1000));
         assert_eq!(
             g,
-            "Where?\nAnswer with bounding boxes as [x1, y1, x2, y2] in the grid:1000 frame."
+            "Where?\nAnswer with bounding boxes as [x1, y1, x2, y2] with integer coordinates \
+             from 0 to 1000, relative to the image width and height."
         );
         for k in QuestionKind::ALL {
-            assert!(instruction(k, BoxFrame::Normalized).starts_with("Answer"));
+            let line = instruction(k, BoxFrame::Normalized, "What?").unwrap();
+            assert!(line.starts_with("Answer"), "{line}");
         }
+    }
+
+    // Regression: prompts used house jargon ("in the grid:1000 frame") that no model can
+    // follow, and added "Answer briefly." after a question's own "Answer with a number.".
+    #[test]
+    fn prompts_use_plain_words_and_never_repeat_the_question_s_instruction() {
+        for frame in [
+            BoxFrame::Normalized,
+            BoxFrame::Grid(1000),
+            BoxFrame::Pixels,
+            BoxFrame::PixelsOf {
+                width: 224,
+                height: 224,
+            },
+        ] {
+            let line = instruction(QuestionKind::Grounding, frame, "Where is it?").unwrap();
+            assert!(!line.contains("frame"), "{line}");
+            assert!(
+                !line.contains("grid:") && !line.contains("pixels:"),
+                "{line}"
+            );
+        }
+        let t = question_text(
+            "How many polyps? Answer with a number.",
+            QuestionKind::Open,
+            &[],
+            BoxFrame::Normalized,
+        );
+        assert_eq!(t, "How many polyps? Answer with a number.");
+        let t = question_text(
+            "What is shown?",
+            QuestionKind::Open,
+            &[],
+            BoxFrame::Normalized,
+        );
+        assert_eq!(t, "What is shown?\nAnswer briefly.");
+        let t = question_text(
+            "Locate the heart. Answer with a bounding box.",
+            QuestionKind::Grounding,
+            &[],
+            BoxFrame::Normalized,
+        );
+        assert_eq!(
+            t,
+            "Locate the heart. Answer with a bounding box.\nGive each box as [x1, y1, x2, y2] \
+             with coordinates from 0 to 1, relative to the image width and height."
+        );
     }
 
     #[test]
