@@ -1225,9 +1225,9 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     if d.pneumothorax.is_some() {
         options.extend(["locate-pneumothorax", "locate-pneumothorax"]);
     }
-    let answer = |label: &str| Task::Grounding {
-        answer: Some(label.to_string()),
-    };
+    // The questions ask only where: the answer is the boxes (labelled in `boxes`), with no
+    // text to score. A label as text answer would mark every box-only reply unparsed.
+    let box_only = || Task::Grounding { answer: None };
     match options[rng.random_range(0..options.len())] {
         "locate-nodules" => {
             let text = phrase(
@@ -1239,7 +1239,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 ],
                 &[],
             );
-            Question::new("locate-nodules", text, answer("nodule"))
+            Question::new("locate-nodules", text, box_only())
                 .boxes(boxes_of(f, "nodule"))
                 .about("nodule")
         }
@@ -1265,7 +1265,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 .filter(|(_, q)| q.side == side)
                 .map(|(x, _)| gt(x))
                 .collect();
-            Question::new("locate-nodule-side", text, answer("nodule"))
+            Question::new("locate-nodule-side", text, box_only())
                 .boxes(boxes)
                 .about("nodule")
                 .meta("side", side.name().into())
@@ -1280,7 +1280,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 ],
                 &[],
             );
-            Question::new("locate-effusion", text, answer("effusion"))
+            Question::new("locate-effusion", text, box_only())
                 .boxes(boxes_of(f, "effusion"))
                 .about("effusion")
         }
@@ -1294,7 +1294,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 ],
                 &[],
             );
-            Question::new("locate-pneumothorax", text, answer("pneumothorax"))
+            Question::new("locate-pneumothorax", text, box_only())
                 .boxes(boxes_of(f, "pneumothorax"))
                 .about("pneumothorax")
         }
@@ -1308,7 +1308,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 ],
                 &[],
             );
-            Question::new("locate-heart", text, answer("heart"))
+            Question::new("locate-heart", text, box_only())
                 .boxes(boxes_of(f, "heart"))
                 .about("heart")
         }

@@ -747,9 +747,9 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     if d.text.is_some() {
         options.push("locate-text");
     }
-    let answer = |label: &str| Task::Grounding {
-        answer: Some(label.to_string()),
-    };
+    // The questions ask only where: the answer is the boxes (labelled in `boxes`), with no
+    // text to score. A label as text answer would mark every box-only reply unparsed.
+    let box_only = || Task::Grounding { answer: None };
     let (template, label, wordings): (&'static str, &str, [&str; 3]) = match pick(rng, &options) {
         "locate-largest-polyp" => {
             let text = phrase(
@@ -766,7 +766,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 .and_then(|i| pf.get(i))
                 .map(|x| vec![gt(x)])
                 .unwrap_or_default();
-            return Question::new("locate-largest-polyp", text, answer("polyp"))
+            return Question::new("locate-largest-polyp", text, box_only())
                 .boxes(boxes)
                 .about("polyp");
         }
@@ -808,7 +808,7 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
         ),
     };
     let text = phrase(rng, &wordings, &[]);
-    Question::new(template, text, answer(label))
+    Question::new(template, text, box_only())
         .boxes(boxes_of(f, label))
         .about(label)
 }

@@ -789,9 +789,8 @@ fn grounding_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
     Question::new(
         "locate-in-frame",
         text,
-        Task::Grounding {
-            answer: Some(label.to_string()),
-        },
+        // Box-only question: no text answer (see cxr.rs).
+        Task::Grounding { answer: None },
     )
     .boxes(t.boxes_in(k))
     .about(label)
