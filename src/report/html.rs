@@ -3,7 +3,8 @@
 //! mail attachment or a CI artefact viewer, and renders the same everywhere.
 //!
 //! Sections: header (dataset, model, frames, counts), overall metrics with intervals,
-//! metric against severity (one line per perturbation, per headline metric), bars by
+//! metric against severity (a perturbation × severity heatmap of the relative score per
+//! headline metric, worst first, then one small line chart per perturbation family), bars by
 //! question kind, modality, number of images and requested meta keys, the worst-hit
 //! perturbations, the robustness table, example failures with thumbnails (ground-truth
 //! boxes green, predicted boxes red), and extraction, unparsed and failure counts.
@@ -22,7 +23,7 @@ table{border-collapse:collapse;margin:.4em 0;font-size:.9em}td,th{border:1px sol
 th{background:#f4f6f8;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.meta td:first-child{font-weight:600;background:#f9fafb}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #e5e5e5}
-.ctitle{font-size:13px;font-weight:600}.tick{font-size:10px;fill:#444}.axis{font-size:11px;fill:#333}.legend{font-size:10.5px;fill:#222}
+.ctitle{font-size:13px;font-weight:600}.cellv{font-size:10.5px;font-variant-numeric:tabular-nums}h3{font-size:1em;margin:1.2em 0 .4em}.tick{font-size:10px;fill:#444}.axis{font-size:11px;fill:#333}.legend{font-size:10.5px;fill:#222}
 .note{color:#555;font-style:italic}.resp{max-width:360px;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:.85em}
 .thumb{border:1px solid #ccc;background:#111}.scroll{overflow-x:auto;max-width:100%}.noimg{color:#888;font-size:.8em}
 footer{margin-top:2em;color:#777;font-size:.8em}
@@ -161,6 +162,25 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
     o
 }
 
+/// The mean relative score of a perturbation over its severities, for ordering (worst
+/// first); perturbations without the metric sort last.
+fn mean_relative(r: &Report, pert: &str, m: &str) -> f64 {
+    let v: Vec<f64> = r
+        .robustness
+        .iter()
+        .filter(|x| x.perturbation == pert)
+        .filter_map(|x| x.relative.get(m).copied())
+        .collect();
+    if v.is_empty() {
+        f64::INFINITY
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// What a reader needs at a glance: per headline metric, a heatmap of perturbation ×
+/// severity holding the relative score (metric ÷ clean), worst perturbations first; then,
+/// for the first headline metric, the curves as small multiples, one chart per family.
 fn severity_section(o: &mut String, r: &Report) {
     o.push_str(r#"<section id="severity"><h2>Metrics against severity</h2>"#);
     let metrics = headlines(|m| r.robustness.iter().any(|x| x.metrics.contains_key(m)));
@@ -174,11 +194,73 @@ fn severity_section(o: &mut String, r: &Report) {
         .map(|x| x.perturbation.as_str())
         .collect();
     let max_sev = r.robustness.iter().map(|x| x.severity).max().unwrap_or(1);
+    o.push_str(
+        r#"<p class="note">Each cell is the metric under the perturbation divided by the metric on clean images (1.00 = no change), worst perturbations on top. Hover a cell for the exact value.</p><div class="charts">"#,
+    );
+    for &m in &metrics {
+        let mut order: Vec<&str> = perts
+            .iter()
+            .copied()
+            .filter(|p| {
+                r.robustness
+                    .iter()
+                    .any(|x| x.perturbation == *p && x.relative.contains_key(m))
+            })
+            .collect();
+        if order.is_empty() {
+            continue;
+        }
+        order.sort_by(|a, b| {
+            mean_relative(r, a, m)
+                .total_cmp(&mean_relative(r, b, m))
+                .then(a.cmp(b))
+        });
+        let rows: Vec<svg::HeatRow> = order
+            .iter()
+            .map(|p| svg::HeatRow {
+                label: p.to_string(),
+                values: (1..=max_sev)
+                    .map(|sev| {
+                        r.robustness
+                            .iter()
+                            .find(|x| x.perturbation == *p && x.severity == sev)
+                            .and_then(|x| x.relative.get(m).copied())
+                    })
+                    .collect(),
+            })
+            .collect();
+        let hi = rows
+            .iter()
+            .flat_map(|row| row.values.iter().flatten().copied())
+            .fold(1.0f64, f64::max);
+        let columns: Vec<String> = (1..=max_sev).map(|s| format!("sev {s}")).collect();
+        o.push_str(&svg::heatmap(
+            &format!("{m}: relative to clean"),
+            "severity",
+            &columns,
+            &rows,
+            0.0,
+            hi,
+        ));
+    }
+    o.push_str("</div>");
+
+    // Small multiples: one chart per perturbation family, on the first headline metric.
+    let m = metrics[0];
+    let clean = r.overall.get(m).map(|s| s.value);
+    let mut families: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
+    for p in &perts {
+        let family = crate::perturb::find(p).map_or("other", |e| e.family.as_str());
+        families.entry(family).or_default().push(p);
+    }
     let ticks: Vec<f64> = (0..=max_sev).map(f64::from).collect();
-    o.push_str(r#"<div class="charts">"#);
-    for m in metrics {
-        let clean = r.overall.get(m).map(|s| s.value);
-        let series: Vec<Series> = perts
+    let _ = write!(
+        o,
+        r#"<h3>{} against severity, by perturbation family</h3><div class="charts">"#,
+        esc(m)
+    );
+    for (family, members) in &families {
+        let series: Vec<Series> = members
             .iter()
             .map(|p| {
                 let mut points: Vec<(f64, f64)> = clean.map(|c| (0.0, c)).into_iter().collect();
@@ -193,9 +275,13 @@ fn severity_section(o: &mut String, r: &Report) {
                     points,
                 }
             })
+            .filter(|s| s.points.len() > 1)
             .collect();
+        if series.is_empty() {
+            continue;
+        }
         o.push_str(&svg::line_chart(
-            &format!("{m} against severity"),
+            &format!("{family}: {m}"),
             "severity (0 = clean)",
             m,
             &ticks,

@@ -199,6 +199,150 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// Viridis at eleven stops (matplotlib's table at 0, 0.1, …, 1): perceptually uniform and
+/// readable with every common colour-vision deficiency and in grey print.
+const VIRIDIS: [(u8, u8, u8); 11] = [
+    (68, 1, 84),
+    (72, 36, 117),
+    (65, 68, 135),
+    (53, 95, 141),
+    (42, 120, 142),
+    (33, 145, 140),
+    (34, 168, 132),
+    (68, 191, 112),
+    (122, 209, 81),
+    (189, 223, 38),
+    (253, 231, 37),
+];
+
+/// The viridis colour of `t` in [0, 1] (clamped), linearly between the stops, and whether
+/// text on it should be dark (light background) for contrast.
+pub fn viridis(t: f64) -> (String, bool) {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (VIRIDIS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    let mix = |p: u8, q: u8| (f64::from(p) + (f64::from(q) - f64::from(p)) * f).round() as u8;
+    let (r, g, bl) = (mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2));
+    let luma = 0.299 * f64::from(r) + 0.587 * f64::from(g) + 0.114 * f64::from(bl);
+    (format!("#{r:02x}{g:02x}{bl:02x}"), luma > 140.0)
+}
+
+/// One row of a heatmap: a label and one value per column (`None` = no cell).
+#[derive(Debug, Clone)]
+pub struct HeatRow {
+    pub label: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A heatmap with the value printed in every cell, coloured on viridis over `[lo, hi]`
+/// (values outside are clamped for the colour, printed as they are), with a colour key.
+pub fn heatmap(
+    title: &str,
+    x_label: &str,
+    columns: &[String],
+    rows: &[HeatRow],
+    lo: f64,
+    hi: f64,
+) -> String {
+    let mut o = String::new();
+    let cell_w = 58.0;
+    let cell_h = 20.0;
+    let left = 170.0;
+    let top = TOP + 6.0;
+    let width = (left + cell_w * columns.len().max(1) as f64 + 120.0).max(360.0);
+    let height = top + cell_h * rows.len().max(1) as f64 + 46.0;
+    open(&mut o, title, width, height);
+    for (ci, c) in columns.iter().enumerate() {
+        let _ = write!(
+            o,
+            r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>"#,
+            f1(left + cell_w * (ci as f64 + 0.5)),
+            f1(top - 5.0),
+            esc(c)
+        );
+    }
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    for (ri, row) in rows.iter().enumerate() {
+        let y = top + cell_h * ri as f64;
+        let _ = write!(
+            o,
+            r#"<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>"#,
+            f1(left - 6.0),
+            f1(y + cell_h * 0.68),
+            esc(&truncate(&row.label, 26))
+        );
+        for (ci, v) in row.values.iter().enumerate() {
+            let x = left + cell_w * ci as f64;
+            let Some(v) = v else {
+                let _ = write!(
+                    o,
+                    r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f2f2f2" stroke="#fff"/>"##,
+                    f1(x),
+                    f1(y),
+                    f1(cell_w),
+                    f1(cell_h)
+                );
+                continue;
+            };
+            let (fill, dark_text) = viridis((v - lo) / span);
+            let _ = write!(
+                o,
+                r##"<rect class="cell" x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="#fff"><title>{} · {}: {:.4}</title></rect><text x="{}" y="{}" class="cellv" text-anchor="middle" fill="{}">{:.2}</text>"##,
+                f1(x),
+                f1(y),
+                f1(cell_w),
+                f1(cell_h),
+                fill,
+                esc(&row.label),
+                esc(columns.get(ci).map_or("", String::as_str)),
+                v,
+                f1(x + cell_w / 2.0),
+                f1(y + cell_h * 0.7),
+                if dark_text { "#111" } else { "#fff" },
+                v
+            );
+        }
+    }
+    let grid_bottom = top + cell_h * rows.len().max(1) as f64;
+    let _ = write!(
+        o,
+        r#"<text x="{}" y="{}" class="axis" text-anchor="middle">{}</text>"#,
+        f1(left + cell_w * columns.len() as f64 / 2.0),
+        f1(grid_bottom + 18.0),
+        esc(x_label)
+    );
+    // The colour key: ten steps from lo to hi.
+    let kx = left + cell_w * columns.len() as f64 + 24.0;
+    for k in 0..10 {
+        let (fill, _) = viridis(1.0 - (k as f64 + 0.5) / 10.0);
+        let _ = write!(
+            o,
+            r#"<rect x="{}" y="{}" width="14" height="9" fill="{}"/>"#,
+            f1(kx),
+            f1(top + 9.0 * k as f64),
+            fill
+        );
+    }
+    let _ = write!(
+        o,
+        r#"<text x="{}" y="{}" class="legend">{:.2}</text><text x="{}" y="{}" class="legend">{:.2}</text>"#,
+        f1(kx + 18.0),
+        f1(top + 8.0),
+        hi,
+        f1(kx + 18.0),
+        f1(top + 90.0),
+        lo
+    );
+    o.push_str("</svg>");
+    o
+}
+
 /// One bar with its interval.
 #[derive(Debug, Clone)]
 pub struct Bar {
