@@ -135,8 +135,9 @@ pub struct ScoreArgs {
     /// PaliGemma <locNNNN>) always use their own frame.
     #[arg(long, value_name = "FRAME", default_value = "dataset")]
     pub box_frame: PredFrameArg,
-    /// Which samples are scored on boxes.
-    #[arg(long, value_enum, default_value = "boxed")]
+    /// Which samples are scored on boxes: grounding-kind questions only (the default, as in
+    /// `eval`), or every sample with ground-truth boxes (boxed; GEMeX's grounded answers).
+    #[arg(long, value_enum, default_value = "grounding-kind")]
     pub grounding: GroundingArg,
     /// The model's name, for the report header.
     #[arg(long, value_name = "NAME")]
@@ -180,6 +181,10 @@ pub struct CompareArgs {
     /// Seed of the bootstrap streams.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub bootstrap_seed: u64,
+    /// Compare even when the runs' dataset fingerprints (dataset.json) disagree on shared
+    /// ids, i.e. the runs saw different questions or images under the same ids.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Which phantom set to write.
@@ -344,6 +349,10 @@ pub struct PerturbArgs {
         required = true
     )]
     pub perturbation: Vec<String>,
+    /// Apply explicitly named perturbations to every sample, also where they do not suit its
+    /// modality (cxr-grid on endoscopy). By default such samples are skipped.
+    #[arg(long)]
+    pub any_modality: bool,
     /// `all` (each perturbation's levels, 1-5), a number, a range such as 1..3, or a list
     /// such as 0,1,3. Severity 0 adds the clean image, written once under clean/s0/.
     #[arg(long, value_name = "S", default_value = "all")]
@@ -427,6 +436,10 @@ pub struct EvalArgs {
     /// only).
     #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
     pub perturbation: Option<Vec<String>>,
+    /// Set perturb.any_modality: apply explicitly named perturbations also to samples whose
+    /// modality they do not suit (by default those samples are skipped, with a note).
+    #[arg(long)]
+    pub any_modality: bool,
     /// Override perturb.severities: all, 1..5, or a list like 1,3,5.
     #[arg(long, value_name = "S")]
     pub severity: Option<String>,
@@ -458,6 +471,10 @@ pub struct MergeArgs {
     /// The shard run folders.
     #[arg(value_name = "RUN_DIR", required = true)]
     pub runs: Vec<PathBuf>,
+    /// Merge even when the shards' dataset fingerprints (dataset.json) disagree on shared
+    /// ids, i.e. the shards saw different questions or images under the same ids.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[cfg(test)]
@@ -555,7 +572,7 @@ mod tests {
             panic!("not score")
         };
         assert_eq!(a.box_frame, PredFrameArg::Dataset);
-        assert_eq!(a.grounding, GroundingArg::Boxed);
+        assert_eq!(a.grounding, GroundingArg::GroundingKind);
         for (f, want) in [
             ("grid:1000", PredFrameArg::Frame(BoxFrame::Grid(1000))),
             ("pixels", PredFrameArg::Frame(BoxFrame::Pixels)),

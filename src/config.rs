@@ -166,6 +166,10 @@ pub struct PerturbSection {
     /// `all`, a list like `1,3,5` or a range like `1..5`.
     #[serde(default = "default_severities")]
     pub severities: String,
+    /// Apply explicitly named perturbations to every sample, also where they do not suit
+    /// its modality (`cxr-grid` on endoscopy). Off: such samples are skipped, with a note.
+    #[serde(default)]
+    pub any_modality: bool,
 }
 
 impl Default for PerturbSection {
@@ -173,6 +177,7 @@ impl Default for PerturbSection {
         PerturbSection {
             perturbations: Vec::new(),
             severities: default_severities(),
+            any_modality: false,
         }
     }
 }
@@ -218,7 +223,7 @@ impl Default for ScoreSection {
 }
 
 fn default_grounding() -> String {
-    "boxed".to_string()
+    "grounding-kind".to_string()
 }
 fn default_bootstrap() -> usize {
     1000

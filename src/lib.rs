@@ -15,6 +15,7 @@ pub mod config;
 pub mod data;
 pub mod draw;
 pub mod failure;
+pub mod fingerprint;
 pub mod geometry;
 pub mod infer;
 pub mod perturb;

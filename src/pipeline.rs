@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::data::decode::{ImageError, ImageStore};
@@ -43,7 +42,7 @@ use crate::perturb::{
 use crate::pixels::Pixels;
 use crate::progress::Progress;
 use crate::report::{self, BuildOptions, DatasetInfo, Header, Thumbnail, Thumbnails, Timing};
-use crate::sample::{GtBox, ImageSource, Sample};
+use crate::sample::{GtBox, Sample};
 use crate::score::stats::Bootstrap;
 use crate::score::{
     self, Condition, GroundingScope, HeaderSizes, Prediction, RunScores, ScoreOptions,
@@ -182,9 +181,13 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
     let t = Instant::now();
     let decoded = ImageStore::new(cfg.dataset.max_pixels, DECODED_CACHE_BYTES);
     let mut failures: Vec<Failure> = ds.failures.clone();
-    let digests = image_digests(&ds);
+    let digests = crate::fingerprint::image_digests(&ds.samples);
     let ctx = SeedContext::new(cfg.run.seed, ds.name.clone());
-    let (items, plan_failures) = plan(cfg, &ds, &model, &severities, &digests)?;
+    let Plan {
+        items,
+        failures: plan_failures,
+        skipped: modality_skips,
+    } = plan(cfg, &ds, &model, &severities, &digests)?;
     failures.extend(plan_failures);
     let t_plan = t.elapsed();
 
@@ -318,7 +321,21 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
 
     let t = Instant::now();
     failures.sort_by(|a, b| (&a.id, &a.location, &a.reason).cmp(&(&b.id, &b.location, &b.reason)));
-    let header = header(cfg, &ds, &model, box_frame, grounding);
+    let mut header = header(cfg, &ds, &model, box_frame, grounding);
+    for (name, n) in &modality_skips {
+        let suits = crate::perturb::find(name)
+            .map(|p| {
+                p.modalities
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        header.notes.push(format!(
+            "{name} suits {suits} only: not applied to {n} sample(s) of other modalities (set perturb.any_modality = true to apply it anyway)"
+        ));
+    }
     let rep = report::build(
         &ds.samples,
         &runs,
@@ -338,6 +355,12 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
     };
     report::write_reports(&out, &rep, &thumbs)?;
     report::write_records(&out, &runs)?;
+    dataset_fingerprint(cfg, &ds, &digests)
+        .write(&out)
+        .map_err(|source| EvalError::RunFolder {
+            path: out.join(crate::fingerprint::FILE),
+            source,
+        })?;
     let t_report = t.elapsed();
 
     let wall = t_start.elapsed();
@@ -397,39 +420,19 @@ fn model_options(cfg: &Config, threads: Option<usize>) -> Result<ModelOptions, E
     Ok(o)
 }
 
-/// SHA-256 of each distinct image's bytes (encoded bytes for files and HF cells, raw
-/// pixels for generated images), so that a prediction's key changes when an image does.
-fn image_digests(ds: &Dataset) -> HashMap<String, Result<String, String>> {
-    let mut unique: BTreeMap<&str, &ImageSource> = BTreeMap::new();
-    for s in &ds.samples {
-        for i in &s.images {
-            unique.entry(i.key.as_str()).or_insert(&i.source);
-        }
-    }
-    unique
-        .par_iter()
-        .map(|(key, source)| {
-            let digest = match source {
-                ImageSource::File(p) => std::fs::read(p)
-                    .map(|b| hex::encode(Sha256::digest(&b)))
-                    .map_err(|e| format!("cannot read image {}: {e}", p.display())),
-                ImageSource::Bytes(b) => Ok(hex::encode(Sha256::digest(b))),
-                ImageSource::Deferred(d) => d
-                    .read()
-                    .map(|b| hex::encode(Sha256::digest(&b)))
-                    .map_err(|e| e.to_string()),
-                ImageSource::Pixels(p) => {
-                    let mut h = Sha256::new();
-                    h.update(p.width().to_le_bytes());
-                    h.update(p.height().to_le_bytes());
-                    h.update([p.channels() as u8]);
-                    h.update(p.as_raw());
-                    Ok(hex::encode(h.finalize()))
-                }
-            };
-            (key.to_string(), digest)
-        })
-        .collect()
+/// The run's [`Fingerprint`](crate::fingerprint::Fingerprint): what `compare` and `merge`
+/// check before they pair runs.
+fn dataset_fingerprint(
+    cfg: &Config,
+    ds: &Dataset,
+    digests: &HashMap<String, Result<String, String>>,
+) -> crate::fingerprint::Fingerprint {
+    let seed = cfg
+        .dataset
+        .spec
+        .starts_with("phantom")
+        .then_some(cfg.dataset.seed);
+    crate::fingerprint::Fingerprint::new(&cfg.dataset.spec, seed, &ds.samples, digests)
 }
 
 /// Every (sample, condition) pair with its key. Samples whose images cannot be read fail
@@ -440,7 +443,7 @@ fn plan(
     model: &Model,
     severities: &Severities,
     digests: &HashMap<String, Result<String, String>>,
-) -> Result<(Vec<Item>, Vec<Failure>), EvalError> {
+) -> Result<Plan, EvalError> {
     let fixed = [
         model.fingerprint().to_string(),
         model.prompt_hash(),
@@ -448,6 +451,7 @@ fn plan(
     ];
     let mut items = Vec::new();
     let mut failures = Vec::new();
+    let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (si, s) in ds.samples.iter().enumerate() {
         let mut image_hashes = Vec::with_capacity(s.images.len());
         let mut bad = None;
@@ -472,11 +476,17 @@ fn plan(
             .meta
             .get("modality")
             .and_then(|m| Modality::from_meta(&m.to_string()));
+        if !cfg.perturb.any_modality {
+            for name in presets::unsuited(&cfg.perturb.perturbations, modality) {
+                *skipped.entry(name).or_default() += 1;
+            }
+        }
         let apps = presets::expand(
             &cfg.perturb.perturbations,
             severities,
             modality,
             s.images.len(),
+            cfg.perturb.any_modality,
         )
         .map_err(|e| EvalError::Invalid(format!("perturb.perturbations: {}", error_chain(&e))))?;
         let clean_key = store::key_of(&[
@@ -509,7 +519,19 @@ fn plan(
             });
         }
     }
-    Ok((items, failures))
+    Ok(Plan {
+        items,
+        failures,
+        skipped,
+    })
+}
+
+/// The planned work, the samples that failed before inference, and per explicitly named
+/// perturbation the samples it was not applied to because it does not suit their modality.
+struct Plan {
+    items: Vec<Item>,
+    failures: Vec<Failure>,
+    skipped: BTreeMap<&'static str, usize>,
 }
 
 /// What the model is asked: the sample's text, kind, options and images (not its answer).

@@ -366,3 +366,34 @@ fn unknown_config_keys_are_rejected_by_name() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bootstrapp"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_model_flag_overrides_the_model_path_only() {
+    // Regression: `--model` also reset `name` and `random_weights`, so the report lost its
+    // random-weights warning.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "random_weights = true",
+        "random_weights = true\nname = \"fixture under test\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
+    let o = eval(
+        &cfg,
+        &["--model", model.to_str().unwrap(), "--perturbation", "none"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tmp.path().join("run");
+    let resolved = std::fs::read_to_string(run.join("config.resolved.toml")).unwrap();
+    assert!(resolved.contains("random_weights = true"), "{resolved}");
+    assert!(
+        resolved.contains("name = \"fixture under test\""),
+        "{resolved}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["header"]["model"], "fixture under test");
+    let notes = report["header"]["notes"].to_string();
+    assert!(notes.contains("random weights"), "{notes}");
+}

@@ -348,6 +348,9 @@ fn score_gemex(d: &Path, root: &Path, preds: &Path, out: &Path) -> (Value, Vec<V
         out.to_str().unwrap(),
         "--by",
         "type",
+        // GEMeX boxes every answer's reason, and scores them all (as configs/gemex.toml).
+        "--grounding",
+        "boxed",
     ]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", common::stderr(&o));
     (
@@ -683,5 +686,174 @@ fn medframeqa_real_items_extract_by_marker_and_by_quoted_option_never_by_similar
             got(&format!("I think: {quoted}")),
             (Some(letter.into()), Rule::OptionText)
         );
+    }
+}
+
+/// `medvqa score` of `preds` on phantom:cxr at `seed`, into `out`.
+fn score_phantom(seed: u64, preds: &Path, out: &Path) -> std::process::Output {
+    let seed = seed.to_string();
+    common::run(&[
+        "score",
+        "--quiet",
+        "--dataset",
+        "phantom:cxr",
+        "--dataset-seed",
+        &seed,
+        "--dataset-n",
+        "40",
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn compare_refuses_runs_on_different_datasets_under_the_same_ids() {
+    // Regression: runs on phantom seeds 7 and 1 share ids (`cxr/0000/count`, …) with other
+    // questions and answers; compare paired them and printed McNemar rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = common::run(&[
+        "phantom",
+        "--set",
+        "cxr",
+        "--seed",
+        "7",
+        "--n",
+        "40",
+        "--out",
+        tmp.path().join("p7").to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let lines: Vec<String> = jsonl(&tmp.path().join("p7/manifest.jsonl"))
+        .iter()
+        .map(|s| serde_json::json!({"id": s["id"], "response": "yes"}).to_string())
+        .collect();
+    let preds = tmp.path().join("preds.jsonl");
+    std::fs::write(&preds, lines.join("\n")).unwrap();
+    let (r7, r7b, r1) = (
+        tmp.path().join("r7"),
+        tmp.path().join("r7b"),
+        tmp.path().join("r1"),
+    );
+    for (seed, out) in [(7, &r7), (7, &r7b), (1, &r1)] {
+        let o = score_phantom(seed, &preds, out);
+        assert!(out.join("dataset.json").is_file(), "{}", common::stderr(&o));
+    }
+    let fp = read_json(&r7.join("dataset.json"));
+    assert_eq!(fp["spec"], "phantom:cxr");
+    assert_eq!(fp["seed"], 7);
+
+    // Same dataset: compared.
+    let o = common::run(&["compare", r7.to_str().unwrap(), r7b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    // Different datasets under the same ids: refused, naming an id and both seeds.
+    let o = common::run(&["compare", r7.to_str().unwrap(), r1.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = common::stderr(&o);
+    assert!(err.contains("disagree on sample cxr/"), "{err}");
+    assert!(err.contains("seed 7") && err.contains("seed 1"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert!(common::stdout(&o).is_empty());
+    // --force compares anyway, with a warning.
+    let o = common::run(&[
+        "compare",
+        r7.to_str().unwrap(),
+        r1.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("warning"),
+        "{}",
+        common::stderr(&o)
+    );
+}
+
+#[test]
+fn score_and_eval_default_to_boxes_on_grounding_questions_and_say_so() {
+    // Regression: `score` defaulted to `boxed` (13 answers scored on boxes, yes/no ones
+    // counted as having no box) where `eval` scored grounding questions only (3).
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scoring_fixture::write_dataset(&tmp.path().join("data"));
+    let preds = tmp.path().join("preds.jsonl");
+    scoring_fixture::write_predictions(&preds, false);
+    let out = tmp.path().join("run");
+    let spec = format!("jsonl:{}", manifest.display());
+    let o = common::run(&[
+        "score",
+        "--dataset",
+        &spec,
+        "--predictions",
+        preds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--box-frame",
+        "grid:1000",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let r = read_json(&out.join("report.json"));
+    assert_eq!(
+        r["header"]["grounding_scope"], "grounding_kind",
+        "{}",
+        r["header"]
+    );
+    let scored = jsonl(&out.join("scored.jsonl"));
+    let boxed_non_grounding = scored
+        .iter()
+        .filter(|s| s["kind"] != "grounding" && s["metrics"].get("miou").is_some())
+        .count();
+    assert_eq!(boxed_non_grounding, 0);
+    let text = common::stdout(&o);
+    assert!(
+        text.contains("boxes scored on grounding questions only (grounding-kind)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    // `medvqa score … | head -1`: the reader goes away before the summary is written. The
+    // command still writes its run folder and exits 0, without a panic.
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scoring_fixture::write_dataset(&tmp.path().join("data"));
+    let preds = tmp.path().join("preds.jsonl");
+    scoring_fixture::write_predictions(&preds, false);
+    let spec = format!("jsonl:{}", manifest.display());
+    for (i, args) in [
+        vec![
+            "score",
+            "--dataset",
+            &spec,
+            "--predictions",
+            preds.to_str().unwrap(),
+        ],
+        vec!["perturbations"],
+        vec!["inspect", "--dataset", &spec],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("run{i}"));
+        let mut cmd = common::medvqa();
+        cmd.args(&args);
+        if args[0] == "score" {
+            cmd.args(["--out", out.to_str().unwrap()]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end at once, as `head` does after its first line.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if args[0] == "score" {
+            assert!(out.join("report.json").is_file());
+        }
     }
 }

@@ -13,6 +13,12 @@ use crate::score::compare::{compare, render_markdown, render_text};
 use crate::score::stats::Bootstrap;
 
 pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
+    // Same ids are not the same questions: phantom ids do not carry the seed.
+    for note in
+        crate::fingerprint::check_pair(&a.run_a, &a.run_b, a.force).map_err(anyhow::Error::msg)?
+    {
+        eprintln!("{note}");
+    }
     let ra = read_scored(&a.run_a)?;
     let rb = read_scored(&a.run_b)?;
     let cfg = Bootstrap {

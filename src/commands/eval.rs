@@ -22,11 +22,10 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
     if let Some(v) = &a.image_root {
         c.dataset.image_root = Some(v.clone());
     }
+    // A flag overrides its own key only: `--model` keeps the config's `name` and
+    // `random_weights` (and with them the report's random-weights warning).
     if let Some(v) = &a.model {
         c.model.path = v.clone();
-        // A different model is not the fixture the config may describe.
-        c.model.name = None;
-        c.model.random_weights = false;
     }
     if let Some(v) = &a.variant {
         c.model.variant = v.clone();
@@ -48,6 +47,9 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &a.perturbation {
         c.perturb.perturbations = v.iter().filter(|n| n.as_str() != "none").cloned().collect();
+    }
+    if a.any_modality {
+        c.perturb.any_modality = true;
     }
     if let Some(v) = &a.severity {
         c.perturb.severities = v.clone();
@@ -87,6 +89,15 @@ pub fn merge(a: &MergeArgs, quiet: bool, threads: Option<usize>) -> anyhow::Resu
         cfg.run.out = o.clone();
     }
     cfg.run.shard = None;
+    if let Some((first, rest)) = a.runs.split_first() {
+        for r in rest {
+            for note in
+                crate::fingerprint::check_pair(first, r, a.force).map_err(anyhow::Error::msg)?
+            {
+                eprintln!("{note}");
+            }
+        }
+    }
     let (added, dups) = pipeline::merge_stores(&cfg.run.out, &a.runs)
         .with_context(|| format!("merging into {}", cfg.run.out.display()))?;
     if !quiet {
@@ -140,6 +151,9 @@ fn finish(s: &EvalSummary) -> anyhow::Result<Outcome> {
         "unparsed (clean): {} answers, {} without boxes",
         r.unparsed.answer, r.unparsed.boxes
     );
+    for line in crate::report::box_scope_lines(r) {
+        let _ = writeln!(text, "{line}");
+    }
     let _ = writeln!(text, "report: {}", s.out.join("report.html").display());
     out(&text)?;
     Ok(Outcome::from_failures(s.failures))

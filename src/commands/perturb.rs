@@ -138,7 +138,13 @@ fn write_run(
     let mut rel_of: BTreeMap<String, &str> = BTreeMap::new();
     for s in &ds.samples {
         let modality = Modality::from_meta(&s.modality());
-        let apps = presets::expand(&a.perturbation, &a.severity, modality, s.images.len())?;
+        let apps = presets::expand(
+            &a.perturbation,
+            &a.severity,
+            modality,
+            s.images.len(),
+            a.any_modality,
+        )?;
         let mut variants: Vec<Variant> = apps.into_iter().map(Variant::Apply).collect();
         if a.severity.includes_clean() {
             variants.insert(0, Variant::Clean);

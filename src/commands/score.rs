@@ -114,6 +114,15 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing reports to {}", a.out.display()))?;
     report::write_records(&a.out, &runs)
         .with_context(|| format!("writing records to {}", a.out.display()))?;
+    let seed = a
+        .data
+        .dataset
+        .starts_with("phantom")
+        .then_some(a.data.dataset_seed);
+    let digests = crate::fingerprint::image_digests(&ds.samples);
+    crate::fingerprint::Fingerprint::new(&a.data.dataset, seed, &ds.samples, &digests)
+        .write(&a.out)
+        .with_context(|| format!("writing the dataset fingerprint to {}", a.out.display()))?;
     let t_report = t2.elapsed().as_secs_f64();
 
     let wall = t0.elapsed().as_secs_f64();
@@ -196,6 +205,9 @@ fn summary(r: &report::Report, dir: &std::path::Path) -> String {
     }
     if let Some(x) = r.robustness_summary.as_ref().and_then(|x| x.score) {
         let _ = writeln!(s, "  robustness   {x:.4} (mean relative score)");
+    }
+    for line in report::box_scope_lines(r) {
+        let _ = writeln!(s, "{line}");
     }
     let _ = writeln!(s, "reports in {}", dir.display());
     s

@@ -253,16 +253,43 @@ pub fn modality_items(modality: Option<Modality>, n_images: usize) -> Vec<TrackI
     items
 }
 
+/// The perturbations named explicitly (not through a track) in `names` that do not suit
+/// `modality`: `cxr-grid` on a colonoscopy frame. [`expand`] skips them unless asked to
+/// apply every named perturbation to every modality. A sample without a modality suits
+/// everything; frame perturbations suit every modality (they need two or more images).
+pub fn unsuited(names: &[String], modality: Option<Modality>) -> Vec<&'static str> {
+    let Some(m) = modality else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter(|n| track(n).is_none())
+        .filter_map(|n| find(n))
+        // Frame perturbations go by the number of images, not the modality: a colonoscopy
+        // clip is `endoscopy` and takes `frame-shuffle`.
+        .filter(|p| p.family != Family::Frames && !p.modalities.contains(&m))
+        .map(|p| p.name)
+        .collect()
+}
+
 /// Expands perturbation and track names into the applications one sample gets, in a
 /// stable order without repeats. Severity 0 (clean) is not included: the caller writes the
 /// clean image once, whatever the perturbations. Frame perturbations apply only to samples
-/// with two or more images.
+/// with two or more images. A perturbation named explicitly that does not suit the
+/// sample's modality ([`unsuited`]) is skipped, as the tracks skip it, unless
+/// `any_modality` is set.
 pub fn expand(
     names: &[String],
     severities: &Severities,
     modality: Option<Modality>,
     n_images: usize,
+    any_modality: bool,
 ) -> Result<Vec<Application>, PerturbError> {
+    let skip = if any_modality {
+        Vec::new()
+    } else {
+        unsuited(names, modality)
+    };
     let mut items = Vec::new();
     for name in names {
         if let Some(t) = track(name) {
@@ -270,6 +297,8 @@ pub fn expand(
                 TrackKind::Fixed(list) => items.extend_from_slice(list),
                 TrackKind::ByModality => items.extend(modality_items(modality, n_images)),
             }
+        } else if find(name).is_some_and(|p| skip.contains(&p.name)) {
+            continue;
         } else {
             items.push(TrackItem {
                 perturbation: find(name)
@@ -326,6 +355,34 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    // Regression: `perturbations = ["cxr-grid"]` drew X-ray grid lines on colonoscopy
+    // frames, although `medvqa perturbations` lists it for cxr only.
+    #[test]
+    fn an_explicit_perturbation_skips_samples_of_other_modalities() {
+        let grid = names(&["cxr-grid", "gaussian-noise"]);
+        let endo = expand(&grid, &Severities::All, Some(Modality::Endoscopy), 1, false).unwrap();
+        assert!(endo.iter().all(|a| a.perturbation.name != "cxr-grid"));
+        assert!(endo.iter().any(|a| a.perturbation.name == "gaussian-noise"));
+        assert_eq!(unsuited(&grid, Some(Modality::Endoscopy)), vec!["cxr-grid"]);
+        let cxr = expand(&grid, &Severities::All, Some(Modality::Cxr), 1, false).unwrap();
+        assert!(cxr.iter().any(|a| a.perturbation.name == "cxr-grid"));
+        let forced = expand(&grid, &Severities::All, Some(Modality::Endoscopy), 1, true).unwrap();
+        assert!(forced.iter().any(|a| a.perturbation.name == "cxr-grid"));
+        assert!(unsuited(&grid, None).is_empty());
+        // Frame perturbations go by image count: an endoscopy clip takes them.
+        let shuffle = names(&["frame-shuffle"]);
+        assert!(unsuited(&shuffle, Some(Modality::Endoscopy)).is_empty());
+        let clip = expand(
+            &shuffle,
+            &Severities::All,
+            Some(Modality::Endoscopy),
+            3,
+            false,
+        )
+        .unwrap();
+        assert_eq!(clip.len(), 5);
+    }
+
     #[test]
     fn every_track_names_registered_perturbations() {
         for t in TRACKS {
@@ -344,7 +401,7 @@ mod tests {
 
     #[test]
     fn kvasir_weak_is_ten_labelled_draws() {
-        let apps = expand(&names(&["kvasir-weak"]), &Severities::All, None, 1).unwrap();
+        let apps = expand(&names(&["kvasir-weak"]), &Severities::All, None, 1, false).unwrap();
         assert_eq!(apps.len(), 10);
         let labels: Vec<String> = apps.iter().map(Application::label).collect();
         assert_eq!(labels[0], "kvasir-transform.v1");
@@ -359,6 +416,7 @@ mod tests {
             &Severities::All,
             Some(Modality::Cxr),
             1,
+            false,
         )
         .unwrap();
         assert!(cxr.iter().any(|a| a.perturbation.name == "cxr-grid"));
@@ -372,6 +430,7 @@ mod tests {
             &Severities::All,
             Some(Modality::Endoscopy),
             4,
+            false,
         )
         .unwrap();
         assert!(video.iter().any(|a| a.perturbation.name == "frame-shuffle"));
@@ -381,13 +440,20 @@ mod tests {
     #[test]
     fn explicit_severities_beyond_a_perturbations_levels_are_refused() {
         let three: Severities = "3".parse().unwrap();
-        assert!(expand(&names(&["flip-h"]), &three, None, 1).is_err());
+        assert!(expand(&names(&["flip-h"]), &three, None, 1, false).is_err());
         let mixed: Severities = "1,3".parse().unwrap();
-        let apps = expand(&names(&["flip-h", "rotate"]), &mixed, None, 1).unwrap();
+        let apps = expand(&names(&["flip-h", "rotate"]), &mixed, None, 1, false).unwrap();
         assert_eq!(apps.len(), 1 + 2, "flip-h at 1, rotate at 1 and 3");
-        let all = expand(&names(&["flip-h", "rotate"]), &Severities::All, None, 1).unwrap();
+        let all = expand(
+            &names(&["flip-h", "rotate"]),
+            &Severities::All,
+            None,
+            1,
+            false,
+        )
+        .unwrap();
         assert_eq!(all.len(), 1 + 5);
-        assert!(expand(&names(&["no-such"]), &Severities::All, None, 1).is_err());
+        assert!(expand(&names(&["no-such"]), &Severities::All, None, 1, false).is_err());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn rows(
     names: &[String],
 ) -> Result<Vec<Row>, PerturbError> {
     let modality = super::Modality::from_meta(&sample.modality());
-    let apps = presets::expand(names, &Severities::All, modality, images.len())?;
+    let apps = presets::expand(names, &Severities::All, modality, images.len(), false)?;
     let clean = Cell {
         caption: "clean".to_string(),
         images: images.to_vec(),

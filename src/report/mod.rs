@@ -232,6 +232,11 @@ pub fn build(
         ),
     ];
     for key in &header.by_meta {
+        // `by = ["kind"]` asks for a built-in dimension: it is already there, from the
+        // sample itself. Looking it up in meta would replace it by one "unknown" group.
+        if dims.iter().any(|(d, _)| d == key) {
+            continue;
+        }
         let k = key.clone();
         dims.push((
             key.clone(),
@@ -492,6 +497,32 @@ pub trait Thumbnails {
 }
 
 /// The long side of a thumbnail, in pixels.
+/// The summary lines about boxes: what was scored on boxes, and a warning when most of
+/// those answers hold no box at all (a prompt that never asked for one, or the wrong
+/// scope), since then the grounding numbers measure the prompt, not the model.
+pub fn box_scope_lines(r: &Report) -> Vec<String> {
+    let Some(n) = r.overall.get("miou").map(|m| m.n) else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "boxes scored on {} (n={n} clean); {} of those answers hold no box",
+        r.header.grounding_scope.describe(),
+        r.unparsed.boxes
+    )];
+    if n > 0 && r.unparsed.boxes * 2 > n {
+        lines.push(format!(
+            "warning: {} of {n} answers scored on boxes contain none: check that the prompt asks for boxes{}",
+            r.unparsed.boxes,
+            if r.header.grounding_scope == GroundingScope::Boxed {
+                ", or score grounding questions only (--grounding grounding-kind)"
+            } else {
+                ""
+            }
+        ));
+    }
+    lines
+}
+
 pub const THUMBNAIL_PX: u32 = 160;
 
 /// No pictures (the table still lists every example).

@@ -187,3 +187,30 @@ fn html_is_self_contained_with_charts() {
         );
     }
 }
+
+#[test]
+fn by_a_built_in_dimension_keeps_it() {
+    // Regression: `by = ["kind"]` looked `kind` up in meta and replaced the per-kind table
+    // by one "unknown" group.
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let runs = score_run(&samples, &preds(), &o, &HeaderSizes::default());
+    let mut h = header();
+    h.by_meta = vec!["kind".into(), "modality".into()];
+    let r = build(&samples, &runs, &[], h, &BuildOptions::default());
+    let v = serde_json::to_value(&r).unwrap();
+    assert!(
+        v["by"]["kind"]["closed"]["accuracy"].is_object(),
+        "{}",
+        v["by"]["kind"]
+    );
+    assert!(v["by"]["kind"].get("unknown").is_none());
+    assert_eq!(
+        v["by"],
+        serde_json::to_value(report_of(&preds())).unwrap()["by"]
+    );
+}

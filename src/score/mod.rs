@@ -95,11 +95,12 @@ impl fmt::Display for Condition {
 #[serde(rename_all = "snake_case")]
 pub enum GroundingScope {
     /// Every sample with ground-truth boxes, whatever its kind: grounded VQA as in GEMeX,
-    /// where each answer is followed by `<location> [[…]]`.
-    #[default]
+    /// where each answer is followed by `<location> [[…]]`. Opt in where the prompt asks
+    /// for locations with every answer.
     Boxed,
-    /// Only `grounding`-kind samples; boxes on other kinds are ignored (use when the prompt
-    /// does not ask for locations).
+    /// Only `grounding`-kind samples; boxes on other kinds are ignored. The default of
+    /// `eval` and `score` alike.
+    #[default]
     GroundingKind,
 }
 
@@ -108,6 +109,14 @@ impl GroundingScope {
         match self {
             GroundingScope::Boxed => "boxed",
             GroundingScope::GroundingKind => "grounding_kind",
+        }
+    }
+
+    /// In words, for summaries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GroundingScope::Boxed => "every question with ground-truth boxes (boxed)",
+            GroundingScope::GroundingKind => "grounding questions only (grounding-kind)",
         }
     }
 
