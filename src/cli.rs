@@ -82,7 +82,7 @@ pub enum Command {
 const SCORE_HELP: &str = "\
 Predictions JSONL, one object per line:
   {\"id\": \"q1\", \"response\": \"B\"}
-  {\"id\": \"q1\", \"response\": \"C\", \"perturbation\": \"gaussian_blur\", \"severity\": 3}
+  {\"id\": \"q1\", \"response\": \"C\", \"perturbation\": \"gaussian-blur\", \"severity\": 3}
 Unknown ids, malformed lines and duplicates are rejected and listed, never dropped silently.
 
 Exit codes:
@@ -346,6 +346,7 @@ pub struct PerturbArgs {
         long,
         value_name = "NAME[,NAME...]",
         value_delimiter = ',',
+        value_parser = perturbation_name,
         required = true
     )]
     pub perturbation: Vec<String>,
@@ -358,7 +359,7 @@ pub struct PerturbArgs {
     #[arg(long, value_name = "S", default_value = "all")]
     pub severity: Severities,
     /// Run seed; with the dataset name, image key, perturbation and severity it fixes every
-    /// random draw (DESIGN §3).
+    /// random draw, on any machine and thread count.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output folder: manifest.jsonl, failures.jsonl and the images under
@@ -434,7 +435,12 @@ pub struct EvalArgs {
     pub max_new_tokens: Option<usize>,
     /// Override perturb.perturbations (comma separated names or tracks; `none` for clean
     /// only).
-    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ',',
+        value_parser = perturbation_name
+    )]
     pub perturbation: Option<Vec<String>>,
     /// Set perturb.any_modality: apply explicitly named perturbations also to samples whose
     /// modality they do not suit (by default those samples are skipped, with a note).
@@ -475,6 +481,16 @@ pub struct MergeArgs {
     /// ids, i.e. the shards saw different questions or images under the same ids.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A perturbation or track name as users write it (`Gaussian_Noise`, ` rotate`), made
+/// canonical; whether it exists is checked where it is used, with a "did you mean".
+fn perturbation_name(s: &str) -> Result<String, String> {
+    let name = crate::perturb::canonical_name(s);
+    if name.is_empty() {
+        return Err("empty perturbation name (two commas in a row?)".into());
+    }
+    Ok(name)
 }
 
 #[cfg(test)]

@@ -163,8 +163,8 @@ pub struct PerturbSection {
     /// Perturbation and track names (`medvqa perturbations` lists them); empty: clean only.
     #[serde(default)]
     pub perturbations: Vec<String>,
-    /// `all`, a list like `1,3,5` or a range like `1..5`.
-    #[serde(default = "default_severities")]
+    /// `all`, a list like `1,3,5` (or the TOML list `[1, 3, 5]`) or a range like `1..5`.
+    #[serde(default = "default_severities", deserialize_with = "severities_any")]
     pub severities: String,
     /// Apply explicitly named perturbations to every sample, also where they do not suit
     /// its modality (`cxr-grid` on endoscopy). Off: such samples are skipped, with a note.
@@ -180,6 +180,51 @@ impl Default for PerturbSection {
             any_modality: false,
         }
     }
+}
+
+/// A TOML error as a person reads it: `LINE: what is wrong`, then the line itself, and
+/// for a misspelt key the closest known one (`unknown key batchsize; did you mean
+/// batch_size?`) and the keys allowed there.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    let mut lines = Vec::new();
+    let mut first = match message.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            if !known.is_empty() {
+                lines.push(format!("  keys allowed here: {}", known.join(", ")));
+            }
+            format!("unknown key {key}{}", crate::suggest::hint(key, known))
+        }
+        None => message.replace('\n', " "),
+    };
+    if let Some(span) = e.span() {
+        let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim_end();
+        first = format!("{line_no}: {first}");
+        lines.insert(0, format!("  {line_no:>4} | {line}"));
+    } else {
+        first = format!(" {first}");
+    }
+    std::iter::once(first)
+        .chain(lines)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `severities` as a string (`all`, `1,3,5`, `1..3`) or a TOML list of numbers (`[1, 3, 5]`).
+fn severities_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        List(Vec<u8>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Text(s) => s,
+        Either::List(v) => v.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+    })
 }
 
 fn default_severities() -> String {
@@ -245,7 +290,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config {path} is not valid: {message}")]
+    /// `message` starts with `LINE: ` where the parser knows the line.
+    #[error("config {path}:{message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot write {path}")]
     Write {
@@ -270,7 +316,11 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+        // Editors on Windows save a byte-order mark; TOML does not allow one.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut c: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        c.perturb.perturbations = crate::perturb::canonical_names(&c.perturb.perturbations);
+        Ok(c)
     }
 
     /// The config as TOML, as written to `config.resolved.toml`.
@@ -317,6 +367,32 @@ path = "m"
         assert!(err.contains("batchsize"), "{err}");
         let err = Config::from_toml(&format!("{MINIMAL}[scoring]\nx = 1\n")).unwrap_err();
         assert!(err.contains("scoring"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_key_names_its_line_and_the_closest_key() {
+        let text = format!("{MINIMAL}batchsize = 4\n");
+        let err = Config::from_toml(&text).unwrap_err();
+        let mut lines = err.lines();
+        assert_eq!(
+            lines.next(),
+            Some("6: unknown key batchsize; did you mean batch_size?"),
+            "{err}"
+        );
+        assert!(err.contains("   6 | batchsize = 4"), "{err}");
+        assert!(err.contains("keys allowed here: path"), "{err}");
+    }
+
+    #[test]
+    fn users_spellings_are_accepted() {
+        // A byte-order mark, perturbation names in any case with `_` and spaces, and
+        // severities as a TOML list.
+        let text = format!(
+            "\u{feff}{MINIMAL}[perturb]\nperturbations = [\" Gaussian_Noise\", \"CXR-grid\"]\nseverities = [1, 3, 5]\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.perturb.perturbations, ["gaussian-noise", "cxr-grid"]);
+        assert_eq!(c.perturb.severities, "1,3,5");
     }
 
     #[test]

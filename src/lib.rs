@@ -26,3 +26,4 @@ pub mod report;
 pub mod sample;
 pub mod score;
 pub mod store;
+pub mod suggest;

@@ -273,3 +273,29 @@ fn a_spec_without_format_says_how_to_write_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(common::stderr(&out).contains("write FORMAT:PATH, e.g. jsonl:m.jsonl"));
 }
+
+#[test]
+fn a_bom_loads_and_a_json_array_gets_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), false);
+    let row = r#"{"id": "q1", "images": ["a.png"], "question": "Normal?", "kind": "closed", "answer": "yes"}"#;
+    let bom = dir.path().join("bom.jsonl");
+    std::fs::write(&bom, format!("\u{feff}{row}\n")).unwrap();
+    let opts = LoadOptions::default();
+    let ds = data::load(&format!("jsonl:{}", bom.display()), &opts).unwrap();
+    assert_eq!(ds.samples.len(), 1);
+    assert!(ds.failures.is_empty(), "{:?}", ds.failures);
+
+    let array = dir.path().join("array.json");
+    std::fs::write(&array, format!("[\n{row},\n{row}\n]\n")).unwrap();
+    let out = run(&[
+        "inspect",
+        "--quiet",
+        "--dataset",
+        &format!("jsonl:{}", array.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(err.contains("write one JSON object per line"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

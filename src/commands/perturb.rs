@@ -34,7 +34,7 @@ use crate::data::decode::{ImageError, ImageStore};
 use crate::data::{Dataset, manifest};
 use crate::failure::{Failure, Stage};
 use crate::perturb::{
-    Application, BoxMap, Modality, PerturbError, SeedContext, find, known_names, map_frame_boxes,
+    Application, BoxMap, Modality, PerturbError, SeedContext, find, map_frame_boxes,
     perturb_frames, perturb_image, presets, sheet,
 };
 use crate::pixels::Pixels;
@@ -50,10 +50,7 @@ const CLEAN: (&str, u8) = ("clean", 0);
 pub fn run(a: &PerturbArgs, quiet: bool) -> anyhow::Result<Outcome> {
     for name in &a.perturbation {
         if find(name).is_none() && presets::track(name).is_none() {
-            bail!(PerturbError::Unknown {
-                name: name.clone(),
-                known: known_names(),
-            });
+            bail!(PerturbError::unknown(name));
         }
     }
     let ds = load_dataset(&a.data)?;

@@ -38,7 +38,7 @@ pub const FORMAT: DatasetFormat = DatasetFormat {
     summary: "medvqa JSONL manifest: one question per line, images relative to the file",
     layout: "DIR/manifest.jsonl   optional header line {\"medvqa_manifest\": 1, \"box_frame\": ..., \"name\": ...}\n\
              DIR/<any>/<image>    PNG, JPEG or WebP, paths relative to DIR\n\
-             fields: id, images, question, kind, options, answer, boxes, meta (README: The manifest)",
+             fields: id, images, question, kind, options, answer, boxes, meta (docs/datasets.md in the repository)",
     frame: "declared in the header: normalized (default), pixels, pixels:WxH or grid:N",
     ids: "the `id` field as written",
     load,
@@ -187,8 +187,21 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
                 continue;
             }
         };
+        // Editors on Windows start a UTF-8 file with a byte-order mark.
+        let line = match line.strip_prefix('\u{feff}') {
+            Some(rest) if lineno == 1 => rest.to_string(),
+            _ => line,
+        };
         if line.trim().is_empty() {
             continue;
+        }
+        if first && line.trim_start().starts_with('[') {
+            return Err(DataError::Invalid {
+                path: path.clone(),
+                message: format!(
+                    "line {lineno} opens a JSON array; a manifest is JSON Lines: write one JSON object per line"
+                ),
+            });
         }
         if std::mem::take(&mut first) && line.contains("\"medvqa_manifest\"") {
             let header: Header = serde_json::from_str(&line).map_err(|e| DataError::Invalid {

@@ -239,8 +239,15 @@ pub enum ApplyError {
 /// Why a perturbation could not be applied to one image or sample.
 #[derive(Debug, thiserror::Error)]
 pub enum PerturbError {
-    #[error("unknown perturbation or track {name:?}; see `medvqa perturbations` (known: {known})")]
-    Unknown { name: String, known: String },
+    #[error(
+        "unknown perturbation or track {name:?}{hint}; see `medvqa perturbations` (known: {known})"
+    )]
+    Unknown {
+        name: String,
+        /// `; did you mean …?` or empty.
+        hint: String,
+        known: String,
+    },
     #[error("{name} has severities 0..={levels}; {severity} was asked for")]
     Severity {
         name: &'static str,
@@ -314,12 +321,41 @@ pub fn find(name: &str) -> Option<&'static Perturbation> {
 }
 
 pub(crate) fn known_names() -> String {
+    names().collect::<Vec<_>>().join(", ")
+}
+
+/// Every perturbation and track name.
+fn names() -> impl Iterator<Item = &'static str> {
     REGISTRY
         .iter()
         .map(|p| p.name)
         .chain(presets::TRACKS.iter().map(|t| t.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+}
+
+/// A perturbation or track name as users write it, made canonical: spaces around it
+/// dropped, any case, `_` for `-` (`Gaussian_Noise` is `gaussian-noise`).
+pub fn canonical_name(name: &str) -> String {
+    name.trim().to_lowercase().replace('_', "-")
+}
+
+/// Names as users write them, made canonical, without empty entries (`a, b,` is a, b).
+pub fn canonical_names(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| canonical_name(n))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+impl PerturbError {
+    /// `name` is neither a perturbation nor a track; the error suggests the closest.
+    pub fn unknown(name: &str) -> PerturbError {
+        PerturbError::Unknown {
+            name: name.to_string(),
+            hint: crate::suggest::hint(&canonical_name(name), names()),
+            known: known_names(),
+        }
+    }
 }
 
 /// One perturbation at one severity, optionally one numbered variant of it: the unit a

@@ -22,7 +22,7 @@ use super::geometric::{Affine, apply_affine};
 use super::raster::{self, luma};
 use super::{
     ANY, Application, Apply, ApplyError, Family, Modality, PerturbError, Perturbation, Perturbed,
-    Severities, find, known_names,
+    Severities, find,
 };
 use crate::pixels::Pixels;
 
@@ -303,10 +303,7 @@ pub fn expand(
             items.push(TrackItem {
                 perturbation: find(name)
                     .map(|p| p.name)
-                    .ok_or_else(|| PerturbError::Unknown {
-                        name: name.clone(),
-                        known: known_names(),
-                    })?,
+                    .ok_or_else(|| PerturbError::unknown(name))?,
                 severities: None,
                 variants: 0,
             });
@@ -315,10 +312,7 @@ pub fn expand(
     let mut out: Vec<Application> = Vec::new();
     for it in items {
         let Some(p) = find(it.perturbation) else {
-            return Err(PerturbError::Unknown {
-                name: it.perturbation.to_string(),
-                known: known_names(),
-            });
+            return Err(PerturbError::unknown(it.perturbation));
         };
         if !p.is_image_level() && n_images < 2 {
             continue;
@@ -381,6 +375,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(clip.len(), 5);
+    }
+
+    #[test]
+    fn an_unknown_name_gets_the_closest_one() {
+        let err = expand(&names(&["gausian-noise"]), &Severities::All, None, 1, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean gaussian-noise?"), "{err}");
+        assert_eq!(
+            crate::perturb::canonical_name(" Gaussian_Noise "),
+            "gaussian-noise"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! {"id": "closed/row_1/1", "response": "Yes. <location> [[8, 19, 168, 142]]"}
-//! {"id": "closed/row_1/1", "response": "No.", "perturbation": "gaussian_blur", "severity": 3}
+//! {"id": "closed/row_1/1", "response": "No.", "perturbation": "gaussian-blur", "severity": 3}
 //! ```
 //!
 //! - One JSON object per line, blank lines skipped; `id` (a string) and `response` (a
@@ -90,10 +90,25 @@ pub fn read_jsonl(path: &Path) -> std::io::Result<(Vec<Prediction>, Vec<Rejected
     let name = path.display().to_string();
     let mut preds = Vec::new();
     let mut rejected = Vec::new();
+    let mut first = true;
     for (i, line) in BufReader::new(f).lines().enumerate() {
         let line = line?;
+        // Editors on Windows start a UTF-8 file with a byte-order mark.
+        let line = match line.strip_prefix('\u{feff}') {
+            Some(rest) if i == 0 => rest.to_string(),
+            _ => line,
+        };
         if line.trim().is_empty() {
             continue;
+        }
+        if std::mem::take(&mut first) && line.trim_start().starts_with('[') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{name}:{}: a JSON array; predictions are JSON Lines: write one JSON object per line",
+                    i + 1
+                ),
+            ));
         }
         let loc = format!("{name}:{}", i + 1);
         match parse_line(&line) {
@@ -233,6 +248,23 @@ pub fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bom_is_read_and_a_json_array_gets_one_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bom = dir.path().join("bom.jsonl");
+        std::fs::write(&bom, "\u{feff}{\"id\": \"q1\", \"response\": \"yes\"}\n").unwrap();
+        let (preds, rejected) = read_jsonl(&bom).unwrap();
+        assert_eq!((preds.len(), rejected.len()), (1, 0));
+        let array = dir.path().join("array.json");
+        std::fs::write(
+            &array,
+            "[\n  {\"id\": \"q1\", \"response\": \"yes\"},\n  {\"id\": \"q2\", \"response\": \"no\"}\n]\n",
+        )
+        .unwrap();
+        let err = read_jsonl(&array).unwrap_err().to_string();
+        assert!(err.contains("write one JSON object per line"), "{err}");
+    }
 
     #[test]
     fn clean_and_perturbed_lines_parse() {
