@@ -133,6 +133,14 @@ fn finish(s: &EvalSummary) -> anyhow::Result<Outcome> {
     for n in &r.header.notes {
         let _ = writeln!(text, "  note: {n}");
     }
+    let head = crate::report::headline_lines(r);
+    if !head.is_empty() {
+        let _ = writeln!(text, "headline, by question kind (clean):");
+        for line in head {
+            let _ = writeln!(text, "{line}");
+        }
+        let _ = writeln!(text, "every metric (clean, all kinds together):");
+    }
     for (m, v) in &r.overall {
         let _ = writeln!(
             text,

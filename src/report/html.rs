@@ -138,7 +138,27 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
     }
     o.push_str("</table>");
 
-    o.push_str(r#"<section id="overall"><h2>Overall (clean images)</h2>"#);
+    let head = super::headline(r);
+    if !head.is_empty() {
+        o.push_str(r#"<section id="headline"><h2>Headline, by question kind (clean images)</h2>"#);
+        o.push_str(
+            "<table><tr><th>kind</th><th>metric</th><th>value</th><th>95% CI</th><th>n</th></tr>",
+        );
+        for (kind, metric, s) in head {
+            let _ = write!(
+                o,
+                r#"<tr><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">[{}, {}]</td><td class="num">{}</td></tr>"#,
+                esc(kind),
+                esc(metric),
+                fmt4(s.value),
+                fmt4(s.ci_low),
+                fmt4(s.ci_high),
+                s.n
+            );
+        }
+        o.push_str("</table></section>");
+    }
+    o.push_str(r#"<section id="overall"><h2>Every metric (clean images, all kinds together)</h2>"#);
     if r.overall.is_empty() {
         o.push_str(r#"<p class="note">No clean predictions were scored.</p>"#);
     } else {

@@ -73,7 +73,24 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "| note | {} |", cell(n));
     }
 
-    let _ = writeln!(o, "\n## Overall (clean)\n");
+    let head = super::headline(r);
+    if !head.is_empty() {
+        let _ = writeln!(o, "\n## Headline, by question kind (clean)\n");
+        let _ = writeln!(o, "| kind | metric | value | 95% CI | n |");
+        let _ = writeln!(o, "|---|---|---:|---|---:|");
+        for (kind, metric, s) in head {
+            let _ = writeln!(
+                o,
+                "| {kind} | {metric} | {} | [{}, {}] | {} |",
+                fmt4(s.value),
+                fmt4(s.ci_low),
+                fmt4(s.ci_high),
+                s.n
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Every metric (clean, all kinds together)\n");
     if r.overall.is_empty() {
         let _ = writeln!(o, "No clean predictions were scored.");
     } else {

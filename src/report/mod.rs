@@ -198,6 +198,26 @@ impl Default for BuildOptions {
     }
 }
 
+/// A note for each `by` key that no sample has in its meta (`sett` for `set`): its table
+/// would be one "unknown" group.
+fn unknown_by_keys(samples: &[Sample], by: &[String]) -> Vec<String> {
+    const BUILT_IN: [&str; 3] = ["kind", "modality", "n_images"];
+    let keys: std::collections::BTreeSet<&str> = samples
+        .iter()
+        .flat_map(|s| s.meta.keys().map(String::as_str))
+        .collect();
+    by.iter()
+        .filter(|k| !BUILT_IN.contains(&k.as_str()) && !keys.contains(k.as_str()))
+        .map(|k| {
+            format!(
+                "by: no sample has the meta key {k}{}; its table is one \"unknown\" group (keys: {})",
+                crate::suggest::hint(k, keys.iter().copied()),
+                keys.iter().copied().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect()
+}
+
 /// The groups a sample belongs to along one `by` dimension (several for list-valued meta).
 type GroupKey = Box<dyn Fn(&Sample) -> Vec<String>>;
 
@@ -207,9 +227,12 @@ pub fn build(
     samples: &[Sample],
     runs: &RunScores,
     extra_failures: &[Failure],
-    header: Header,
+    mut header: Header,
     opts: &BuildOptions,
 ) -> Report {
+    header
+        .notes
+        .extend(unknown_by_keys(samples, &header.by_meta));
     let by_id: HashMap<&str, &Sample> = samples.iter().map(|s| (s.id.as_str(), s)).collect();
     let clean: Vec<&Scored> = runs
         .scored
@@ -497,6 +520,41 @@ pub trait Thumbnails {
 }
 
 /// The long side of a thumbnail, in pixels.
+/// The metric a question kind is judged by first: accuracy for closed and choice
+/// questions, token F1 for open ones, Acc@0.5 for grounding.
+pub const HEADLINE: [(&str, &str); 5] = [
+    ("closed", "accuracy"),
+    ("single_choice", "accuracy"),
+    ("multi_choice", "accuracy"),
+    ("open", "token_f1"),
+    ("grounding", "acc@0.5"),
+];
+
+/// The headline metric of each question kind the run has, on clean images:
+/// `(kind, metric, summary)`, in [`HEADLINE`] order.
+pub fn headline(r: &Report) -> Vec<(&'static str, &'static str, &MetricSummary)> {
+    let Some(by_kind) = r.by.get("kind") else {
+        return Vec::new();
+    };
+    HEADLINE
+        .iter()
+        .filter_map(|&(kind, metric)| Some((kind, metric, by_kind.get(kind)?.get(metric)?)))
+        .collect()
+}
+
+/// The console lines of [`headline`]: `  closed         accuracy   0.8833  [0.8000, 0.9500]  n=60`.
+pub fn headline_lines(r: &Report) -> Vec<String> {
+    headline(r)
+        .into_iter()
+        .map(|(kind, metric, v)| {
+            format!(
+                "  {kind:<14} {metric:<10} {:.4}  [{:.4}, {:.4}]  n={}",
+                v.value, v.ci_low, v.ci_high, v.n
+            )
+        })
+        .collect()
+}
+
 /// The summary lines about boxes: what was scored on boxes, and a warning when most of
 /// those answers hold no box at all (a prompt that never asked for one, or the wrong
 /// scope), since then the grounding numbers measure the prompt, not the model.

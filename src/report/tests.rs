@@ -214,3 +214,44 @@ fn by_a_built_in_dimension_keeps_it() {
         serde_json::to_value(report_of(&preds())).unwrap()["by"]
     );
 }
+
+#[test]
+fn a_by_key_no_sample_has_is_a_note() {
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let runs = score_run(&samples, &preds(), &o, &HeaderSizes::default());
+    let mut h = header();
+    h.by_meta = vec!["tpye".into(), "kind".into()];
+    let r = build(&samples, &runs, &[], h, &BuildOptions::default());
+    let notes: Vec<&String> = r
+        .header
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("by:"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", r.header.notes);
+    assert!(notes[0].contains("meta key tpye"), "{}", notes[0]);
+}
+
+#[test]
+fn the_headline_is_one_metric_per_kind() {
+    let r = report_of(&preds());
+    let head: Vec<(&str, &str)> = headline(&r).iter().map(|(k, m, _)| (*k, *m)).collect();
+    assert_eq!(
+        head,
+        [
+            ("closed", "accuracy"),
+            ("single_choice", "accuracy"),
+            ("multi_choice", "accuracy"),
+            ("open", "token_f1"),
+            ("grounding", "acc@0.5"),
+        ]
+    );
+    let md = markdown::render(&r);
+    assert!(md.find("## Headline").unwrap() < md.find("## Every metric").unwrap());
+    assert_eq!(headline_lines(&r).len(), 5);
+}
