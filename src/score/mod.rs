@@ -218,6 +218,9 @@ pub enum Aggregate {
     Pooled,
     /// sacrebleu's corpus BLEU over the summed n-gram statistics.
     CorpusBleu,
+    /// Balanced accuracy from summed `[tp, positives, tn, negatives]`: the mean of
+    /// sensitivity and specificity (the one defined, when a group has one class only).
+    Balanced,
 }
 
 impl Aggregate {
@@ -251,6 +254,22 @@ impl Aggregate {
                     n += 1;
                 }
                 (n > 0).then(|| bleu::corpus(&total))
+            }
+            Aggregate::Balanced => {
+                let mut t = [0.0f64; 4];
+                let mut n = 0usize;
+                for v in values {
+                    for (acc, x) in t.iter_mut().zip(&v.stats) {
+                        *acc += x;
+                    }
+                    n += 1;
+                }
+                let rates: Vec<f64> = [(t[0], t[1]), (t[2], t[3])]
+                    .into_iter()
+                    .filter(|&(_, d)| d > 0.0)
+                    .map(|(k, d)| k / d)
+                    .collect();
+                (n > 0 && !rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
             }
         }
     }
@@ -317,6 +336,38 @@ pub static METRICS: &[Metric] = &[
         aggregate: Aggregate::Mean,
         headline: true,
         scorer: Scorer::Sample(accuracy),
+    },
+    Metric {
+        name: "sensitivity",
+        description: "share of yes-reference questions answered yes (unparsed counts as not yes)",
+        applies_to: "closed, reference yes",
+        aggregate: Aggregate::Mean,
+        headline: false,
+        scorer: Scorer::Sample(sensitivity),
+    },
+    Metric {
+        name: "specificity",
+        description: "share of no-reference questions answered no (unparsed counts as not no)",
+        applies_to: "closed, reference no",
+        aggregate: Aggregate::Mean,
+        headline: false,
+        scorer: Scorer::Sample(specificity),
+    },
+    Metric {
+        name: "yes_rate",
+        description: "share of questions answered yes: a model that always says no has 0, whatever its accuracy",
+        applies_to: "closed",
+        aggregate: Aggregate::Mean,
+        headline: false,
+        scorer: Scorer::Sample(yes_rate),
+    },
+    Metric {
+        name: "balanced_accuracy",
+        description: "(sensitivity + specificity) / 2 over the group; a constant answer scores 0.5",
+        applies_to: "closed",
+        aggregate: Aggregate::Balanced,
+        headline: false,
+        scorer: Scorer::Sample(balanced_accuracy),
     },
     Metric {
         name: "exact_match",
@@ -426,6 +477,44 @@ fn accuracy(c: &Ctx) -> Option<MetricValue> {
         Task::Open { .. } | Task::Grounding { .. } => return None,
     };
     Some(bool_value(right))
+}
+
+/// A closed question's reference and whether the extracted answer was yes.
+fn yes_no(c: &Ctx) -> Option<(bool, bool)> {
+    let Task::Closed { answer } = &c.sample.task else {
+        return None;
+    };
+    let said_yes = c.extraction?.answer.as_ref() == Some(&Answer::YesNo(true));
+    Some((*answer, said_yes))
+}
+
+fn sensitivity(c: &Ctx) -> Option<MetricValue> {
+    let (reference, said_yes) = yes_no(c)?;
+    reference.then(|| bool_value(said_yes))
+}
+
+fn specificity(c: &Ctx) -> Option<MetricValue> {
+    let (reference, _) = yes_no(c)?;
+    let said_no = c.extraction?.answer.as_ref() == Some(&Answer::YesNo(false));
+    (!reference).then(|| bool_value(said_no))
+}
+
+fn yes_rate(c: &Ctx) -> Option<MetricValue> {
+    let (_, said_yes) = yes_no(c)?;
+    Some(bool_value(said_yes))
+}
+
+fn balanced_accuracy(c: &Ctx) -> Option<MetricValue> {
+    let (reference, _) = yes_no(c)?;
+    let right = accuracy(c)?.value;
+    Some(MetricValue {
+        value: right,
+        stats: if reference {
+            vec![right, 1.0, 0.0, 0.0]
+        } else {
+            vec![0.0, 0.0, right, 1.0]
+        },
+    })
 }
 
 fn jaccard(c: &Ctx) -> Option<MetricValue> {

@@ -310,3 +310,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_model_that_always_says_no_does_not_look_good() {
+    // 2 yes and 8 no references: "no" to everything is 80% accurate, but finds nothing.
+    let samples: Vec<Sample> = (0..10)
+        .map(|i| sample(&format!("c{i}"), Task::Closed { answer: i < 2 }, vec![]))
+        .collect();
+    let preds: Vec<Prediction> = samples
+        .iter()
+        .map(|s| Prediction::clean(s.id.clone(), "No."))
+        .collect();
+    let runs = score_run(&samples, &preds, &opts(), &HeaderSizes::default());
+    let records: Vec<&Scored> = runs.scored.iter().collect();
+    let cfg = stats::Bootstrap {
+        resamples: 0,
+        seed: 0,
+        confidence: 0.95,
+    };
+    let s = summarize(&records, &cfg, "overall");
+    assert_eq!(s["accuracy"].value, 0.8);
+    assert_eq!(s["sensitivity"].value, 0.0);
+    assert_eq!(s["sensitivity"].n, 2);
+    assert_eq!(s["specificity"].value, 1.0);
+    assert_eq!(s["specificity"].n, 8);
+    assert_eq!(s["yes_rate"].value, 0.0);
+    assert_eq!(s["balanced_accuracy"].value, 0.5);
+}
