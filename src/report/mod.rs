@@ -475,7 +475,7 @@ fn example(s: &Scored, by_id: &HashMap<&str, &Sample>, why: &str) -> Option<Exam
         question: sample.question.clone(),
         expected: sample.task.answer_text(),
         response,
-        parsed: s.answer.clone(),
+        parsed: s.extracted.clone(),
         rule: s.rule.map(|r| r.to_string()),
         iou: s.grounding.as_ref().map(|g| g.iou),
         why: why.to_string(),

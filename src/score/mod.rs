@@ -605,10 +605,20 @@ pub struct Scored {
     #[serde(flatten)]
     pub condition: Condition,
     pub kind: QuestionKind,
+    /// The question as asked, its options (choice kinds) and the reference answer as the
+    /// manifest spells it: the record reads on its own, as lmms-eval's `--log_samples`.
+    #[serde(default)]
+    pub question: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The model's raw response.
     pub response: String,
     /// The extracted answer, spelled as in the manifest; `null` when unparsed or when the
-    /// sample has no answer to extract.
-    pub answer: Option<String>,
+    /// sample has no answer to extract. (`answer` in records before medvqa 0.1.1.)
+    #[serde(alias = "answer")]
+    pub extracted: Option<String>,
     /// The cascade rule; `null` when the sample has no answer to extract.
     pub rule: Option<Rule>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -645,7 +655,7 @@ impl Scored {
     /// its own.
     pub fn flip_key(&self) -> Option<String> {
         self.rule?;
-        Some(match (&self.answer, self.kind) {
+        Some(match (&self.extracted, self.kind) {
             (None, _) => "\u{0}unparsed".to_string(),
             (Some(a), QuestionKind::Open | QuestionKind::Grounding) => text::normalize(a),
             (Some(a), _) => a.clone(),
@@ -892,8 +902,11 @@ pub fn score_one(
         id: sample.id.clone(),
         condition: p.condition.clone(),
         kind: sample.kind(),
+        question: sample.question.clone(),
+        options: sample.task.options().to_vec(),
+        reference: sample.task.answer_text(),
         response: p.response.clone(),
-        answer: extraction
+        extracted: extraction
             .as_ref()
             .and_then(|e| e.answer.as_ref())
             .map(Answer::display),
@@ -937,7 +950,7 @@ fn add_semantic(
             _ => continue,
         };
         idx.push(i);
-        pairs.push((reference.clone(), s.answer.clone().unwrap_or_default()));
+        pairs.push((reference.clone(), s.extracted.clone().unwrap_or_default()));
     }
     let refs: Vec<(&str, &str)> = pairs
         .iter()

@@ -337,3 +337,27 @@ fn a_model_that_always_says_no_does_not_look_good() {
     assert_eq!(s["yes_rate"].value, 0.0);
     assert_eq!(s["balanced_accuracy"].value, 0.5);
 }
+
+#[test]
+fn a_scored_record_reads_on_its_own() {
+    let samples = battery();
+    let preds = vec![Prediction::clean("single", "The answer is C.")];
+    let runs = score_run(&samples, &preds, &opts(), &HeaderSizes::default());
+    let v = serde_json::to_value(&runs.scored[0]).unwrap();
+    assert_eq!(v["question"], "question single?");
+    assert_eq!(v["options"][2], "Cardiac region");
+    assert_eq!(v["reference"], "C");
+    assert_eq!(v["response"], "The answer is C.");
+    assert_eq!(v["extracted"], "C");
+    assert!(v.get("answer").is_none());
+    // Records written before the rename still read.
+    let mut old = v.clone();
+    let o = old.as_object_mut().unwrap();
+    let x = o.remove("extracted").unwrap();
+    o.insert("answer".into(), x);
+    for k in ["question", "options", "reference"] {
+        o.remove(k);
+    }
+    let back: Scored = serde_json::from_value(old).unwrap();
+    assert_eq!(back.extracted.as_deref(), Some("C"));
+}
