@@ -424,9 +424,28 @@ fn ask_prints_the_answer_of_a_model_folder() {
         case["question"].as_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!(
-        common::stdout(&o),
-        format!("{}\n", case["generated_text"].as_str().unwrap())
+    // The raw answer, then what the scorer extracts from it.
+    let text = common::stdout(&o);
+    let raw = format!("{}\n", case["generated_text"].as_str().unwrap());
+    assert!(text.starts_with(&raw), "{text:?}");
+    assert!(text[raw.len()..].starts_with("extracted: "), "{text:?}");
+
+    // A choice question without its options cannot be asked.
+    let o = common::run(&[
+        "ask",
+        "--model",
+        model_dir("idefics3").to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--kind",
+        "single_choice",
+        "Which?",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("--option"),
+        "{}",
+        common::stderr(&o)
     );
 
     // A missing model folder: exit 1 and one line naming it.

@@ -20,10 +20,6 @@ pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
         let what = path.display().to_string();
         images.push(Arc::new(decode_bytes(&bytes, &what, DEFAULT_MAX_PIXELS)?));
     }
-    let model = Model::open(&a.model.model, &a.model.options(threads))?;
-    for w in model.warnings() {
-        eprintln!("warning: {w}");
-    }
     // The reference answer is not known here; inference never reads it.
     let options = a.options.clone();
     let task = match a.kind {
@@ -40,6 +36,21 @@ pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
     };
     if !a.options.is_empty() && task.options().is_empty() {
         anyhow::bail!("--option applies to single_choice and multi_choice questions only");
+    }
+    if a.options.is_empty()
+        && matches!(
+            a.kind,
+            QuestionKind::SingleChoice | QuestionKind::MultiChoice
+        )
+    {
+        anyhow::bail!(
+            "a {} question needs its options: pass --option TEXT once per option, in order (A, B, …)",
+            a.kind
+        );
+    }
+    let model = Model::open(&a.model.model, &a.model.options(threads))?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
     }
     let sample = Sample {
         id: "ask".into(),
@@ -75,7 +86,17 @@ pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
     }
     match model.answer_batch(&[input]).pop() {
         Some(Ok(g)) => {
-            out(&format!("{}\n", g.text))?;
+            // The raw answer, then what medvqa's scorer reads from it.
+            let mut text = format!("{}\n", g.text);
+            if !matches!(sample.task, Task::Grounding { answer: None }) {
+                let e = crate::score::extract::extract(&sample.task, &g.text);
+                let answer = e
+                    .answer
+                    .as_ref()
+                    .map_or_else(|| "(none: unparsed)".to_string(), |x| x.display());
+                text.push_str(&format!("extracted: {answer} (rule {})\n", e.rule));
+            }
+            out(&text)?;
             Ok(Outcome::Clean)
         }
         Some(Err(e)) => {
