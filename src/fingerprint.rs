@@ -230,4 +230,24 @@ mod tests {
         assert!(b.samples.contains_key(&d.id));
         assert_eq!(a.describe(), "phantom:all (seed 7)");
     }
+
+    #[test]
+    fn run_folders_are_checked_in_pairs() {
+        let (a, b, none) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        phantom_fp(7).write(a.path()).unwrap();
+        phantom_fp(1).write(b.path()).unwrap();
+        let err = check_pair(a.path(), b.path(), false).unwrap_err();
+        assert!(err.contains("disagree on sample cxr/"), "{err}");
+        assert!(err.contains("--force"), "{err}");
+        let notes = check_pair(a.path(), b.path(), true).unwrap();
+        assert!(notes[0].starts_with("warning: "), "{notes:?}");
+        assert!(check_pair(a.path(), a.path(), false).unwrap().is_empty());
+        // A run from before fingerprints cannot be checked, and says so.
+        let notes = check_pair(a.path(), none.path(), false).unwrap();
+        assert!(notes[0].contains("no dataset.json"), "{notes:?}");
+    }
 }

@@ -144,14 +144,15 @@ fn finish(s: &EvalSummary) -> anyhow::Result<Outcome> {
     for (m, v) in &r.overall {
         let _ = writeln!(
             text,
-            "  {m:<12} {:.4}  [{:.4}, {:.4}]  n={}",
+            "  {m:<17} {:.4}  [{:.4}, {:.4}]  n={}",
             v.value, v.ci_low, v.ci_high, v.n
         );
     }
     if let Some(x) = r.robustness_summary.as_ref().and_then(|x| x.score) {
         let _ = writeln!(
             text,
-            "  robustness   {x:.4} (mean relative score over the track)"
+            "  {:<17} {x:.4} (mean relative score over the track)",
+            "robustness"
         );
     }
     let _ = writeln!(

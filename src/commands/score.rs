@@ -213,12 +213,12 @@ fn summary(r: &report::Report, dir: &std::path::Path) -> String {
     for (m, v) in &r.overall {
         let _ = writeln!(
             s,
-            "  {m:<12} {:.4}  [{:.4}, {:.4}]  n={}",
+            "  {m:<17} {:.4}  [{:.4}, {:.4}]  n={}",
             v.value, v.ci_low, v.ci_high, v.n
         );
     }
     if let Some(x) = r.robustness_summary.as_ref().and_then(|x| x.score) {
-        let _ = writeln!(s, "  robustness   {x:.4} (mean relative score)");
+        let _ = writeln!(s, "  {:<17} {x:.4} (mean relative score)", "robustness");
     }
     for line in report::box_scope_lines(r) {
         let _ = writeln!(s, "{line}");

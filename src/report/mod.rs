@@ -548,7 +548,7 @@ pub fn headline_lines(r: &Report) -> Vec<String> {
         .into_iter()
         .map(|(kind, metric, v)| {
             format!(
-                "  {kind:<14} {metric:<10} {:.4}  [{:.4}, {:.4}]  n={}",
+                "  {kind:<14} {metric:<17} {:.4}  [{:.4}, {:.4}]  n={}",
                 v.value, v.ci_low, v.ci_high, v.n
             )
         })

@@ -155,7 +155,7 @@ pub fn render_text(c: &Comparison) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<22} {:<11} {:>5} {:>8} {:>8} {:>9} {:>21} {:>8}  test",
+        "{:<22} {:<17} {:>5} {:>8} {:>8} {:>9} {:>21} {:>8}  test",
         "condition", "metric", "n", "A", "B", "A-B", "95% CI", "p"
     );
     for r in &c.rows {
@@ -170,7 +170,7 @@ pub fn render_text(c: &Comparison) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<22} {:<11} {:>5} {:>8.4} {:>8.4} {:>9} {:>21} {:>8.4}  {}{}",
+            "{:<22} {:<17} {:>5} {:>8.4} {:>8.4} {:>9} {:>21} {:>8.4}  {}{}",
             cond,
             r.metric,
             r.n,
