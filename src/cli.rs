@@ -366,8 +366,8 @@ pub struct PerturbArgs {
     /// <perturbation>/s<severity>/<image key>.png.
     #[arg(long, value_name = "DIR", required_unless_present = "sheet")]
     pub out: Option<PathBuf>,
-    /// Also draw a contact sheet (PNG): one sample, a row per perturbation, a column per
-    /// severity, boxes drawn.
+    /// Also draw a contact sheet (PNG): one sample, a row per perturbation, the clean image
+    /// then a column per severity asked for, boxes drawn, captions explained in a legend.
     #[arg(long, value_name = "FILE")]
     pub sheet: Option<PathBuf>,
     /// The sample to draw on the sheet (default: the first sample id, in sorted order,

@@ -427,7 +427,7 @@ fn write_sheet(
         .map(|i| store.get(i))
         .collect::<Result<_, _>>()
         .with_context(|| format!("decoding the images of {}", sample.id))?;
-    let rows = sheet::rows(ctx, sample, &images, &a.perturbation)?;
+    let rows = sheet::rows(ctx, sample, &images, &a.perturbation, &a.severity)?;
     let title = format!(
         "{}  {}  {}  seed {}",
         ds.name,

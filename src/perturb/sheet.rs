@@ -39,16 +39,17 @@ pub struct Row {
 }
 
 /// Builds the rows for `sample` (whose decoded images are `images`) under the perturbation
-/// and track names given: every severity of each perturbation (or up to five draws of a
-/// multi-draw track), whatever `--severity` says.
+/// and track names given, at `severities` (up to five draws of a multi-draw track); the
+/// clean image leads every row as the reference.
 pub fn rows(
     ctx: &SeedContext,
     sample: &Sample,
     images: &[Arc<Pixels>],
     names: &[String],
+    severities: &Severities,
 ) -> Result<Vec<Row>, PerturbError> {
     let modality = super::Modality::from_meta(&sample.modality());
-    let apps = presets::expand(names, &Severities::All, modality, images.len(), false)?;
+    let apps = presets::expand(names, severities, modality, images.len(), false)?;
     let clean = Cell {
         caption: "clean".to_string(),
         images: images.to_vec(),
@@ -115,6 +116,9 @@ fn cell(
     })
 }
 
+/// What the captions mean, under the title (the sheet's font has no `;`).
+const LEGEND: &str =
+    "sN severity, vN draw, dX mean absolute difference from clean (0-255), [..] frame order";
 const PAD: u32 = 6;
 const CAPTION: u32 = 12;
 const BACKGROUND: [f32; 3] = [24.0, 24.0, 28.0];
@@ -139,12 +143,14 @@ pub fn render(title: &str, rows: &[Row], thumb: u32) -> Pixels {
         .max(draw::text_width(title, 1) / 3)
         + 2 * PAD;
     let row_h = CAPTION + thumb + PAD;
-    let width = label_w + cols * (cell_w + PAD) + PAD;
-    let height = 2 * PAD + CAPTION + rows.len() as u32 * row_h + PAD;
+    let width = (label_w + cols * (cell_w + PAD) + PAD).max(draw::text_width(LEGEND, 1) + 2 * PAD);
+    let top = 2 * PAD + 2 * CAPTION;
+    let height = top + rows.len() as u32 * row_h + PAD;
     let mut c = Canvas::new(width, height, &BACKGROUND);
     c.text(PAD as i64, PAD as i64, title, 1, &INK, 1.0);
+    c.text(PAD as i64, (PAD + CAPTION) as i64, LEGEND, 1, &INK, 0.7);
     for (ri, row) in rows.iter().enumerate() {
-        let y = 2 * PAD + CAPTION + ri as u32 * row_h;
+        let y = top + ri as u32 * row_h;
         c.text(
             PAD as i64,
             (y + CAPTION + thumb / 2) as i64 - 3,
@@ -229,7 +235,24 @@ mod tests {
         };
         let ctx = SeedContext::new(1, "t");
         let names = vec!["rotate".to_string(), "flip-h".to_string()];
-        let rows = rows(&ctx, &sample, &[img], &names).unwrap();
+        // --severity 3,5: the clean reference and those two columns only.
+        let some: Severities = "3,5".parse().unwrap();
+        let picked = rows(
+            &ctx,
+            &sample,
+            std::slice::from_ref(&img),
+            &names[..1],
+            &some,
+        )
+        .unwrap();
+        let captions: Vec<&str> = picked[0].cells.iter().map(|c| c.caption.as_str()).collect();
+        assert_eq!(captions.len(), 3, "{captions:?}");
+        assert!(
+            captions[0] == "clean"
+                && captions[1].starts_with("s3")
+                && captions[2].starts_with("s5")
+        );
+        let rows = rows(&ctx, &sample, &[img], &names, &Severities::All).unwrap();
         assert_eq!(rows.len(), 2);
         let row = |name: &str| rows.iter().find(|r| r.label == name).unwrap();
         assert_eq!(row("rotate").cells.len(), 6);
