@@ -198,16 +198,18 @@ impl Default for BuildOptions {
     }
 }
 
+/// The `by` dimensions every report has, from the sample itself rather than its meta.
+const BUILT_IN_BY: [&str; 3] = ["kind", "modality", "n_images"];
+
 /// A note for each `by` key that no sample has in its meta (`sett` for `set`): its table
 /// would be one "unknown" group.
 fn unknown_by_keys(samples: &[Sample], by: &[String]) -> Vec<String> {
-    const BUILT_IN: [&str; 3] = ["kind", "modality", "n_images"];
     let keys: std::collections::BTreeSet<&str> = samples
         .iter()
         .flat_map(|s| s.meta.keys().map(String::as_str))
         .collect();
     by.iter()
-        .filter(|k| !BUILT_IN.contains(&k.as_str()) && !keys.contains(k.as_str()))
+        .filter(|k| !BUILT_IN_BY.contains(&k.as_str()) && !keys.contains(k.as_str()))
         .map(|k| {
             format!(
                 "by: no sample has the meta key {k}{}; its table is one \"unknown\" group (keys: {})",
@@ -257,7 +259,7 @@ pub fn build(
     for key in &header.by_meta {
         // `by = ["kind"]` asks for a built-in dimension: it is already there, from the
         // sample itself. Looking it up in meta would replace it by one "unknown" group.
-        if dims.iter().any(|(d, _)| d == key) {
+        if BUILT_IN_BY.contains(&key.as_str()) {
             continue;
         }
         let k = key.clone();

@@ -61,6 +61,11 @@ fn preds() -> Vec<Prediction> {
 }
 
 fn report_of(p: &[Prediction]) -> Report {
+    report_by(p, &[])
+}
+
+/// The battery's report with `by` asking for these keys.
+fn report_by(p: &[Prediction], by: &[&str]) -> Report {
     let samples = battery();
     let o = ScoreOptions {
         box_frame: BoxFrame::Normalized,
@@ -68,7 +73,9 @@ fn report_of(p: &[Prediction]) -> Report {
         semantic: None,
     };
     let runs = score_run(&samples, p, &o, &HeaderSizes::default());
-    build(&samples, &runs, &[], header(), &BuildOptions::default())
+    let mut h = header();
+    h.by_meta = by.iter().map(|k| k.to_string()).collect();
+    build(&samples, &runs, &[], h, &BuildOptions::default())
 }
 
 #[test]
@@ -192,16 +199,7 @@ fn html_is_self_contained_with_charts() {
 fn by_a_built_in_dimension_keeps_it() {
     // Regression: `by = ["kind"]` looked `kind` up in meta and replaced the per-kind table
     // by one "unknown" group.
-    let samples = battery();
-    let o = ScoreOptions {
-        box_frame: BoxFrame::Normalized,
-        grounding: GroundingScope::Boxed,
-        semantic: None,
-    };
-    let runs = score_run(&samples, &preds(), &o, &HeaderSizes::default());
-    let mut h = header();
-    h.by_meta = vec!["kind".into(), "modality".into()];
-    let r = build(&samples, &runs, &[], h, &BuildOptions::default());
+    let r = report_by(&preds(), &["kind", "modality"]);
     let v = serde_json::to_value(&r).unwrap();
     assert!(
         v["by"]["kind"]["closed"]["accuracy"].is_object(),
@@ -217,16 +215,7 @@ fn by_a_built_in_dimension_keeps_it() {
 
 #[test]
 fn a_by_key_no_sample_has_is_a_note() {
-    let samples = battery();
-    let o = ScoreOptions {
-        box_frame: BoxFrame::Normalized,
-        grounding: GroundingScope::Boxed,
-        semantic: None,
-    };
-    let runs = score_run(&samples, &preds(), &o, &HeaderSizes::default());
-    let mut h = header();
-    h.by_meta = vec!["tpye".into(), "kind".into()];
-    let r = build(&samples, &runs, &[], h, &BuildOptions::default());
+    let r = report_by(&preds(), &["tpye", "kind"]);
     let notes: Vec<&String> = r
         .header
         .notes
