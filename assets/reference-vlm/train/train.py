@@ -271,10 +271,50 @@ def normalise(u8: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+# Relative sampling weight of each kind when `--per-case` questions are drawn from a case's
+# five: the letter-binding kinds and boxes are the hardest to learn, yes/no the easiest.
+KIND_WEIGHT = {"closed": 0.6, "open": 1.0, "single_choice": 1.6, "multi_choice": 1.6, "grounding": 1.3}
+
+
+def shuffle_plan(cases) -> dict:
+    """Templates whose options the phantom generator shuffles (the same option set appears in
+    more than one order), and whether their last option stays put ("no abnormality"). Options
+    kept in a natural order (counts, ranges, frame numbers) are never reordered in training."""
+    orders = defaultdict(lambda: defaultdict(set))
+    lasts = defaultdict(set)
+    for c in cases:
+        for s in c["samples"]:
+            if s["kind"] in ("single_choice", "multi_choice"):
+                t = (c["set"], s["id"].split("/")[-1])
+                orders[t][tuple(sorted(s["options"]))].add(tuple(s["options"]))
+                lasts[t].add(s["options"][-1])
+    return {t: len(lasts[t]) == 1 for t, by in orders.items() if any(len(v) > 1 for v in by.values())}
+
+
+def reorder(s: dict, keep_last: bool, rng: random.Random) -> dict:
+    """The same question with its options in a fresh random order and the letters remapped:
+    clean augmentation of the prompt text (the phantom already draws random orders), so the
+    model learns to read the letter off the options rather than off the position."""
+    letters = "ABCDEFGHIJ"
+    n = len(s["options"])
+    fixed = n - 1 if keep_last else n
+    perm = list(range(fixed))
+    rng.shuffle(perm)
+    perm += list(range(fixed, n))
+    new_of_old = {old: new for new, old in enumerate(perm)}
+    right = s["answer"] if isinstance(s["answer"], list) else [s["answer"]]
+    remapped = sorted(letters[new_of_old[letters.index(a)]] for a in right)
+    out = dict(s)
+    out["options"] = [s["options"][i] for i in perm]
+    out["answer"] = remapped if isinstance(s["answer"], list) else remapped[0]
+    return out
+
+
 class Encoded:
     """One question as token ids: prompt (with `<image>` expanded) and answer (+ EOS)."""
 
     def __init__(self, tok, s, image_token):
+        self.sample = s
         text = question_text(s["question"], s["kind"], s["options"])
         prompt = prompt_text(len(s["images"]), text)
         ids = tok(prompt, add_special_tokens=False)["input_ids"]
@@ -299,7 +339,19 @@ def batches(cases, per_batch: int, rng: random.Random):
     return out
 
 
-def run_batch(model, aux, batch, pixels, targets, image_token, pad_id, per_case, rng):
+def choose(encoded, per_case: int, rng: random.Random, weighted: bool = False):
+    """`per_case` of a case's questions, drawn without replacement (with KIND_WEIGHT if
+    `weighted`; uniformly otherwise, as the shipped model was trained)."""
+    if per_case >= len(encoded):
+        return list(encoded)
+    if not weighted:
+        return rng.sample(encoded, per_case)
+    keyed = sorted(encoded, key=lambda e: -(rng.random() ** (1.0 / KIND_WEIGHT[e.kind])))
+    return keyed[:per_case]
+
+
+def run_batch(model, aux, batch, pixels, targets, image_token, pad_id, per_case, rng, tok=None, plan=None,
+              reorder_p=0.0, weighted=False):
     """Per-question answer losses, and the auxiliary patch-finding loss of the images."""
     import torch
 
@@ -320,8 +372,10 @@ def run_batch(model, aux, batch, pixels, targets, image_token, pad_id, per_case,
         n = len(c["images"])
         f = feats[offset : offset + n].reshape(-1, feats.shape[-1])
         offset += n
-        chosen = c["encoded"] if per_case >= len(c["encoded"]) else rng.sample(c["encoded"], per_case)
-        for e in chosen:
+        for e in choose(c["encoded"], per_case, rng, weighted):
+            t = (c["set"], e.sample["id"].split("/")[-1])
+            if reorder_p > 0 and plan and t in plan and rng.random() < reorder_p:
+                e = Encoded(tok, reorder(e.sample, plan[t], rng), image_token)
             rows.append((e, f))
     T = max(len(e.prompt) + len(e.answer) for e, _ in rows)
     B = len(rows)
@@ -389,6 +443,12 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=10000, help="steps at most (the time limit ends training first on 2 cores)")
     p.add_argument("--cases", type=int, default=10, help="cases per batch")
     p.add_argument("--per-case", type=int, default=3, help="questions per case in a batch (of 5)")
+    # Not used for the shipped model (an experiment for the choice questions, untested in a
+    # full run): both default to off, which reproduces the shipped training.
+    p.add_argument("--reorder", type=float, default=0.0,
+                   help="chance that a shuffled-option question is seen with its options in a fresh order")
+    p.add_argument("--weighted-kinds", action="store_true",
+                   help="draw each case's questions with KIND_WEIGHT instead of uniformly")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the patch-finding loss")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=256)
@@ -436,6 +496,8 @@ def main() -> int:
     image_token = tok.convert_tokens_to_ids("<image>")
     for c in cases + held:
         c["encoded"] = [Encoded(tok, s, image_token) for s in c["samples"]]
+    plan = shuffle_plan(cases)
+    print(f"options reordered in training for {len(plan)} templates: {sorted(plan)}", flush=True)
     lens = [len(e.answer) for c in cases for e in c["encoded"]]
     print(f"[{time.time() - t0:6.0f}s] tokenizer: {len(tok)} tokens; answers up to {max(lens)} tokens", flush=True)
 
@@ -472,7 +534,8 @@ def main() -> int:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             per_seq, kinds, aux_loss = run_batch(
-                model, aux, batch, pixels, targets, image_token, tok.pad_token_id, args.per_case, rng
+                model, aux, batch, pixels, targets, image_token, tok.pad_token_id, args.per_case, rng,
+                tok=tok, plan=plan, reorder_p=args.reorder, weighted=args.weighted_kinds,
             )
             loss = per_seq.mean() + args.aux_weight * aux_loss
             opt.zero_grad(set_to_none=True)
