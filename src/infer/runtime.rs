@@ -3,8 +3,9 @@
 //!
 //! `ort` is built with `load-dynamic`, so `libonnxruntime` is found at run time, once per
 //! process, in this order: [`RuntimeOptions::library`] (a `--ort-lib` flag), `$ORT_DYLIB_PATH`,
-//! beside the executable (and in `lib/` there), `.ort/` in the working directory (where
-//! `scripts/setup.sh` puts it), then the `capi/` folder of a `python3` `onnxruntime` package. When none is found the error is one line that says how to fix it;
+//! beside the executable (and in `lib/` there), `.ort/` of the checkout a `target/*/medvqa`
+//! binary was built in, `.ort/` in the working directory (where `scripts/setup.sh` puts it),
+//! then the `capi/` folder of a `python3` `onnxruntime` package. When none is found the error is one line that says how to fix it;
 //! no `ort` API is touched before the library is loaded, so nothing can panic.
 //!
 //! `Session::run` takes `&mut self`, so each graph gets a [`SessionPool`] of `sessions`
@@ -227,6 +228,18 @@ pub fn find_library(opts: &RuntimeOptions) -> Result<PathBuf, RuntimeError> {
             }
         }
         tried.push(format!("beside the executable in {}", dir.display()));
+        // A binary built in a checkout (`target/release/medvqa`) finds the checkout's
+        // `.ort/` from any working directory.
+        if let Some(checkout) = dir
+            .parent()
+            .filter(|t| t.file_name().is_some_and(|n| n == "target"))
+            .and_then(Path::parent)
+        {
+            if let Some(p) = library_in(&checkout.join(".ort")) {
+                return Ok(p);
+            }
+            tried.push(format!("{}/.ort", checkout.display()));
+        }
     }
     // Where scripts/setup.sh puts it, for a binary run from the repository root.
     if let Some(p) = library_in(Path::new(".ort")) {
