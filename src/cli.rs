@@ -59,8 +59,9 @@ pub enum Command {
     /// the reports: report.json, report.md, report.html, summary.csv, scored.jsonl.
     #[command(after_help = SCORE_HELP)]
     Score(ScoreArgs),
-    /// Compare two scored runs on their shared samples: McNemar's exact test for accuracy,
-    /// a paired bootstrap for the other metrics.
+    /// Compare two scored runs on their shared samples: a summary of each question kind's
+    /// headline metric first (--full adds every metric under every condition); McNemar's
+    /// exact test for accuracy, a paired bootstrap for the other metrics.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
     /// Run an evaluation from a config: load, perturb, infer, score, report. Rerunning the
@@ -172,9 +173,12 @@ pub struct CompareArgs {
     /// The second run folder.
     #[arg(value_name = "RUN_B")]
     pub run_b: PathBuf,
-    /// Also write compare.json and compare.md into this folder.
+    /// Also write compare.json and compare.md (summary and full table) into this folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// After the summary, print every metric under every condition.
+    #[arg(long)]
+    pub full: bool,
     /// Bootstrap resamples for the paired comparison.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub bootstrap: usize,
@@ -205,11 +209,12 @@ pub struct PhantomArgs {
     /// The set to write.
     #[arg(long, value_enum, default_value = "all")]
     pub set: PhantomSetArg,
-    /// Seed; the same seed always gives byte-identical files.
-    #[arg(long, default_value_t = 0)]
+    /// Seed; the same seed always gives byte-identical files (alias --dataset-seed, as the
+    /// commands that load `phantom:SET` spell it).
+    #[arg(long, alias = "dataset-seed", default_value_t = 0)]
     pub seed: u64,
-    /// Questions per set (default: about 200).
-    #[arg(long)]
+    /// Questions per set (default: about 200; alias --dataset-n).
+    #[arg(long, alias = "dataset-n")]
     pub n: Option<usize>,
     /// Output folder; gets manifest.jsonl and the PNGs.
     #[arg(long)]
@@ -239,6 +244,39 @@ pub struct DatasetArgs {
     /// Questions per set for generated datasets (phantom:…).
     #[arg(long = "dataset-n", value_name = "N")]
     pub dataset_n: Option<usize>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// Which of the loaded samples to work on; shared by every command that loads a dataset.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectArgs {
+    /// Keep samples where KEY=VALUE: kind, modality, n_images, id or any meta key (see
+    /// `medvqa inspect`); `|` gives alternatives, commas or repeats add conditions, e.g.
+    /// --filter 'kind=closed|single_choice,modality=cxr' (quoted: | is a pipe in a shell).
+    #[arg(long, value_name = "KEY=VALUE[,...]")]
+    pub filter: Vec<String>,
+    /// Then keep a seeded random subset of N samples (the same N for the same seed and ids,
+    /// whatever the order the dataset was read in).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// The seed of --sample.
+    #[arg(long, value_name = "S", default_value_t = 0, requires = "sample")]
+    pub sample_seed: u64,
+    /// Then keep the first N samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+impl SelectArgs {
+    pub fn selection(&self) -> crate::data::select::Selection {
+        crate::data::select::Selection {
+            filter: self.filter.clone(),
+            sample: self.sample,
+            sample_seed: self.sample_seed,
+            limit: self.limit,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -397,20 +435,44 @@ Exit codes:
   2  bad command-line usage
   3  the run finished, but some samples failed; the report lists each with its reason";
 
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// The run config (TOML; see configs/default.toml).
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Override run.out: the run folder.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Override dataset.spec, e.g. gemex:data/gemex.
+/// The dataset flags of [`DatasetArgs`], each optional: in `eval` they override the
+/// config's `[dataset]` keys (and `--dataset` with `--model` can stand in for a config).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatasetOverrides {
+    /// Override dataset.spec: FORMAT:PATH, e.g. gemex:data/gemex or phantom:cxr.
     #[arg(long, value_name = "SPEC")]
     pub dataset: Option<String>,
-    /// Override dataset.image_root.
+    /// Override dataset.image_root: the folder image paths resolve under.
     #[arg(long, value_name = "DIR")]
     pub image_root: Option<PathBuf>,
+    /// Override dataset.box_frame: the ground truth's box frame.
+    #[arg(long, value_name = "FRAME")]
+    pub dataset_box_frame: Option<BoxFrame>,
+    /// Override dataset.max_pixels: refuse any image with more pixels, before decoding it.
+    #[arg(long, value_name = "N")]
+    pub max_pixels: Option<u64>,
+    /// Override dataset.seed (generated datasets, phantom:…).
+    #[arg(long = "dataset-seed", value_name = "S")]
+    pub dataset_seed: Option<u64>,
+    /// Override dataset.n: questions per set (generated datasets, phantom:…).
+    #[arg(long = "dataset-n", value_name = "N")]
+    pub dataset_n: Option<usize>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run config (TOML; see configs/default.toml). Its relative paths resolve against
+    /// its own folder. Without one, --dataset and --model are needed and every other key
+    /// takes its default.
+    #[arg(long, value_name = "FILE", required_unless_present_all = ["dataset", "model"])]
+    pub config: Option<PathBuf>,
+    /// Override run.out: the run folder (default without a config: runs/eval).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DatasetOverrides,
     /// Override model.path: a model folder in the onnx-community layout.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
@@ -455,9 +517,6 @@ pub struct EvalArgs {
     /// Run one shard: i/n takes the predictions whose key hash mod n is i.
     #[arg(long, value_name = "i/n")]
     pub shard: Option<String>,
-    /// Only the first N samples.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
     /// Also score open answers with the MiniLM semantic similarity.
     #[arg(long)]
     pub semantic: bool,
@@ -468,11 +527,12 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The config the shards ran with.
+    /// The config the shards ran with (default: the config.resolved.toml the shards saved,
+    /// which must agree but for run.out and run.shard).
     #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// The merged run folder (default: the config's run.out).
-    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// The merged run folder (default: the config's run.out; needed without --config).
+    #[arg(long, value_name = "DIR", required_unless_present = "config")]
     pub out: Option<PathBuf>,
     /// The shard run folders.
     #[arg(value_name = "RUN_DIR", required = true)]
@@ -501,6 +561,28 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_that_loads_a_dataset_takes_the_same_dataset_flags() {
+        let cmd = Cli::command();
+        let flags = |name: &str| -> std::collections::BTreeSet<String> {
+            cmd.find_subcommand(name)
+                .unwrap()
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect()
+        };
+        let dataset: Vec<String> = DatasetArgs::augment_args(clap::Command::new("x"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        assert!(dataset.contains(&"filter".to_string()), "{dataset:?}");
+        for command in ["inspect", "perturb", "score", "eval"] {
+            let have = flags(command);
+            let lacking: Vec<&String> = dataset.iter().filter(|f| !have.contains(*f)).collect();
+            assert!(lacking.is_empty(), "{command} lacks {lacking:?}");
+        }
     }
 
     #[test]

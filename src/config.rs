@@ -5,9 +5,11 @@
 //! ```
 //!
 //! Every section and key is checked (`deny_unknown_fields`): a misspelt key is an error that
-//! names it, never a silently ignored setting. Command-line flags override the file. Relative
-//! paths resolve against the current directory, like the flags that override them. The
-//! resolved config (after overrides) is written to the run folder as `config.resolved.toml`.
+//! names it, never a silently ignored setting. Command-line flags override the file.
+//! Relative paths in the file resolve against the file's folder (so a config works from any
+//! current directory); paths given as flags resolve against the current directory, as
+//! every command-line path does. The resolved config (after overrides) is written to the
+//! run folder as `config.resolved.toml`, its paths relative to that folder.
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +86,31 @@ pub struct DatasetSection {
     /// Questions per set, for generated datasets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<usize>,
+    /// Keep samples where every `KEY=VALUE[|VALUE...]` holds (`kind=closed`,
+    /// `modality=cxr|endoscopy`, any meta key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter: Vec<String>,
+    /// Then a seeded random subset of this many samples (`run.limit` comes after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample_seed: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Config {
+    /// The samples this run works on: `dataset.filter`, `dataset.sample`, `run.limit`.
+    pub fn selection(&self) -> crate::data::select::Selection {
+        crate::data::select::Selection {
+            filter: self.dataset.filter.clone(),
+            sample: self.dataset.sample,
+            sample_seed: self.dataset.sample_seed,
+            limit: self.run.limit,
+        }
+    }
 }
 
 fn default_max_pixels() -> u64 {
@@ -304,15 +331,57 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Reads a config file. Its relative paths resolve against the file's own folder, so a
+    /// config works from any current directory (`config.resolved.toml` too: it is written
+    /// with paths relative to the run folder it lies in).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+        let mut c = Config::from_toml(&text).map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
             message,
-        })
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        c.map_paths(|p| normalize(&base.join(p)));
+        Ok(c)
+    }
+
+    /// A config from the two things a run cannot do without; every other key takes its
+    /// documented default (`medvqa eval --dataset … --model …` without a file).
+    pub fn minimal(spec: &str, model: &Path) -> Result<Config, String> {
+        let mut table = toml::Table::new();
+        let mut dataset = toml::Table::new();
+        dataset.insert("spec".into(), spec.into());
+        let mut m = toml::Table::new();
+        m.insert("path".into(), model.to_string_lossy().into_owned().into());
+        table.insert("dataset".into(), dataset.into());
+        table.insert("model".into(), m.into());
+        Config::deserialize(table).map_err(|e| e.to_string())
+    }
+
+    /// Applies `f` to every relative path of the config: run.out, the dataset spec's path
+    /// (not a generated set's name), dataset.image_root, model.path, score.semantic_model.
+    fn map_paths(&mut self, f: impl Fn(&Path) -> PathBuf) {
+        let g = |p: &Path| {
+            if p.is_relative() {
+                f(p)
+            } else {
+                p.to_path_buf()
+            }
+        };
+        self.run.out = g(&self.run.out);
+        if let Some((format, rest)) = self.dataset.spec.split_once(':')
+            && !crate::data::is_generated(format)
+            && !rest.is_empty()
+        {
+            let resolved = g(Path::new(rest));
+            self.dataset.spec = format!("{format}:{}", resolved.display());
+        }
+        self.dataset.image_root = self.dataset.image_root.as_deref().map(g);
+        self.model.path = g(&self.model.path);
+        self.score.semantic_model = self.score.semantic_model.as_deref().map(g);
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
@@ -328,14 +397,81 @@ impl Config {
         toml::to_string(self).map_err(|e| ConfigError::Serialize(e.to_string()))
     }
 
+    /// Writes `config.resolved.toml` into the run folder `dir`, with relative paths
+    /// rewritten relative to `dir`, so that `Config::from_file` reads back this config.
     pub fn write_resolved(&self, dir: &Path) -> Result<(), ConfigError> {
         let path = dir.join("config.resolved.toml");
+        let mut here = self.clone();
+        here.map_paths(|p| relative_to(p, dir));
         let text = format!(
-            "# The config this run used, after command-line overrides (medvqa {}).\n{}",
+            "# The config this run used, after command-line overrides (medvqa {}).\n\
+             # Relative paths are relative to this file's folder.\n{}",
             env!("CARGO_PKG_VERSION"),
-            self.to_toml()?
+            here.to_toml()?
         );
         std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (a symlinked folder followed by
+/// `..` is taken lexically; configs rarely do that, and the path an error names stays the
+/// one the user can read). An empty result is `.`.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
+            _ => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+/// `p` as seen from folder `dir` (both relative to the current directory, or absolute):
+/// `assets/m` from `runs/x` is `../../assets/m`. Falls back to the absolute path where no
+/// relative one exists (`dir` climbs above the current directory).
+fn relative_to(p: &Path, dir: &Path) -> PathBuf {
+    let absolute = |q: &Path| match std::env::current_dir() {
+        Ok(cwd) if q.is_relative() => normalize(&cwd.join(q)),
+        _ => normalize(q),
+    };
+    let (p, dir) = if p.is_absolute() == dir.is_absolute() {
+        (normalize(p), normalize(dir))
+    } else {
+        (absolute(p), absolute(dir))
+    };
+    let pc: Vec<_> = p.components().collect();
+    let dc: Vec<_> = dir
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    let common = pc.iter().zip(&dc).take_while(|(a, b)| a == b).count();
+    if dc[common..].contains(&std::path::Component::ParentDir) {
+        return absolute(&p);
+    }
+    let mut out = PathBuf::new();
+    for _ in common..dc.len() {
+        out.push("..");
+    }
+    for c in &pc[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
     }
 }
 
@@ -393,6 +529,83 @@ path = "m"
         let c = Config::from_toml(&text).unwrap();
         assert_eq!(c.perturb.perturbations, ["gaussian-noise", "cxr-grid"]);
         assert_eq!(c.perturb.severities, "1,3,5");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("configs");
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("c.toml");
+        std::fs::write(
+            &file,
+            "[run]\nout = \"../runs/x\"\n[dataset]\nspec = \"jsonl:data/m.jsonl\"\n\
+             image_root = \"/abs/images\"\n[model]\npath = \"../models/m\"\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&file).unwrap();
+        assert_eq!(c.run.out, dir.path().join("runs/x"));
+        assert_eq!(
+            c.dataset.spec,
+            format!("jsonl:{}", sub.join("data/m.jsonl").display())
+        );
+        assert_eq!(c.dataset.image_root, Some(PathBuf::from("/abs/images")));
+        assert_eq!(c.model.path, dir.path().join("models/m"));
+        // A generated set's name is not a path.
+        std::fs::write(
+            &file,
+            "[dataset]\nspec = \"phantom:all\"\n[model]\npath = \"m\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::from_file(&file).unwrap().dataset.spec,
+            "phantom:all"
+        );
+    }
+
+    #[test]
+    fn the_resolved_config_reads_back_from_its_run_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::minimal("jsonl:data/m.jsonl", Path::new("models/m")).unwrap();
+        c.run.out = dir.path().join("runs/a");
+        c.model.path = dir.path().join("models/m");
+        c.dataset.spec = format!("jsonl:{}", dir.path().join("data/m.jsonl").display());
+        std::fs::create_dir_all(&c.run.out).unwrap();
+        c.write_resolved(&c.run.out).unwrap();
+        // Absolute paths stay absolute.
+        let back = Config::from_file(&c.run.out.join("config.resolved.toml")).unwrap();
+        assert_eq!(back, c);
+        // A path relative to the current directory is written relative to the run folder
+        // and reads back as the same place.
+        let cwd = std::env::current_dir().unwrap();
+        c.model.path = PathBuf::from("models/m");
+        c.write_resolved(&c.run.out).unwrap();
+        let text = std::fs::read_to_string(c.run.out.join("config.resolved.toml")).unwrap();
+        assert!(text.contains("path = \"../"), "{text}");
+        let back = Config::from_file(&c.run.out.join("config.resolved.toml")).unwrap();
+        assert_eq!(back.model.path, cwd.join("models/m"));
+    }
+
+    #[test]
+    fn paths_normalise_lexically_and_relate() {
+        assert_eq!(
+            normalize(Path::new("configs/../assets/./m")),
+            PathBuf::from("assets/m")
+        );
+        assert_eq!(normalize(Path::new("../a")), PathBuf::from("../a"));
+        assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+        assert_eq!(
+            relative_to(Path::new("assets/m"), Path::new("runs/x")),
+            PathBuf::from("../../assets/m")
+        );
+        assert_eq!(
+            relative_to(Path::new("runs/x"), Path::new("runs/x")),
+            PathBuf::from(".")
+        );
+        assert_eq!(
+            relative_to(Path::new("/data/m"), Path::new("/data/runs")),
+            PathBuf::from("../m")
+        );
     }
 
     #[test]

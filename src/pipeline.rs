@@ -160,8 +160,12 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
             n: cfg.dataset.n,
         },
     )?;
-    if let Some(limit) = cfg.run.limit {
-        ds.samples.truncate(limit);
+    let selected = cfg
+        .selection()
+        .apply(&mut ds.samples)
+        .map_err(|e| EvalError::Invalid(e.to_string()))?;
+    if let (Some(note), false) = (&selected.note, opts.quiet) {
+        eprintln!("{note}");
     }
     let model = Model::open(&cfg.model.path, &model_options(cfg, opts.threads)?)?;
     for w in model.warnings() {
@@ -321,7 +325,14 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
 
     let t = Instant::now();
     failures.sort_by(|a, b| (&a.id, &a.location, &a.reason).cmp(&(&b.id, &b.location, &b.reason)));
-    let mut header = header(cfg, &ds, &model, box_frame, grounding);
+    let mut header = header(
+        cfg,
+        &ds,
+        &model,
+        box_frame,
+        grounding,
+        selected.note.as_deref(),
+    );
     for (name, n) in &modality_skips {
         let suits = crate::perturb::find(name)
             .map(|p| {
@@ -926,6 +937,7 @@ fn header(
     model: &Model,
     box_frame: BoxFrame,
     grounding: GroundingScope,
+    selection_note: Option<&str>,
 ) -> Header {
     let mut h = Header::new(
         DatasetInfo {
@@ -969,6 +981,7 @@ fn header(
             cfg.run.seed
         ));
     }
+    h.notes.extend(selection_note.map(str::to_string));
     h.notes.extend(cfg.report.notes.iter().cloned());
     h
 }

@@ -315,6 +315,91 @@ fn shards_merged_equal_an_unsharded_run_and_threads_do_not_matter() {
         std::fs::read(merged.join("report.json")).unwrap(),
         reference
     );
+
+    // Without --config, merge reads the config the shards saved (config.resolved.toml,
+    // paths relative to each shard's folder) and writes the same report.
+    let merged2 = tmp.path().join("merged-from-shards");
+    let o = medvqa()
+        .args(["merge", "--quiet", "--out", merged2.to_str().unwrap()])
+        .args(shard_dirs.iter().map(|d| d.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(merged2.join("report.json")).unwrap(),
+        reference
+    );
+    // Shards that ran with different configs are refused by name.
+    let other = tmp.path().join("shard1/config.resolved.toml");
+    let text = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(&other, text.replace("seed = 3", "seed = 4")).unwrap();
+    let o = medvqa()
+        .args(["merge", "--quiet", "--out", merged2.to_str().unwrap()])
+        .args(shard_dirs.iter().map(|d| d.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("different configs"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_runs_from_flags_alone_on_a_selection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL);
+    let out = tmp.path().join("run");
+    let o = medvqa()
+        .args([
+            "eval",
+            "--quiet",
+            "--dataset",
+            "phantom:all",
+            "--dataset-seed",
+            "7",
+        ])
+        .args(["--dataset-n", "10", "--model", model.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--perturbation", "none"])
+        .args([
+            "--max-new-tokens",
+            "4",
+            "--filter",
+            "kind=closed|open,set=cxr|frames",
+        ])
+        .args(["--sample", "4", "--sample-seed", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let scored = lines(&out.join("scored.jsonl"));
+    assert_eq!(scored.len(), 4, "{scored:?}");
+    for l in &scored {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(
+            ["closed", "open"].contains(&v["kind"].as_str().unwrap()),
+            "{l}"
+        );
+        let id = v["id"].as_str().unwrap();
+        assert!(id.starts_with("cxr/") || id.starts_with("frames/"), "{l}");
+    }
+    let report = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert!(
+        report.contains("selected 4 of 30 samples: filter kind=closed|open, set=cxr|frames, then a seeded sample of 4 (seed 2)"),
+        "{report}"
+    );
+    // A filter key no sample has names the closest one.
+    let o = medvqa()
+        .args(["eval", "--quiet", "--dataset", "phantom:cxr", "--model"])
+        .args([model.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--filter", "knd=closed"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("did you mean kind?"), "{}", stderr(&o));
+    // Neither a config nor --dataset and --model: a usage error that says what is needed.
+    let o = medvqa()
+        .args(["eval", "--dataset", "phantom:cxr"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--config"), "{}", stderr(&o));
 }
 
 #[test]

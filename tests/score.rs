@@ -217,12 +217,31 @@ fn compare_pairs_two_runs_and_writes_json_and_markdown() {
         cmp.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    // The terminal gets the summary: each kind's headline metric, and the verdict.
+    let text = common::stdout(&o);
+    assert!(text.contains("over 7 condition(s)"), "{text}");
+    assert!(text.contains("all perturbed"), "{text}");
+    assert!(text.contains("add --full"), "{text}");
+    assert!(!text.contains("paired_bootstrap"), "{text}");
+    // --full adds every metric under every condition.
+    let o = common::run(&[
+        "compare",
+        ra.to_str().unwrap(),
+        rb.to_str().unwrap(),
+        "--full",
+    ]);
     let text = common::stdout(&o);
     assert!(
         text.contains("mcnemar_exact") && text.contains("paired_bootstrap"),
         "{text}"
     );
     let c = read_json(&cmp.join("compare.json"));
+    assert!(c["headline"].as_array().is_some_and(|h| !h.is_empty()));
+    let md = std::fs::read_to_string(cmp.join("compare.md")).unwrap();
+    assert!(
+        md.contains("## Summary") && md.contains("| condition | metric |"),
+        "{md}"
+    );
     assert_eq!(c["paired"], 56);
     let acc = c["rows"]
         .as_array()
@@ -857,4 +876,30 @@ fn a_closed_stdout_is_not_an_error() {
             assert!(out.join("report.json").is_file());
         }
     }
+}
+
+#[test]
+fn a_filtered_score_sets_aside_the_other_samples_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scoring_fixture::write_dataset(&tmp.path().join("data"));
+    let preds = tmp.path().join("p.jsonl");
+    scoring_fixture::write_predictions(&preds, false);
+    let out = tmp.path().join("out");
+    let o = score(&manifest, &preds, &out, &["--filter", "kind=closed"]);
+    // Nothing is rejected: the other samples' predictions are outside the selection.
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", common::stderr(&o));
+    let err = common::stderr(&o);
+    assert!(err.contains("outside the selection; not scored"), "{err}");
+    let r = read_json(&out.join("report.json"));
+    assert_eq!(r["rejected"]["count"], 0);
+    let kinds: std::collections::BTreeSet<String> = jsonl(&out.join("scored.jsonl"))
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["closed".to_string()].into());
+    assert!(
+        r["header"]["notes"]
+            .to_string()
+            .contains("filter kind=closed")
+    );
 }

@@ -9,7 +9,7 @@ use super::{Outcome, out};
 use crate::cli::CompareArgs;
 use crate::report::SCORED_FILE;
 use crate::score::Scored;
-use crate::score::compare::{compare, render_markdown, render_text};
+use crate::score::compare::{compare, render_markdown, render_summary, render_text};
 use crate::score::stats::Bootstrap;
 
 pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
@@ -26,7 +26,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
         seed: a.bootstrap_seed,
         confidence: 0.95,
     };
-    let c = compare(
+    let mut c = compare(
         &a.run_a.display().to_string(),
         &ra,
         &a.run_b.display().to_string(),
@@ -40,7 +40,14 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
             a.run_b.display()
         );
     }
-    out(&render_text(&c))?;
+    c.model_a = model_name(&a.run_a);
+    c.model_b = model_name(&a.run_b);
+    if a.full {
+        out(&render_text(&c))?;
+    } else {
+        out(&render_summary(&c))?;
+        out("\nevery metric under every condition: add --full, or --out DIR for compare.md\n")?;
+    }
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let json = serde_json::to_string_pretty(&c)?;
@@ -51,6 +58,13 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
         eprintln!("wrote compare.json and compare.md to {}", dir.display());
     }
     Ok(Outcome::Clean)
+}
+
+/// The model a run folder's report names (`header.model`), if it has one.
+fn model_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["header"]["model"].as_str().map(str::to_string)
 }
 
 fn read_scored(dir: &Path) -> anyhow::Result<Vec<Scored>> {

@@ -10,17 +10,46 @@ use crate::cli::{EvalArgs, MergeArgs};
 use crate::config::Config;
 use crate::pipeline::{self, EvalOptions, EvalSummary};
 
-/// The config file with the flags applied.
+/// The config file (or, without one, `--dataset` and `--model`) with the flags applied.
 fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
-    let mut c = Config::from_file(&a.config)?;
+    let mut c = match (&a.config, &a.data.dataset, &a.model) {
+        (Some(file), _, _) => Config::from_file(file)?,
+        (None, Some(spec), Some(model)) => {
+            Config::minimal(spec, model).map_err(anyhow::Error::msg)?
+        }
+        _ => anyhow::bail!("eval needs --config FILE, or --dataset SPEC and --model DIR"),
+    };
     if let Some(v) = &a.out {
         c.run.out = v.clone();
     }
-    if let Some(v) = &a.dataset {
+    let d = &a.data;
+    if let Some(v) = &d.dataset {
         c.dataset.spec = v.clone();
     }
-    if let Some(v) = &a.image_root {
+    if let Some(v) = &d.image_root {
         c.dataset.image_root = Some(v.clone());
+    }
+    if let Some(v) = d.dataset_box_frame {
+        c.dataset.box_frame = Some(v);
+    }
+    if let Some(v) = d.max_pixels {
+        c.dataset.max_pixels = v;
+    }
+    if let Some(v) = d.dataset_seed {
+        c.dataset.seed = v;
+    }
+    if let Some(v) = d.dataset_n {
+        c.dataset.n = Some(v);
+    }
+    if !d.select.filter.is_empty() {
+        c.dataset.filter = d.select.filter.clone();
+    }
+    if let Some(v) = d.select.sample {
+        c.dataset.sample = Some(v);
+        c.dataset.sample_seed = d.select.sample_seed;
+    }
+    if let Some(v) = d.select.limit {
+        c.run.limit = Some(v);
     }
     // A flag overrides its own key only: `--model` keeps the config's `name` and
     // `random_weights` (and with them the report's random-weights warning).
@@ -60,9 +89,6 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
     if let Some(v) = &a.shard {
         c.run.shard = Some(v.clone());
     }
-    if let Some(v) = a.limit {
-        c.run.limit = Some(v);
-    }
     if a.semantic {
         c.score.semantic = true;
     }
@@ -79,12 +105,59 @@ pub fn run(a: &EvalArgs, quiet: bool, threads: Option<usize>) -> anyhow::Result<
             report_only: a.report_only,
         },
     )
-    .with_context(|| format!("eval with {}", a.config.display()))?;
+    .with_context(|| match &a.config {
+        Some(file) => format!(
+            "eval with {} (its relative paths resolve against {})",
+            file.display(),
+            folder_of(file)
+        ),
+        None => "eval".to_string(),
+    })?;
     finish(&summary)
 }
 
+/// A config file's folder as an error names it (`./` for the current one).
+fn folder_of(file: &std::path::Path) -> String {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => format!("{}/", p.display()),
+        _ => "./".to_string(),
+    }
+}
+
+/// The config the shards ran with, from their `config.resolved.toml`: they must agree
+/// except for `run.out` and `run.shard`, which differ by design.
+fn shards_config(runs: &[std::path::PathBuf]) -> anyhow::Result<Config> {
+    let mut first: Option<(std::path::PathBuf, Config)> = None;
+    for run in runs {
+        let path = run.join("config.resolved.toml");
+        let mut c = Config::from_file(&path).with_context(|| {
+            format!(
+                "{} has no readable config; pass --config FILE",
+                run.display()
+            )
+        })?;
+        c.run.out = std::path::PathBuf::new();
+        c.run.shard = None;
+        match &first {
+            None => first = Some((path, c)),
+            Some((p0, c0)) if *c0 != c => anyhow::bail!(
+                "the shards ran with different configs: {} and {} differ beyond run.out and run.shard; pass --config FILE to merge anyway",
+                p0.display(),
+                path.display()
+            ),
+            Some(_) => {}
+        }
+    }
+    first
+        .map(|(_, c)| c)
+        .ok_or_else(|| anyhow::anyhow!("no shard run folders given"))
+}
+
 pub fn merge(a: &MergeArgs, quiet: bool, threads: Option<usize>) -> anyhow::Result<Outcome> {
-    let mut cfg = Config::from_file(&a.config)?;
+    let mut cfg = match &a.config {
+        Some(file) => Config::from_file(file)?,
+        None => shards_config(&a.runs)?,
+    };
     if let Some(o) = &a.out {
         cfg.run.out = o.clone();
     }

@@ -15,7 +15,7 @@ use crate::progress::Progress;
 const INSPECT_CACHE_BYTES: usize = 512 << 20;
 
 pub fn run(a: &InspectArgs, quiet: bool) -> anyhow::Result<Outcome> {
-    let mut ds = load_dataset(&a.data)?;
+    let (mut ds, _) = load_dataset(&a.data)?;
     if !a.no_decode {
         let store = ImageStore::new(a.data.max_pixels, INSPECT_CACHE_BYTES);
         let progress = Progress::new(0, "decode", quiet);

@@ -14,6 +14,7 @@ mod score;
 use std::io::Write;
 
 use crate::cli::{Cli, Command, DatasetArgs};
+use crate::data::select::Selected;
 use crate::data::{self, Dataset, LoadOptions};
 
 /// How a command that ran ended.
@@ -57,8 +58,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Loads the dataset named by the shared dataset flags.
-pub(crate) fn load_dataset(a: &DatasetArgs) -> anyhow::Result<Dataset> {
+/// Loads the dataset named by the shared dataset flags and keeps the samples they select
+/// (`--filter`, `--sample`, `--limit`), saying on stderr what the selection kept.
+pub(crate) fn load_dataset(a: &DatasetArgs) -> anyhow::Result<(Dataset, Selected)> {
+    let mut ds = load_all(a)?;
+    let selected = select(a, &mut ds.samples)?;
+    Ok((ds, selected))
+}
+
+/// Loads the dataset named by the shared dataset flags, every sample.
+pub(crate) fn load_all(a: &DatasetArgs) -> anyhow::Result<Dataset> {
     let opts = LoadOptions {
         image_root: a.image_root.clone(),
         box_frame: a.dataset_box_frame,
@@ -67,6 +76,18 @@ pub(crate) fn load_dataset(a: &DatasetArgs) -> anyhow::Result<Dataset> {
         n: a.dataset_n,
     };
     Ok(data::load(&a.dataset, &opts)?)
+}
+
+/// Keeps the samples the selection flags select, saying on stderr what it kept.
+pub(crate) fn select(
+    a: &DatasetArgs,
+    samples: &mut Vec<crate::sample::Sample>,
+) -> anyhow::Result<Selected> {
+    let selected = a.select.selection().apply(samples)?;
+    if let Some(note) = &selected.note {
+        eprintln!("{note}");
+    }
+    Ok(selected)
 }
 
 /// Writes to stdout, returning the io error (a closed pipe included) instead of panicking

@@ -53,7 +53,7 @@ pub fn run(a: &PerturbArgs, quiet: bool) -> anyhow::Result<Outcome> {
             bail!(PerturbError::unknown(name));
         }
     }
-    let ds = load_dataset(&a.data)?;
+    let (ds, _) = load_dataset(&a.data)?;
     let ctx = SeedContext::new(a.seed, ds.name.clone());
     let store = ImageStore::new(a.data.max_pixels, CACHE_BYTES);
     let mut failed = ds.failures.len();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{Outcome, load_dataset, out};
+use super::{Outcome, load_all, out, select};
 use crate::cli::{GroundingArg, PredFrameArg, ScoreArgs};
 use crate::data::decode::ImageStore;
 use crate::infer::RuntimeOptions;
@@ -24,12 +24,15 @@ const THUMB_CACHE_BYTES: usize = 64 << 20;
 
 pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
-    let mut ds = load_dataset(&a.data)?;
+    let mut ds = load_all(&a.data)?;
     // A dataset written by `medvqa perturb` is scored as conditions of its source samples.
     let folded = folded::fold(&ds.samples);
     if let Some(f) = &folded {
         ds.samples = f.samples.clone();
     }
+    // The selection picks source samples (not perturbed copies); predictions for the
+    // samples it leaves out are set aside with a count, not rejected as unknown ids.
+    let selected = select(&a.data, &mut ds.samples)?;
     let semantic = if a.semantic {
         let files = SemanticFiles::locate(a.semantic_model.as_deref())
             .context("the semantic metric needs its MiniLM model")?;
@@ -47,6 +50,14 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
     };
     for w in canonical_labels(&mut preds) {
         eprintln!("warning: {w}");
+    }
+    let before = preds.len();
+    preds.retain(|p| !selected.left_out.contains(&p.id));
+    let set_aside = before - preds.len();
+    if set_aside > 0 {
+        eprintln!(
+            "{set_aside} prediction records are for samples outside the selection; not scored"
+        );
     }
     let box_frame = match a.box_frame {
         PredFrameArg::Dataset => ds.source_frame,
@@ -93,6 +104,9 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         seed: a.bootstrap_seed,
         confidence: 0.95,
     };
+    if let Some(note) = &selected.note {
+        header.notes.push(note.clone());
+    }
     if folded.is_some() {
         header.notes.push(
             "a dataset written by `medvqa perturb`: each copy is scored as a condition of its source sample, with its own (moved) boxes".into(),

@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod medframeqa;
 pub mod nih_bbox;
 pub mod phantom;
+pub mod select;
 pub mod vindr;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -172,6 +173,11 @@ fn known_formats() -> String {
         .map(|f| f.name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a format generates its samples (its spec names a set, not a path).
+pub fn is_generated(format: &str) -> bool {
+    format == phantom::FORMAT.name
 }
 
 /// Looks up a format by name.

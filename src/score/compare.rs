@@ -62,7 +62,25 @@ pub struct Comparison {
     pub paired: usize,
     pub only_in_a: usize,
     pub only_in_b: usize,
+    /// Conditions with paired records (clean counts as one).
+    pub conditions: usize,
+    /// The models' names, from each run's report.json header, where it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_a: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_b: Option<String>,
+    /// Each question kind's headline metric (accuracy; token F1 for open; Acc@0.5 for
+    /// grounding), clean and over every perturbed condition pooled ([`PERTURBED`]).
+    pub headline: Vec<KindRow>,
     pub rows: Vec<CompareRow>,
+}
+
+/// A headline row: one question kind's headline metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindRow {
+    pub kind: String,
+    #[serde(flatten)]
+    pub row: CompareRow,
 }
 
 /// Compares two runs' scored records.
@@ -86,45 +104,43 @@ pub fn compare(
     let mut rows = Vec::new();
     for (cond, pairs) in &by_cond {
         for m in METRICS {
-            let (va, vb): (Vec<MetricValue>, Vec<MetricValue>) = pairs
+            rows.extend(compare_metric(
+                &cond.perturbation,
+                cond.severity,
+                pairs,
+                m,
+                cfg,
+            ));
+        }
+    }
+    // The summary: each kind's headline metric, clean, then every perturbed condition pooled.
+    let mut headline = Vec::new();
+    let clean: Vec<(&Scored, &Scored)> = by_cond
+        .iter()
+        .filter(|(c, _)| c.is_clean())
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    let perturbed: Vec<(&Scored, &Scored)> = by_cond
+        .iter()
+        .filter(|(c, _)| !c.is_clean())
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    for (scope, pairs) in [("clean", &clean), (PERTURBED, &perturbed)] {
+        for (kind, metric) in crate::report::HEADLINE {
+            let of_kind: Vec<(&Scored, &Scored)> = pairs
                 .iter()
-                .filter_map(|(x, y)| Some((x.value(m.name)?, y.value(m.name)?)))
-                .unzip();
-            if va.is_empty() {
-                continue;
-            }
-            let ra: Vec<&MetricValue> = va.iter().collect();
-            let rb: Vec<&MetricValue> = vb.iter().collect();
-            let (Some(av), Some(bv)) = (m.aggregate.apply(&va), m.aggregate.apply(&vb)) else {
+                .filter(|(x, _)| x.kind.as_str() == kind)
+                .copied()
+                .collect();
+            let Some(m) = METRICS.iter().find(|m| m.name == metric) else {
                 continue;
             };
-            let label = format!("{}|{}|{}", cond.perturbation, cond.severity, m.name);
-            let boot = paired_bootstrap(&ra, &rb, m.aggregate, cfg, &label);
-            let mut row = CompareRow {
-                perturbation: cond.perturbation.clone(),
-                severity: cond.severity,
-                metric: m.name.to_string(),
-                n: va.len(),
-                a: av,
-                b: bv,
-                diff: av - bv,
-                ci_low: boot.map(|d| d.ci_low),
-                ci_high: boot.map(|d| d.ci_high),
-                p_value: boot.map_or(1.0, |d| d.p_value),
-                test: "paired_bootstrap".to_string(),
-                a_only: None,
-                b_only: None,
-            };
-            if m.name == "accuracy" {
-                let xa: Vec<bool> = va.iter().map(|v| v.value >= 0.5).collect();
-                let xb: Vec<bool> = vb.iter().map(|v| v.value >= 0.5).collect();
-                let t = mcnemar(&xa, &xb);
-                row.p_value = t.p_value;
-                row.test = "mcnemar_exact".to_string();
-                row.a_only = Some(t.a_only);
-                row.b_only = Some(t.b_only);
+            if let Some(row) = compare_metric(scope, 0, &of_kind, m, cfg) {
+                headline.push(KindRow {
+                    kind: kind.to_string(),
+                    row,
+                });
             }
-            rows.push(row);
         }
     }
     let ka: BTreeSet<_> = am.keys().collect();
@@ -132,27 +148,160 @@ pub fn compare(
     Comparison {
         run_a: run_a.to_string(),
         run_b: run_b.to_string(),
+        model_a: None,
+        model_b: None,
         bootstrap: *cfg,
         paired,
         only_in_a: ka.difference(&kb).count(),
         only_in_b: kb.difference(&ka).count(),
+        conditions: by_cond.len(),
+        headline,
         rows,
     }
+}
+
+/// The `perturbation` of the pooled headline rows: every perturbed condition together.
+pub const PERTURBED: &str = "all perturbed";
+
+/// One metric over paired records; `None` where no pair has it.
+fn compare_metric(
+    perturbation: &str,
+    severity: u8,
+    pairs: &[(&Scored, &Scored)],
+    m: &super::Metric,
+    cfg: &Bootstrap,
+) -> Option<CompareRow> {
+    let (va, vb): (Vec<MetricValue>, Vec<MetricValue>) = pairs
+        .iter()
+        .filter_map(|(x, y)| Some((x.value(m.name)?, y.value(m.name)?)))
+        .unzip();
+    if va.is_empty() {
+        return None;
+    }
+    let ra: Vec<&MetricValue> = va.iter().collect();
+    let rb: Vec<&MetricValue> = vb.iter().collect();
+    let (av, bv) = (m.aggregate.apply(&va)?, m.aggregate.apply(&vb)?);
+    let label = format!("{perturbation}|{severity}|{}", m.name);
+    let boot = paired_bootstrap(&ra, &rb, m.aggregate, cfg, &label);
+    let mut row = CompareRow {
+        perturbation: perturbation.to_string(),
+        severity,
+        metric: m.name.to_string(),
+        n: va.len(),
+        a: av,
+        b: bv,
+        diff: av - bv,
+        ci_low: boot.map(|d| d.ci_low),
+        ci_high: boot.map(|d| d.ci_high),
+        p_value: boot.map_or(1.0, |d| d.p_value),
+        test: "paired_bootstrap".to_string(),
+        a_only: None,
+        b_only: None,
+    };
+    if m.name == "accuracy" {
+        let xa: Vec<bool> = va.iter().map(|v| v.value >= 0.5).collect();
+        let xb: Vec<bool> = vb.iter().map(|v| v.value >= 0.5).collect();
+        let t = mcnemar(&xa, &xb);
+        row.p_value = t.p_value;
+        row.test = "mcnemar_exact".to_string();
+        row.a_only = Some(t.a_only);
+        row.b_only = Some(t.b_only);
+    }
+    Some(row)
 }
 
 fn signed(v: f64) -> String {
     format!("{:+.4}", r6(v))
 }
 
-/// A plain-text table for the terminal.
-pub fn render_text(c: &Comparison) -> String {
+fn run_line(run: &str, model: Option<&str>) -> String {
+    match model {
+        Some(m) => format!("{run} (model: {m})"),
+        None => run.to_string(),
+    }
+}
+
+/// Which run a row favours at p < 0.05, in words.
+fn verdict(r: &CompareRow) -> &'static str {
+    if r.p_value >= 0.05 || r.diff == 0.0 {
+        "no significant difference"
+    } else if r.diff > 0.0 {
+        "A better"
+    } else {
+        "B better"
+    }
+}
+
+/// The short summary the terminal shows first: the runs, what was paired, each kind's
+/// headline metric with its test, and how the perturbed conditions split.
+pub fn render_summary(c: &Comparison) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "A = {}\nB = {}", c.run_a, c.run_b);
+    let _ = writeln!(o, "A = {}", run_line(&c.run_a, c.model_a.as_deref()));
+    let _ = writeln!(o, "B = {}", run_line(&c.run_b, c.model_b.as_deref()));
     let _ = writeln!(
         o,
-        "{} paired records; {} only in A, {} only in B\n",
-        c.paired, c.only_in_a, c.only_in_b
+        "{} paired records over {} condition(s); {} only in A, {} only in B\n",
+        c.paired, c.conditions, c.only_in_a, c.only_in_b
     );
+    let _ = writeln!(
+        o,
+        "{:<15} {:<14} {:<9} {:>5} {:>7} {:>7} {:>8} {:>18} {:>8}  verdict (p < 0.05)",
+        "scope", "kind", "metric", "n", "A", "B", "A-B", "95% CI", "p"
+    );
+    for k in &c.headline {
+        let r = &k.row;
+        let ci = match (r.ci_low, r.ci_high) {
+            (Some(l), Some(h)) => format!("[{:+.3}, {:+.3}]", r6(l), r6(h)),
+            _ => String::new(),
+        };
+        let p = if r.p_value < 1e-4 {
+            "<0.0001".to_string()
+        } else {
+            format!("{:.4}", r.p_value)
+        };
+        let _ = writeln!(
+            o,
+            "{:<15} {:<14} {:<9} {:>5} {:>7.3} {:>7.3} {:>+8.3} {:>18} {:>8}  {}{}",
+            r.perturbation,
+            k.kind,
+            r.metric,
+            r.n,
+            r.a,
+            r.b,
+            r6(r.diff),
+            ci,
+            p,
+            verdict(r),
+            if r.test == "mcnemar_exact" {
+                " (McNemar)"
+            } else {
+                ""
+            }
+        );
+    }
+    let perturbed: Vec<&CompareRow> = c
+        .rows
+        .iter()
+        .filter(|r| r.perturbation != super::CLEAN && r.metric == "accuracy")
+        .collect();
+    if !perturbed.is_empty() {
+        let count = |v: &str| perturbed.iter().filter(|r| verdict(r) == v).count();
+        let _ = writeln!(
+            o,
+            "\naccuracy per perturbed condition ({}): A better in {}, B better in {}, no significant difference in {}",
+            perturbed.len(),
+            count("A better"),
+            count("B better"),
+            count("no significant difference")
+        );
+    }
+    o
+}
+
+/// The summary, then the full table (every metric under every condition) for the terminal.
+pub fn render_text(c: &Comparison) -> String {
+    let mut o = render_summary(c);
+    let _ = writeln!(o, "\nevery metric under every condition:\n");
     let _ = writeln!(
         o,
         "{:<22} {:<17} {:>5} {:>8} {:>8} {:>9} {:>21} {:>8}  test",
@@ -192,13 +341,16 @@ pub fn render_markdown(c: &Comparison) -> String {
     let _ = writeln!(
         o,
         "# medvqa compare\n\n- A: `{}`\n- B: `{}`",
-        c.run_a, c.run_b
+        run_line(&c.run_a, c.model_a.as_deref()),
+        run_line(&c.run_b, c.model_b.as_deref())
     );
     let _ = writeln!(
         o,
         "- {} paired records; {} only in A, {} only in B\n- paired bootstrap: {} resamples, seed {}\n",
         c.paired, c.only_in_a, c.only_in_b, c.bootstrap.resamples, c.bootstrap.seed
     );
+    let _ = writeln!(o, "## Summary\n\n```text\n{}```\n", render_summary(c));
+    let _ = writeln!(o, "## Every metric under every condition\n");
     let _ = writeln!(
         o,
         "| condition | metric | n | A | B | A−B | 95% CI | p | test |"
@@ -282,6 +434,15 @@ mod tests {
         let jac = c.rows.iter().find(|r| r.metric == "jaccard").unwrap();
         assert_eq!((jac.diff, jac.test.as_str()), (0.0, "paired_bootstrap"));
         assert!(render_text(&c).contains("mcnemar_exact"));
+        // The summary leads with each kind's headline metric.
+        let kinds: Vec<&str> = c.headline.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(kinds, ["closed", "single_choice", "multi_choice"]);
+        let summary = render_summary(&c);
+        assert!(
+            summary.contains("3 paired records over 1 condition(s)"),
+            "{summary}"
+        );
+        assert!(summary.contains("clean           closed"), "{summary}");
         assert!(render_markdown(&c).contains("| clean | accuracy | 3 |"));
     }
 }
