@@ -249,6 +249,12 @@ fn gemex_80_rows_give_160_samples_with_boxes_on_the_224_frame() {
     );
     assert_eq!(c.images, 11);
     assert_eq!(ds.source_frame.to_string(), "pixels:224x224");
+    // `inspect` lists the meta keys (what --filter and --by can use) with their counts.
+    assert!(
+        c.meta_keys.get("modality").is_some_and(|&n| n > 0),
+        "{:?}",
+        c.meta_keys
+    );
 
     // Every row: the question and its grounding item carry the row's boxes, mapped from the
     // 224x224 frame, labelled with the row's regions.

@@ -93,6 +93,13 @@ fn render(spec: &str, ds: &crate::data::Dataset, c: &Counts) -> String {
                 .map(|(k, v)| (format!("{k} image(s):"), *v))
         )
     );
+    if !c.meta_keys.is_empty() {
+        let _ = writeln!(
+            s,
+            "meta keys    {}  (samples with each; --filter KEY=VALUE and --by KEY use them)",
+            join(&mut c.meta_keys.iter().map(|(k, v)| (k.clone(), *v)))
+        );
+    }
     if !ds.failures.is_empty() {
         let _ = writeln!(s, "failures ({}):", ds.failures.len());
         for f in &ds.failures {

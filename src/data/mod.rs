@@ -217,6 +217,8 @@ pub struct Counts {
     pub by_modality: BTreeMap<String, usize>,
     pub by_n_images: BTreeMap<usize, usize>,
     pub boxes: usize,
+    /// How many samples carry each meta key (the keys `--filter` and `--by` can use).
+    pub meta_keys: BTreeMap<String, usize>,
 }
 
 impl Counts {
@@ -232,6 +234,9 @@ impl Counts {
             *c.by_modality.entry(s.modality()).or_default() += 1;
             *c.by_n_images.entry(s.images.len()).or_default() += 1;
             c.boxes += s.boxes.len();
+            for k in s.meta.keys() {
+                *c.meta_keys.entry(k.clone()).or_default() += 1;
+            }
             images.extend(s.images.iter().map(|i| i.key.as_str()));
         }
         c.images = images.len();
