@@ -290,36 +290,46 @@ pub fn expand(
     } else {
         unsuited(names, modality)
     };
-    let mut items = Vec::new();
+    // (item, whether a track brought it in)
+    let mut items: Vec<(TrackItem, bool)> = Vec::new();
     for name in names {
         if let Some(t) = track(name) {
             match t.kind {
-                TrackKind::Fixed(list) => items.extend_from_slice(list),
-                TrackKind::ByModality => items.extend(modality_items(modality, n_images)),
+                TrackKind::Fixed(list) => items.extend(list.iter().map(|i| (*i, true))),
+                TrackKind::ByModality => items.extend(
+                    modality_items(modality, n_images)
+                        .into_iter()
+                        .map(|i| (i, true)),
+                ),
             }
         } else if find(name).is_some_and(|p| skip.contains(&p.name)) {
             continue;
         } else {
-            items.push(TrackItem {
+            let item = TrackItem {
                 perturbation: find(name)
                     .map(|p| p.name)
                     .ok_or_else(|| PerturbError::unknown(name))?,
                 severities: None,
                 variants: 0,
-            });
+            };
+            items.push((item, false));
         }
     }
     let mut out: Vec<Application> = Vec::new();
-    for it in items {
+    for (it, from_track) in items {
         let Some(p) = find(it.perturbation) else {
             return Err(PerturbError::unknown(it.perturbation));
         };
         if !p.is_image_level() && n_images < 2 {
             continue;
         }
-        let sevs: Vec<u8> = match it.severities {
-            Some(s) => s.to_vec(),
-            None => severities.for_perturbation(p)?,
+        let sevs: Vec<u8> = match (it.severities, severities.for_perturbation(p)) {
+            (Some(s), _) => s.to_vec(),
+            (None, Ok(s)) => s,
+            // A track member with fewer levels than asked for (flip-h has one) takes the
+            // asked severities it has, here none; a perturbation named alone is an error.
+            (None, Err(PerturbError::Severity { .. })) if from_track => Vec::new(),
+            (None, Err(e)) => return Err(e),
         };
         for s in sevs.into_iter().filter(|&s| s > 0) {
             let base = Application::new(p, s)?;
@@ -375,6 +385,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(clip.len(), 5);
+    }
+
+    // Regression: `--perturbation modality-default --severity 0,2` stopped the whole run,
+    // because the track's flip-h has one level.
+    #[test]
+    fn a_track_member_with_fewer_levels_takes_the_ones_it_has() {
+        let two: Severities = "0,2".parse().unwrap();
+        let track = names(&["modality-default"]);
+        let apps = expand(&track, &two, Some(Modality::Endoscopy), 1, false).unwrap();
+        assert!(apps.iter().all(|a| a.severity == 2));
+        assert!(apps.iter().all(|a| a.perturbation.name != "flip-h"));
+        assert!(!apps.is_empty());
+        // Named alone, a severity it lacks is still an error.
+        let err = expand(&names(&["flip-h"]), &two, None, 1, false).unwrap_err();
+        assert!(
+            err.to_string().contains("flip-h has severities 0..=1"),
+            "{err}"
+        );
     }
 
     #[test]
