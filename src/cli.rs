@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::data::decode::DEFAULT_MAX_PIXELS;
 use crate::geometry::BoxFrame;
@@ -111,15 +111,6 @@ impl std::str::FromStr for PredFrameArg {
     }
 }
 
-/// Which samples are scored on boxes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GroundingArg {
-    /// Every sample with ground-truth boxes (grounded VQA, as GEMeX).
-    Boxed,
-    /// Only grounding-kind questions.
-    GroundingKind,
-}
-
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     #[command(flatten)]
@@ -139,7 +130,7 @@ pub struct ScoreArgs {
     /// Which samples are scored on boxes: grounding-kind questions only (the default, as in
     /// `eval`), or every sample with ground-truth boxes (boxed; GEMeX's grounded answers).
     #[arg(long, value_enum, default_value = "grounding-kind")]
-    pub grounding: GroundingArg,
+    pub grounding: crate::score::GroundingScope,
     /// The model's name, for the report header.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -191,24 +182,14 @@ pub struct CompareArgs {
     pub force: bool,
 }
 
-/// Which phantom set to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PhantomSetArg {
-    /// Chest radiographs: nodules, effusion, cardiomegaly, pneumothorax.
-    Cxr,
-    /// Colonoscopy frames: polyps, an instrument, a green box overlay, burned-in text.
-    Endoscopy,
-    /// 2-5 frame video sequences with a finding that changes across frames.
-    Frames,
-    /// All three sets, in one manifest.
-    All,
-}
-
 #[derive(Debug, Args)]
 pub struct PhantomArgs {
-    /// The set to write.
-    #[arg(long, value_enum, default_value = "all")]
-    pub set: PhantomSetArg,
+    /// The sets to write: cxr (chest radiographs: nodules, effusion, cardiomegaly,
+    /// pneumothorax), endoscopy (colonoscopy frames: polyps, an instrument, a green box,
+    /// burned-in text), frames (2-5 frame clips with a finding that changes), a comma list
+    /// of them, or all (in one manifest).
+    #[arg(long, value_name = "SET[,SET]", default_value = "all")]
+    pub set: crate::data::phantom::PhantomSets,
     /// Seed; the same seed always gives byte-identical files (alias --dataset-seed, as the
     /// commands that load `phantom:SET` spell it).
     #[arg(long, alias = "dataset-seed", default_value_t = 0)]
@@ -479,7 +460,7 @@ pub struct EvalArgs {
     /// Override model.variant: fp32, q4, quantized, … or per graph
     /// (decoder_model_merged=q4,vision_encoder=fp32).
     #[arg(long, value_name = "V")]
-    pub variant: Option<String>,
+    pub variant: Option<Variant>,
     /// Override model.image_budget: the most pixels an image keeps (fewer tiles or patches).
     #[arg(long, value_name = "PIXELS")]
     pub image_budget: Option<u64>,
@@ -491,7 +472,7 @@ pub struct EvalArgs {
     pub sessions: Option<usize>,
     /// Override model.device: cpu, cuda or cuda:N.
     #[arg(long, value_name = "EP")]
-    pub device: Option<String>,
+    pub device: Option<Device>,
     /// Override model.max_new_tokens.
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<usize>,
@@ -510,13 +491,13 @@ pub struct EvalArgs {
     pub any_modality: bool,
     /// Override perturb.severities: all, 1..5, or a list like 1,3,5.
     #[arg(long, value_name = "S")]
-    pub severity: Option<String>,
+    pub severity: Option<Severities>,
     /// Override run.seed.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
     /// Run one shard: i/n takes the predictions whose key hash mod n is i.
     #[arg(long, value_name = "i/n")]
-    pub shard: Option<String>,
+    pub shard: Option<crate::store::Shard>,
     /// Also score open answers with the MiniLM semantic similarity.
     #[arg(long)]
     pub semantic: bool,
@@ -594,7 +575,10 @@ mod tests {
         let Command::Phantom(a) = cli.command else {
             panic!("not phantom")
         };
-        assert_eq!((a.set, a.seed, a.n), (PhantomSetArg::Cxr, 7, Some(12)));
+        assert_eq!(
+            (a.set.0, a.seed, a.n),
+            (vec![crate::data::phantom::PhantomSet::Cxr], 7, Some(12))
+        );
     }
 
     #[test]
@@ -670,7 +654,7 @@ mod tests {
             panic!("not score")
         };
         assert_eq!(a.box_frame, PredFrameArg::Dataset);
-        assert_eq!(a.grounding, GroundingArg::GroundingKind);
+        assert_eq!(a.grounding, crate::score::GroundingScope::GroundingKind);
         for (f, want) in [
             ("grid:1000", PredFrameArg::Frame(BoxFrame::Grid(1000))),
             ("pixels", PredFrameArg::Frame(BoxFrame::Pixels)),
@@ -766,7 +750,7 @@ mod tests {
             a.perturbation,
             Some(vec!["jpeg".to_string(), "rotate".to_string()])
         );
-        assert_eq!(a.shard.as_deref(), Some("1/4"));
+        assert_eq!(a.shard.map(|s| s.to_string()).as_deref(), Some("1/4"));
         assert!(a.model.is_none() && a.out.is_none() && !a.report_only);
         assert!(Cli::try_parse_from(["medvqa", "eval"]).is_err());
     }

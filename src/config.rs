@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::decode::DEFAULT_MAX_PIXELS;
 use crate::geometry::BoxFrame;
+use crate::infer::{Device, Variant};
+use crate::perturb::Severities;
+use crate::score::GroundingScope;
+use crate::store::Shard;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,8 +49,8 @@ pub struct RunSection {
     #[serde(default)]
     pub seed: u64,
     /// `i/n`: this process handles the prediction keys whose hash mod n is i.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_text")]
+    pub shard: Option<Shard>,
     /// Only the first N samples of the dataset (for a quick look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -127,11 +131,11 @@ pub struct ModelSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// ONNX variant: `fp32`, `q4`, `quantized`, … or per graph (`decoder_model_merged=q4`).
-    #[serde(default = "default_variant")]
-    pub variant: String,
+    #[serde(default, with = "text")]
+    pub variant: Variant,
     /// `cpu`, `cuda` or `cuda:N`.
-    #[serde(default = "default_device")]
-    pub device: String,
+    #[serde(default, with = "text")]
+    pub device: Device,
     /// ONNX Runtime sessions per graph (batches in flight).
     #[serde(default = "one")]
     pub sessions: usize,
@@ -157,12 +161,6 @@ pub struct ModelSection {
     pub zero_shot: Option<ZeroShotSection>,
 }
 
-fn default_variant() -> String {
-    "fp32".to_string()
-}
-fn default_device() -> String {
-    "cpu".to_string()
-}
 fn one() -> usize {
     1
 }
@@ -191,8 +189,12 @@ pub struct PerturbSection {
     #[serde(default)]
     pub perturbations: Vec<String>,
     /// `all`, a list like `1,3,5` (or the TOML list `[1, 3, 5]`) or a range like `1..5`.
-    #[serde(default = "default_severities", deserialize_with = "severities_any")]
-    pub severities: String,
+    #[serde(
+        default = "default_severities",
+        deserialize_with = "severities_any",
+        serialize_with = "text::serialize"
+    )]
+    pub severities: Severities,
     /// Apply explicitly named perturbations to every sample, also where they do not suit
     /// its modality (`cxr-grid` on endoscopy). Off: such samples are skipped, with a note.
     #[serde(default)]
@@ -241,21 +243,72 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 /// `severities` as a string (`all`, `1,3,5`, `1..3`) or a TOML list of numbers (`[1, 3, 5]`).
-fn severities_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn severities_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severities, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
         Text(String),
         List(Vec<u8>),
     }
-    Ok(match Either::deserialize(d)? {
+    let text = match Either::deserialize(d)? {
         Either::Text(s) => s,
         Either::List(v) => v.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
-    })
+    };
+    text.parse().map_err(serde::de::Error::custom)
 }
 
-fn default_severities() -> String {
-    "all".to_string()
+fn default_severities() -> Severities {
+    Severities::All
+}
+
+/// A value that is text in TOML and typed in memory, through `FromStr` and `Display`: a
+/// bad value is a parse error at its line, before anything touches the disk.
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, T: Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: Display,
+    {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`text`] for optional values.
+mod opt_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, T: Display>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: Display,
+    {
+        Option::<String>::deserialize(d)?
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Scoring choices.
@@ -263,8 +316,8 @@ fn default_severities() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ScoreSection {
     /// `boxed` (every sample with ground-truth boxes) or `grounding-kind`.
-    #[serde(default = "default_grounding")]
-    pub grounding: String,
+    #[serde(default)]
+    pub grounding: GroundingScope,
     /// Also report `semantic` (MiniLM cosine) on open answers.
     #[serde(default)]
     pub semantic: bool,
@@ -284,7 +337,7 @@ pub struct ScoreSection {
 impl Default for ScoreSection {
     fn default() -> Self {
         ScoreSection {
-            grounding: default_grounding(),
+            grounding: GroundingScope::default(),
             semantic: false,
             semantic_model: None,
             by: Vec::new(),
@@ -294,9 +347,6 @@ impl Default for ScoreSection {
     }
 }
 
-fn default_grounding() -> String {
-    "grounding-kind".to_string()
-}
 fn default_bootstrap() -> usize {
     1000
 }
@@ -389,7 +439,28 @@ impl Config {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut c: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         c.perturb.perturbations = crate::perturb::canonical_names(&c.perturb.perturbations);
+        c.validate().map_err(|e| format!(" {e}"))?;
         Ok(c)
+    }
+
+    /// The checks serde cannot make, run on the file and again after the command-line
+    /// overrides, before a run writes anything: perturbation and track names exist, and
+    /// the selection filters are `KEY=VALUE`.
+    pub fn validate(&self) -> Result<(), String> {
+        for name in &self.perturb.perturbations {
+            if crate::perturb::find(name).is_none()
+                && crate::perturb::presets::track(name).is_none()
+            {
+                return Err(format!(
+                    "perturb.perturbations: {}",
+                    crate::perturb::PerturbError::unknown(name)
+                ));
+            }
+        }
+        for f in &self.dataset.filter {
+            crate::data::select::parse_filters(f).map_err(|e| format!("dataset.filter: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The config as TOML, as written to `config.resolved.toml`.
@@ -491,8 +562,8 @@ path = "m"
         let c = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(c.run.out, PathBuf::from("runs/eval"));
         assert_eq!(c.model.batch_size, 8);
-        assert_eq!(c.model.variant, "fp32");
-        assert_eq!(c.perturb.severities, "all");
+        assert_eq!(c.model.variant.to_string(), "fp32");
+        assert_eq!(c.perturb.severities, Severities::All);
         assert!(c.perturb.perturbations.is_empty());
         assert_eq!(c.score.bootstrap, 1000);
     }
@@ -528,7 +599,7 @@ path = "m"
         );
         let c = Config::from_toml(&text).unwrap();
         assert_eq!(c.perturb.perturbations, ["gaussian-noise", "cxr-grid"]);
-        assert_eq!(c.perturb.severities, "1,3,5");
+        assert_eq!(c.perturb.severities, Severities::List(vec![1, 3, 5]));
     }
 
     #[test]
@@ -606,6 +677,30 @@ path = "m"
             relative_to(Path::new("/data/m"), Path::new("/data/runs")),
             PathBuf::from("../m")
         );
+    }
+
+    #[test]
+    fn bad_values_are_errors_at_their_line_before_a_run_starts() {
+        for (extra, needle) in [
+            ("[run]\nshard = \"3/2\"\n", "3/2"),
+            ("[perturb]\nseverities = \"1..9\"\n", "1..9"),
+            ("device = \"tpu\"\n", "tpu"),
+            ("variant = \"q4!\"\n", "q4!"),
+            ("[score]\ngrounding = \"boxes\"\n", "boxes"),
+            (
+                "[perturb]\nperturbations = [\"gausian-noise\"]\n",
+                "did you mean gaussian-noise?",
+            ),
+        ] {
+            let err = Config::from_toml(&format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+        let ok = Config::from_toml(&format!(
+            "{MINIMAL}device = \"cuda:1\"\n[run]\nshard = \"1/4\"\n[score]\ngrounding = \"grounding-kind\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.model.device, Device::Cuda(1));
+        assert_eq!(ok.run.shard.map(|s| s.to_string()).as_deref(), Some("1/4"));
     }
 
     #[test]

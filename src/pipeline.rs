@@ -127,26 +127,10 @@ impl Item {
 pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
     let t_start = Instant::now();
     let out = cfg.run.out.clone();
-    std::fs::create_dir_all(&out).map_err(|source| EvalError::RunFolder {
-        path: out.clone(),
-        source,
-    })?;
-    cfg.write_resolved(&out)?;
-    let shard: Option<Shard> = cfg.run.shard.as_deref().map(str::parse).transpose()?;
-    let severities: Severities = cfg
-        .perturb
-        .severities
-        .parse()
-        .map_err(|e: crate::perturb::BadSeverity| EvalError::Invalid(e.to_string()))?;
-    let grounding = match cfg.score.grounding.as_str() {
-        "boxed" => GroundingScope::Boxed,
-        "grounding-kind" | "grounding_kind" => GroundingScope::GroundingKind,
-        other => {
-            return Err(EvalError::Invalid(format!(
-                "score.grounding = {other:?}; use \"boxed\" or \"grounding-kind\""
-            )));
-        }
-    };
+    cfg.validate().map_err(EvalError::Invalid)?;
+    let shard: Option<Shard> = cfg.run.shard;
+    let severities: &Severities = &cfg.perturb.severities;
+    let grounding = cfg.score.grounding;
 
     // Load.
     let t = Instant::now();
@@ -181,6 +165,14 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
     };
     let t_load = t.elapsed();
 
+    // The run folder is written only once the config, the dataset, the selection and the
+    // model have all been read without error.
+    std::fs::create_dir_all(&out).map_err(|source| EvalError::RunFolder {
+        path: out.clone(),
+        source,
+    })?;
+    cfg.write_resolved(&out)?;
+
     // Plan: identities and keys.
     let t = Instant::now();
     let decoded = ImageStore::new(cfg.dataset.max_pixels, DECODED_CACHE_BYTES);
@@ -191,7 +183,7 @@ pub fn run(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, EvalError> {
         items,
         failures: plan_failures,
         skipped: modality_skips,
-    } = plan(cfg, &ds, &model, &severities, &digests)?;
+    } = plan(cfg, &ds, &model, severities, &digests)?;
     failures.extend(plan_failures);
     let t_plan = t.elapsed();
 
@@ -403,16 +395,10 @@ fn model_options(cfg: &Config, threads: Option<usize>) -> Result<ModelOptions, E
         runtime: RuntimeOptions {
             threads,
             sessions: m.sessions.max(1),
-            device: m
-                .device
-                .parse()
-                .map_err(|e: String| EvalError::Invalid(format!("model.device: {e}")))?,
+            device: m.device,
             library: None,
         },
-        variant: m
-            .variant
-            .parse()
-            .map_err(|e: String| EvalError::Invalid(format!("model.variant: {e}")))?,
+        variant: m.variant.clone(),
         max_new_tokens: m.max_new_tokens,
         batch_size: m.batch_size.max(1),
         max_pixels: m.image_budget,

@@ -441,6 +441,17 @@ fn a_missing_model_folder_stops_the_run_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("nope"), "{err}");
+    // Nothing was written: the run folder appears only once everything has been read.
+    assert!(!tmp.path().join("run").exists());
+    // A bad value in the config or a flag stops the run before it writes anything, too.
+    let o = eval(&cfg, &["--perturbation", "gausian-noise"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("did you mean gaussian-noise?"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!tmp.path().join("run").exists());
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
         c.model.sessions = v;
     }
     if let Some(v) = &a.device {
-        c.model.device = v.clone();
+        c.model.device = *v;
     }
     if let Some(v) = a.max_new_tokens {
         c.model.max_new_tokens = Some(v);
@@ -87,11 +87,12 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
         c.run.seed = v;
     }
     if let Some(v) = &a.shard {
-        c.run.shard = Some(v.clone());
+        c.run.shard = Some(*v);
     }
     if a.semantic {
         c.score.semantic = true;
     }
+    c.validate().map_err(anyhow::Error::msg)?;
     Ok(c)
 }
 

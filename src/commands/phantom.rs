@@ -7,19 +7,14 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use super::{Outcome, out};
-use crate::cli::{PhantomArgs, PhantomSetArg};
+use crate::cli::PhantomArgs;
 use crate::data::manifest;
 use crate::data::phantom::{self, PhantomSet};
 use crate::progress::Progress;
 use crate::sample::{ImageSource, Sample};
 
 pub fn run(a: &PhantomArgs, quiet: bool) -> anyhow::Result<Outcome> {
-    let sets: &[PhantomSet] = match a.set {
-        PhantomSetArg::Cxr => &[PhantomSet::Cxr],
-        PhantomSetArg::Endoscopy => &[PhantomSet::Endoscopy],
-        PhantomSetArg::Frames => &[PhantomSet::Frames],
-        PhantomSetArg::All => &PhantomSet::ALL,
-    };
+    let sets: &[PhantomSet] = &a.set.0;
     let progress = Progress::new(sets.len() as u64, "phantom", quiet);
     let mut samples = Vec::new();
     for &set in sets {

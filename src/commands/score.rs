@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{Outcome, load_all, out, select};
-use crate::cli::{GroundingArg, PredFrameArg, ScoreArgs};
+use crate::cli::{PredFrameArg, ScoreArgs};
 use crate::data::decode::ImageStore;
 use crate::infer::RuntimeOptions;
 use crate::infer::minilm::{SemanticFiles, SemanticModel};
@@ -17,7 +17,7 @@ use crate::perturb::folded::{self, Folded};
 use crate::report::{self, BuildOptions, DatasetInfo, Header, Thumbnail, Thumbnails, Timing};
 use crate::sample::Sample;
 use crate::score::stats::Bootstrap;
-use crate::score::{self, Condition, GroundingScope, HeaderSizes, ScoreOptions, predictions};
+use crate::score::{self, Condition, HeaderSizes, ScoreOptions, predictions};
 
 /// Decoded pixels kept for thumbnails.
 const THUMB_CACHE_BYTES: usize = 64 << 20;
@@ -63,10 +63,7 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         PredFrameArg::Dataset => ds.source_frame,
         PredFrameArg::Frame(f) => f,
     };
-    let grounding = match a.grounding {
-        GroundingArg::Boxed => GroundingScope::Boxed,
-        GroundingArg::GroundingKind => GroundingScope::GroundingKind,
-    };
+    let grounding = a.grounding;
     let scorer = semantic.as_ref().map(crate::pipeline::MiniLmScorer);
     let opts = ScoreOptions {
         box_frame,

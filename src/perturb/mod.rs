@@ -576,6 +576,19 @@ impl Severities {
     }
 }
 
+impl std::fmt::Display for Severities {
+    /// `all`, or the list (`0,1,3`): what [`FromStr`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Severities::All => f.write_str("all"),
+            Severities::List(v) => {
+                let parts: Vec<String> = v.iter().map(u8::to_string).collect();
+                f.write_str(&parts.join(","))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("severity {0:?} is not `all`, a number 0-5, a range like 1..3 or a list like 0,1,3")]
 pub struct BadSeverity(pub String);

@@ -90,8 +90,8 @@ impl fmt::Display for Condition {
     }
 }
 
-/// Which samples are scored on boxes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Which samples are scored on boxes (`--grounding` and `score.grounding` alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum GroundingScope {
     /// Every sample with ground-truth boxes, whatever its kind: grounded VQA as in GEMeX,
@@ -101,6 +101,8 @@ pub enum GroundingScope {
     /// Only `grounding`-kind samples; boxes on other kinds are ignored. The default of
     /// `eval` and `score` alike.
     #[default]
+    #[serde(alias = "grounding-kind")]
+    #[value(name = "grounding-kind", alias = "grounding_kind")]
     GroundingKind,
 }
 

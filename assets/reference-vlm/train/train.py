@@ -459,6 +459,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--time-limit", type=float, default=60.0, help="minutes of training at most")
     p.add_argument("--bench", action="store_true", help="time a few steps and stop")
+    p.add_argument("--export-to", default=str(OUT),
+                   help="the folder to export to (default: assets/reference-vlm, replacing the shipped model)")
     args = p.parse_args()
 
     import torch
@@ -576,11 +578,13 @@ def main() -> int:
 
     export(model, tok, config, args, {"steps": step, "train_minutes": train_minutes, "final_losses": final,
                                       "wall_minutes": (time.time() - t0) / 60, "params": n_params,
-                                      "args": {k: v for k, v in vars(args).items() if k not in ("medvqa", "work")}})
+                                      "args": {k: v for k, v in vars(args).items()
+                                               if k not in ("medvqa", "work", "export_to")}},
+           Path(args.export_to))
     return 0
 
 
-def export(model, tok, config, args, meta) -> None:
+def export(model, tok, config, args, meta, out: Path = OUT) -> None:
     import torch
     from transformers import GenerationConfig
 
@@ -589,7 +593,7 @@ def export(model, tok, config, args, meta) -> None:
 
     for name in ["onnx", "config.json", "generation_config.json", "preprocessor_config.json",
                  "processor_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.json"]:
-        path = OUT / name
+        path = out / name
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -602,14 +606,14 @@ def export(model, tok, config, args, meta) -> None:
         do_sample=False,
     )
     processor = make_processor(tok)
-    processor.save_pretrained(str(OUT))
-    config.save_pretrained(str(OUT))
-    gen.save_pretrained(str(OUT))
-    (OUT / "model.safetensors").unlink(missing_ok=True)
-    published_layout(OUT)
+    processor.save_pretrained(str(out))
+    config.save_pretrained(str(out))
+    gen.save_pretrained(str(out))
+    (out / "model.safetensors").unlink(missing_ok=True)
+    published_layout(out)
 
     model.eval()
-    onnx_dir = OUT / "onnx"
+    onnx_dir = out / "onnx"
     lm = model.model.language_model
     from torch.export import Dim
 
@@ -620,10 +624,10 @@ def export(model, tok, config, args, meta) -> None:
                        ["image_features"], ({0: B},))
         ec.export_embed_tokens(lm.get_input_embeddings(), onnx_dir / "embed_tokens.onnx")
         ec.export_decoder(lm, model.lm_head, config.text_config, onnx_dir / "decoder_model_merged.onnx")
-    _clean.strip_all(OUT)
-    ec.write_json(HERE / "last_run.json", meta)
-    size = ec.file_size_report(OUT / "onnx")
-    print(f"exported to {OUT} ({size / 1e6:.1f} MB of ONNX)")
+    _clean.strip_all(out)
+    ec.write_json((HERE if out == OUT else out) / "last_run.json", meta)
+    size = ec.file_size_report(out / "onnx")
+    print(f"exported to {out} ({size / 1e6:.1f} MB of ONNX)")
 
 
 if __name__ == "__main__":

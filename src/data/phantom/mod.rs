@@ -49,6 +49,33 @@ impl PhantomSet {
     }
 }
 
+/// Which phantom sets: `all`, one name, or a comma list (`cxr,frames`); what `phantom:SPEC`
+/// and `medvqa phantom --set` both read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhantomSets(pub Vec<PhantomSet>);
+
+impl std::str::FromStr for PhantomSets {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "all" {
+            return Ok(PhantomSets(PhantomSet::ALL.to_vec()));
+        }
+        let mut out = Vec::new();
+        for name in s.split(',').map(str::trim) {
+            let set = PhantomSet::ALL
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| {
+                    format!("unknown phantom set {name:?}; use cxr, endoscopy, frames or all")
+                })?;
+            if !out.contains(&set) {
+                out.push(set);
+            }
+        }
+        Ok(PhantomSets(out))
+    }
+}
+
 /// A finding the generator drew, with its exact pixel mask. Tests use the mask to check
 /// answers and boxes against what is really in the image, also after geometric
 /// perturbations.
@@ -101,19 +128,7 @@ pub const FORMAT: DatasetFormat = DatasetFormat {
 };
 
 fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let sets: Vec<PhantomSet> = match path {
-        "all" => PhantomSet::ALL.to_vec(),
-        name => vec![
-            PhantomSet::ALL
-                .into_iter()
-                .find(|s| s.name() == name)
-                .ok_or_else(|| {
-                    DataError::Other(format!(
-                        "unknown phantom set {name:?}; use cxr, endoscopy, frames or all"
-                    ))
-                })?,
-        ],
-    };
+    let PhantomSets(sets) = path.parse().map_err(DataError::Other)?;
     let n = opts.n.unwrap_or(DEFAULT_QUESTIONS);
     let samples = sets
         .into_iter()
