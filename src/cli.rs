@@ -1,5 +1,8 @@
 //! Command-line definitions only (clap). Each subcommand's behaviour lives in
 //! `commands/<name>.rs`; each flag is defined once here, with its test below.
+// The doc comments here are clap's help texts, read in a terminal: `<locNNNN>` and
+// `<perturbation>/s<severity>` are meant literally, not as HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

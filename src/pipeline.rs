@@ -13,7 +13,7 @@
 //!   same command skips what is stored and a changed model or prompt reruns.
 //! - Work is ordered by condition, then image, so an image is decoded once and perturbed
 //!   once per condition and shared by every question on it ([`ImageStore`],
-//!   [`PerturbedCache`]). A producer thread decodes and perturbs the next batch (on rayon)
+//!   `PerturbedCache`). A producer thread decodes and perturbs the next batch (on rayon)
 //!   while the model answers the current one.
 //! - Each batch's records are appended to `predictions.jsonl` and fsync'd before the
 //!   next starts. A sample that fails (a corrupt image, too many images for the model) is

@@ -13,7 +13,7 @@
 //! - Each bad line becomes a [`Failure`] with `file:line` and the reason; the rest load.
 //! - Sample ids are the `id` field as written.
 //!
-//! [`write`] is the inverse: it writes any [`Dataset`]'s samples with normalised boxes,
+//! [`write()`] is the inverse: it writes any [`Dataset`]'s samples with normalised boxes,
 //! copying images that do not already live under the output folder.
 
 use std::collections::HashSet;
@@ -616,7 +616,7 @@ fn record_of(s: &Sample, images: Vec<String>) -> Record {
 }
 
 /// A sample whose images are generated in memory, for writers that build datasets (phantom
-/// sets, perturbed copies) and hand them to [`write`].
+/// sets, perturbed copies) and hand them to [`write()`].
 pub fn pixels_ref(key: impl Into<String>, pixels: crate::pixels::Pixels) -> ImageRef {
     ImageRef {
         key: key.into(),
