@@ -69,27 +69,27 @@ fn tree_hash_except(dir: &Path, skip: &[&str]) -> String {
 /// Blessing rewrites the golden file; the tests of this binary run on threads.
 static GOLDEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The golden hash of `key`, if the file has one.
-fn golden(key: &str) -> Option<String> {
+/// The golden hashes, by key.
+fn read_golden() -> BTreeMap<String, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
     std::fs::read_to_string(path)
-        .ok()?
+        .unwrap_or_default()
         .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| l.split_once(' '))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.trim().to_string())
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The golden hash of `key`, if the file has one.
+fn golden(key: &str) -> Option<String> {
+    read_golden().remove(key)
 }
 
 fn check(name: &str, got: BTreeMap<String, String>) {
     let _guard = GOLDEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut golden: BTreeMap<String, String> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect();
+    let mut golden = read_golden();
     if std::env::var_os("MEDVQA_BLESS").is_some() {
         golden.retain(|k, _| !k.starts_with(&format!("{name}/")));
         golden.extend(got);

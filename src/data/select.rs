@@ -166,8 +166,7 @@ impl Selection {
                     known: known.join(", "),
                 });
             }
-            let kept: Vec<Sample> = samples.iter().filter(|s| matches(s, f)).cloned().collect();
-            if kept.is_empty() && !samples.is_empty() {
+            if !samples.is_empty() && !samples.iter().any(|s| matches(s, f)) {
                 let mut values: BTreeSet<String> = BTreeSet::new();
                 for s in samples.iter() {
                     values.extend(values_of(s, &f.key).unwrap_or_default());
@@ -179,7 +178,7 @@ impl Selection {
                     values: listed.join(", "),
                 });
             }
-            *samples = kept;
+            samples.retain(|s| matches(s, f));
         }
         if !filters.is_empty() {
             let names: Vec<String> = filters.iter().map(Filter::to_string).collect();
@@ -194,11 +193,11 @@ impl Selection {
                     .collect();
                 ranked.sort();
                 let keep: BTreeSet<usize> = ranked.iter().take(n).map(|&(_, i)| i).collect();
-                let mut i = 0;
-                samples.retain(|_| {
-                    i += 1;
-                    keep.contains(&(i - 1))
-                });
+                *samples = std::mem::take(samples)
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| keep.contains(&i).then_some(s))
+                    .collect();
             }
             steps.push(format!(
                 "a seeded sample of {n} (seed {})",
