@@ -37,7 +37,7 @@ use crate::geometry::BoxFrame;
 use crate::infer::minilm::SemanticModel;
 use crate::infer::{Model, ModelOptions, PreparedBatch, PromptInput, RuntimeOptions};
 use crate::perturb::{
-    Application, BoxMap, Modality, SeedContext, Severities, perturb_frames, perturb_image, presets,
+    Application, BoxMap, Modality, SeedContext, Severities, apply_to_sample, perturb_image, presets,
 };
 use crate::pixels::Pixels;
 use crate::progress::Progress;
@@ -469,10 +469,7 @@ fn plan(
             continue;
         }
         let content = sample_digest(s, &image_hashes);
-        let modality = s
-            .meta
-            .get("modality")
-            .and_then(|m| Modality::from_meta(&m.to_string()));
+        let modality = Modality::of(s);
         if !cfg.perturb.any_modality {
             for name in presets::unsuited(&cfg.perturb.perturbations, modality) {
                 *skipped.entry(name).or_default() += 1;
@@ -830,7 +827,7 @@ impl Runner<'_> {
     }
 }
 
-/// A sample's images (and moved boxes) under `app`.
+/// A sample's images (and moved boxes) under `app`, through the run's caches.
 fn seen_images(
     s: &Sample,
     app: Option<&Application>,
@@ -847,54 +844,36 @@ fn seen_images(
             )
         })
     };
-    match app {
-        None => Ok(Seen {
-            images: (0..s.images.len()).map(decode).collect::<Result<_, _>>()?,
-            frames: None,
-            gt_boxes: None,
-        }),
-        Some(app) if !app.perturbation.is_image_level() => {
-            let order = perturb_frames(ctx, &s.id, s.images.len(), app)
-                .map_err(|e| (Stage::Perturb, error_chain(&e)))?;
-            let images = order.iter().map(|&i| decode(i)).collect::<Result<_, _>>()?;
-            let boxes = crate::perturb::map_frame_boxes(&s.boxes, &order);
-            Ok(Seen {
-                images,
-                gt_boxes: (!s.boxes.is_empty()).then_some(boxes),
-                frames: Some(order),
-            })
-        }
+    let seen = apply_to_sample(ctx, s, app, |i, change| match change {
+        None => decode(i)
+            .map(|p| (p, BoxMap::Identity))
+            .map_err(SampleError),
         Some(app) => {
-            let mut images = Vec::with_capacity(s.images.len());
-            let mut maps = Vec::with_capacity(s.images.len());
-            for (i, img) in s.images.iter().enumerate() {
-                let (pixels, map) = perturbed
-                    .get((img.key.clone(), app.label(), app.severity), || {
-                        let clean = decode(i).map_err(|(_, r)| r)?;
-                        perturb_image(ctx, &img.key, &clean, app)
-                            .map(|p| (Arc::new(p.pixels), p.map))
-                            .map_err(|e| error_chain(&e))
-                    })
-                    .map_err(|r| (Stage::Perturb, r))?;
-                images.push(pixels);
-                maps.push(map);
-            }
-            let moved = maps.iter().any(|m| !matches!(m, BoxMap::Identity));
-            let gt_boxes = (moved && !s.boxes.is_empty()).then(|| {
-                s.boxes
-                    .iter()
-                    .filter_map(|b| {
-                        let bbox = maps.get(b.image)?.apply(&b.bbox)?;
-                        Some(GtBox { bbox, ..b.clone() })
-                    })
-                    .collect()
-            });
-            Ok(Seen {
-                images,
-                frames: None,
-                gt_boxes,
-            })
+            let img = &s.images[i];
+            perturbed
+                .get((img.key.clone(), app.label(), app.severity), || {
+                    let clean = decode(i).map_err(|(_, r)| r)?;
+                    perturb_image(ctx, &img.key, &clean, app)
+                        .map(|p| (Arc::new(p.pixels), p.map))
+                        .map_err(|e| error_chain(&e))
+                })
+                .map_err(|r| SampleError((Stage::Perturb, r)))
         }
+    })
+    .map_err(|e: SampleError| e.0)?;
+    Ok(Seen {
+        gt_boxes: seen.boxes.if_changed(s),
+        images: seen.images,
+        frames: seen.frames,
+    })
+}
+
+/// Why a sample's images could not be made: the stage and the reason.
+struct SampleError((Stage, String));
+
+impl From<crate::perturb::PerturbError> for SampleError {
+    fn from(e: crate::perturb::PerturbError) -> Self {
+        SampleError((Stage::Perturb, error_chain(&e)))
     }
 }
 

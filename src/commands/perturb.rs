@@ -34,12 +34,12 @@ use crate::data::decode::{ImageError, ImageStore};
 use crate::data::{Dataset, manifest};
 use crate::failure::{Failure, Stage};
 use crate::perturb::{
-    Application, BoxMap, Modality, PerturbError, SeedContext, find, map_frame_boxes,
-    perturb_frames, perturb_image, presets, sheet,
+    self, Application, BoxMap, Modality, PerturbError, SeedContext, find, perturb_image, presets,
+    sheet,
 };
 use crate::pixels::Pixels;
 use crate::progress::Progress;
-use crate::sample::{GtBox, ImageRef, ImageSource, MetaValue, Sample};
+use crate::sample::{ImageRef, ImageSource, MetaValue, Sample};
 
 /// Decoded pixels kept at once; each image is visited once, so this only bounds memory.
 const CACHE_BYTES: usize = 256 << 20;
@@ -134,7 +134,7 @@ fn write_run(
     let mut jobs: BTreeMap<&str, ImageJob> = BTreeMap::new();
     let mut rel_of: BTreeMap<String, &str> = BTreeMap::new();
     for s in &ds.samples {
-        let modality = Modality::from_meta(&s.modality());
+        let modality = Modality::of(s);
         let apps = presets::expand(
             &a.perturbation,
             &a.severity,
@@ -302,52 +302,42 @@ fn assemble(
             key: rel,
         }
     };
-    let (images, boxes, dropped) = match v {
-        Variant::Apply(app) if !app.perturbation.is_image_level() => {
-            let order = perturb_frames(ctx, &s.id, s.images.len(), app)
-                .map_err(|e| Failure::new(Stage::Perturb, &e).with_id(id.clone()))?;
-            let images = order.iter().map(|&i| image_ref(&s.images[i].key)).collect();
-            (images, map_frame_boxes(&s.boxes, &order), 0)
-        }
-        _ => {
-            let mut maps = Vec::with_capacity(s.images.len());
-            for img in &s.images {
-                let m = results
-                    .get(img.key.as_str())
-                    .and_then(|r| r.as_ref().ok())
-                    .and_then(|r| r.maps.get(&folder));
-                match m {
-                    Some(Ok(map)) => maps.push(*map),
-                    Some(Err(reason)) => {
-                        return Err(Failure {
-                            stage: Stage::Perturb,
-                            id: Some(id),
-                            location: None,
-                            reason: reason.clone(),
-                        });
-                    }
-                    None => {
-                        return Err(Failure {
-                            stage: Stage::Perturb,
-                            id: Some(id),
-                            location: None,
-                            reason: format!("image {} was not produced", img.key),
-                        });
-                    }
-                }
-            }
-            let mut boxes = Vec::with_capacity(s.boxes.len());
-            let mut dropped = 0i64;
-            for b in &s.boxes {
-                match maps.get(b.image).and_then(|m| m.apply(&b.bbox)) {
-                    Some(bbox) => boxes.push(GtBox { bbox, ..b.clone() }),
-                    None => dropped += 1,
-                }
-            }
-            let images = s.images.iter().map(|i| image_ref(&i.key)).collect();
-            (images, boxes, dropped)
-        }
+    let app = match v {
+        Variant::Clean => None,
+        Variant::Apply(app) => Some(app),
     };
+    let view = perturb::view(ctx, s, app)
+        .map_err(|e| Failure::new(Stage::Perturb, &e).with_id(id.clone()))?;
+    let mut maps = Vec::with_capacity(s.images.len());
+    if view.pixel_change().is_some() {
+        for img in &s.images {
+            let m = results
+                .get(img.key.as_str())
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|r| r.maps.get(&folder));
+            let reason = match m {
+                Some(Ok(map)) => {
+                    maps.push(*map);
+                    continue;
+                }
+                Some(Err(reason)) => reason.clone(),
+                None => format!("image {} was not produced", img.key),
+            };
+            return Err(Failure {
+                stage: Stage::Perturb,
+                id: Some(id),
+                location: None,
+                reason,
+            });
+        }
+    }
+    let seen = view.boxes(s, &maps);
+    let images = view
+        .sources()
+        .into_iter()
+        .map(|i| image_ref(&s.images[i].key))
+        .collect();
+    let (boxes, dropped) = (seen.boxes, seen.dropped as i64);
     let mut meta = s.meta.clone();
     meta.insert("perturbation".into(), MetaValue::Str(v.label()));
     meta.insert("severity".into(), MetaValue::Int(v.severity() as i64));

@@ -28,6 +28,7 @@
 //! Adding a perturbation is one function in its family's file plus one entry in
 //! [`REGISTRY`]; the tests at the bottom of this file run over every entry.
 
+pub mod apply;
 pub mod blur;
 pub mod cxr;
 pub mod endoscopy;
@@ -50,6 +51,7 @@ use sha2::{Digest, Sha256};
 
 use crate::geometry::BBox;
 use crate::pixels::Pixels;
+pub use apply::{AsSeen, SeenBoxes, View, apply_to_sample, view};
 pub use geometric::{Affine, BoxMap};
 
 /// The highest severity any perturbation has.
@@ -99,6 +101,14 @@ impl Modality {
         } else {
             None
         }
+    }
+
+    /// The modality of a sample, from its `meta.modality` ([`Modality::from_meta`]).
+    pub fn of(sample: &crate::sample::Sample) -> Option<Modality> {
+        sample
+            .meta
+            .get("modality")
+            .and_then(|m| Modality::from_meta(&m.to_string()))
     }
 }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use image::imageops::{self, FilterType};
 
 use super::{
-    Application, MAX_SEVERITY, PerturbError, Perturbed, SeedContext, Severities, map_frame_boxes,
-    mean_abs_diff, perturb_frames, perturb_image, presets,
+    Application, BoxMap, MAX_SEVERITY, PerturbError, Perturbed, SeedContext, Severities,
+    apply_to_sample, mean_abs_diff, perturb_image, presets,
 };
 use crate::draw::{self, Canvas};
 use crate::geometry::BBox;
@@ -48,7 +48,7 @@ pub fn rows(
     names: &[String],
     severities: &Severities,
 ) -> Result<Vec<Row>, PerturbError> {
-    let modality = super::Modality::from_meta(&sample.modality());
+    let modality = super::Modality::of(sample);
     let apps = presets::expand(names, severities, modality, images.len(), false)?;
     let clean = Cell {
         caption: "clean".to_string(),
@@ -88,31 +88,29 @@ fn cell(
     } else {
         format!("s{}", app.severity)
     };
-    if !app.perturbation.is_image_level() {
-        let order = perturb_frames(ctx, &sample.id, images.len(), app)?;
-        return Ok(Cell {
-            caption: format!("{caption} {order:?}"),
-            images: order.iter().map(|&i| images[i].clone()).collect(),
-            boxes: map_frame_boxes(&sample.boxes, &order),
-        });
-    }
-    let mut out_images = Vec::with_capacity(images.len());
-    let mut boxes = Vec::new();
-    let mut diff = 0.0;
-    for (i, (img, r)) in images.iter().zip(&sample.images).enumerate() {
-        let Perturbed { pixels, map } = perturb_image(ctx, &r.key, img, app)?;
-        diff += mean_abs_diff(img, &pixels);
-        for b in sample.boxes.iter().filter(|b| b.image == i) {
-            if let Some(bbox) = map.apply(&b.bbox) {
-                boxes.push(GtBox { bbox, ..b.clone() });
-            }
+    let seen = apply_to_sample(ctx, sample, Some(app), |i, change| match change {
+        None => Ok((images[i].clone(), BoxMap::Identity)),
+        Some(a) => {
+            let Perturbed { pixels, map } =
+                perturb_image(ctx, &sample.images[i].key, &images[i], a)?;
+            Ok::<_, PerturbError>((Arc::new(pixels), map))
         }
-        out_images.push(Arc::new(pixels));
-    }
+    })?;
+    let caption = match &seen.frames {
+        Some(order) => format!("{caption} {order:?}"),
+        None => {
+            let diff: f64 = images
+                .iter()
+                .zip(&seen.images)
+                .map(|(clean, seen)| mean_abs_diff(clean, seen))
+                .sum();
+            format!("{caption} d{:.1}", diff / images.len().max(1) as f64)
+        }
+    };
     Ok(Cell {
-        caption: format!("{caption} d{:.1}", diff / images.len().max(1) as f64),
-        images: out_images,
-        boxes,
+        caption,
+        images: seen.images,
+        boxes: seen.boxes.boxes,
     })
 }
 
