@@ -252,6 +252,23 @@ pub struct SelectArgs {
     pub limit: Option<usize>,
 }
 
+impl DatasetArgs {
+    /// The dataset, how to read it and which samples: what the run layer takes.
+    pub fn source(&self) -> crate::data::DatasetSource {
+        crate::data::DatasetSource {
+            spec: self.dataset.clone(),
+            load: crate::data::LoadOptions {
+                image_root: self.image_root.clone(),
+                box_frame: self.dataset_box_frame,
+                max_pixels: self.max_pixels,
+                seed: self.dataset_seed,
+                n: self.dataset_n,
+            },
+            selection: self.select.selection(),
+        }
+    }
+}
+
 impl SelectArgs {
     pub fn selection(&self) -> crate::data::select::Selection {
         crate::data::select::Selection {

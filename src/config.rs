@@ -107,6 +107,21 @@ fn is_zero(v: &u64) -> bool {
 
 impl Config {
     /// The samples this run works on: `dataset.filter`, `dataset.sample`, `run.limit`.
+    /// The dataset, how to read it and which samples.
+    pub fn dataset_source(&self) -> crate::data::DatasetSource {
+        crate::data::DatasetSource {
+            spec: self.dataset.spec.clone(),
+            load: crate::data::LoadOptions {
+                image_root: self.dataset.image_root.clone(),
+                box_frame: self.dataset.box_frame,
+                max_pixels: self.dataset.max_pixels,
+                seed: self.dataset.seed,
+                n: self.dataset.n,
+            },
+            selection: self.selection(),
+        }
+    }
+
     pub fn selection(&self) -> crate::data::select::Selection {
         crate::data::select::Selection {
             filter: self.dataset.filter.clone(),

@@ -6,6 +6,7 @@ mod compare;
 mod datasets;
 mod eval;
 mod inspect;
+mod merge;
 mod perturb;
 mod perturbations;
 mod phantom;
@@ -14,8 +15,8 @@ mod score;
 use std::io::Write;
 
 use crate::cli::{Cli, Command, DatasetArgs};
+use crate::data::Dataset;
 use crate::data::select::Selected;
-use crate::data::{self, Dataset, LoadOptions};
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Score(a) => score::run(&a, quiet),
         Command::Compare(a) => compare::run(&a),
         Command::Eval(a) => eval::run(&a, quiet, cli.threads),
-        Command::Merge(a) => eval::merge(&a, quiet, cli.threads),
+        Command::Merge(a) => merge::run(&a, quiet, cli.threads),
         Command::Perturb(a) => perturb::run(&a, quiet),
         Command::Perturbations(a) => perturbations::run(&a),
     }
@@ -61,33 +62,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 /// Loads the dataset named by the shared dataset flags and keeps the samples they select
 /// (`--filter`, `--sample`, `--limit`), saying on stderr what the selection kept.
 pub(crate) fn load_dataset(a: &DatasetArgs) -> anyhow::Result<(Dataset, Selected)> {
-    let mut ds = load_all(a)?;
-    let selected = select(a, &mut ds.samples)?;
-    Ok((ds, selected))
-}
-
-/// Loads the dataset named by the shared dataset flags, every sample.
-pub(crate) fn load_all(a: &DatasetArgs) -> anyhow::Result<Dataset> {
-    let opts = LoadOptions {
-        image_root: a.image_root.clone(),
-        box_frame: a.dataset_box_frame,
-        max_pixels: a.max_pixels,
-        seed: a.dataset_seed,
-        n: a.dataset_n,
-    };
-    Ok(data::load(&a.dataset, &opts)?)
-}
-
-/// Keeps the samples the selection flags select, saying on stderr what it kept.
-pub(crate) fn select(
-    a: &DatasetArgs,
-    samples: &mut Vec<crate::sample::Sample>,
-) -> anyhow::Result<Selected> {
-    let selected = a.select.selection().apply(samples)?;
+    let (ds, selected) = a.source().load()?;
     if let Some(note) = &selected.note {
         eprintln!("{note}");
     }
-    Ok(selected)
+    Ok((ds, selected))
 }
 
 /// Writes to stdout, returning the io error (a closed pipe included) instead of panicking

@@ -135,8 +135,43 @@ pub enum DataError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Select(#[from] select::SelectError),
     #[error("{0}")]
     Other(String),
+}
+
+/// Which dataset, read how, and which of its samples: what every command's dataset flags
+/// and a config's `[dataset]` resolve to.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetSource {
+    pub spec: String,
+    pub load: LoadOptions,
+    pub selection: select::Selection,
+}
+
+impl DatasetSource {
+    /// Every sample of the dataset, before the selection.
+    pub fn load_all(&self) -> Result<Dataset, DataError> {
+        load(&self.spec, &self.load)
+    }
+
+    /// The dataset with the selection applied; the note says what it kept.
+    pub fn load(&self) -> Result<(Dataset, select::Selected), DataError> {
+        let mut ds = self.load_all()?;
+        let selected = self.select(&mut ds.samples)?;
+        Ok((ds, selected))
+    }
+
+    /// Keeps the selected samples.
+    pub fn select(&self, samples: &mut Vec<Sample>) -> Result<select::Selected, DataError> {
+        Ok(self.selection.apply(samples)?)
+    }
+
+    /// The seed a generated (phantom) set was made with, for the dataset fingerprint.
+    pub fn generated_seed(&self) -> Option<u64> {
+        self.spec.starts_with("phantom").then_some(self.load.seed)
+    }
 }
 
 /// A dataset format in the registry.

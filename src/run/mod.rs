@@ -1,0 +1,471 @@
+//! The run layer: plan → execute → store → score → report, for `eval`, `merge`, `score`
+//! and `perturb`'s export (DESIGN §7). Commands turn their arguments into the typed
+//! requests here and print what comes back; everything between lives in this module.
+//!
+//! ```text
+//! $ medvqa eval --config configs/default.toml
+//! eval: 30 samples x 1 clean + track = 1530 predictions (0 already done, 1530 to run)
+//! wrote runs/default/report.html (accuracy 0.30, ...)
+//! ```
+//!
+//! - The plan ([`plan`]) is every (sample, condition) pair: the clean images plus each
+//!   application of the configured perturbation track that suits the sample. Each pair has
+//!   a content key ([`crate::store::key_of`] over the model fingerprint, prompt and
+//!   generation settings, the sample's text and image bytes, the condition and the run
+//!   seed), so rerunning the same command skips what is stored and a changed model or
+//!   prompt reruns.
+//! - Execution ([`execute`]) is ordered by condition, then image, so an image is decoded
+//!   once and perturbed once per condition and shared by every question on it. A producer
+//!   thread decodes and perturbs the next batch (on rayon) while the model answers the
+//!   current one.
+//! - Each batch's records are appended to `predictions.jsonl` and fsync'd before the next
+//!   starts. A sample that fails (a corrupt image, too many images for the model) is stored
+//!   with its error and counted; the run goes on.
+//! - The report is built from the store alone, sorted, without timings, so an interrupted
+//!   and resumed run writes the same `report.json` as an uninterrupted one. Timings go to
+//!   `timing.json`. [`outputs`] writes a run folder's files the same way for every command.
+
+mod execute;
+pub mod export;
+mod external;
+mod merge;
+pub mod outputs;
+mod plan;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::data::decode::ImageStore;
+use crate::data::select::Selected;
+use crate::data::{self, Dataset};
+use crate::failure::{Failure, Stage};
+use crate::infer::minilm::{SemanticFiles, SemanticModel};
+use crate::infer::{Model, ModelOptions, RuntimeOptions};
+use crate::perturb::SeedContext;
+use crate::report::{self, Timing};
+use crate::sample::{GtBox, Sample};
+use crate::score::{
+    self, Condition, HeaderSizes, Prediction, RunScores, ScoreOptions, SemanticScorer,
+};
+use crate::store::{self, Record, Store};
+
+pub use export::{ExportRequest, ExportSummary, SheetRequest, export, write_sheet};
+pub use external::{ScoreRequest, ScoreSummary, score_predictions};
+pub use merge::{MergeRequest, Merged, merge, merge_stores, shards_config};
+pub use outputs::{MiniLmScorer, summary_text};
+
+use execute::{PerturbedCache, Runner, StageTimes};
+use plan::{Item, Plan};
+
+/// Decoded source images kept at once.
+const DECODED_CACHE_BYTES: usize = 512 << 20;
+/// Perturbed images kept at once; work is ordered so each is needed in one stretch.
+const PERTURBED_CACHE_ENTRIES: usize = 256;
+
+/// How `eval` runs, beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    pub quiet: bool,
+    /// `--threads`: the budget ONNX Runtime splits among its sessions.
+    pub threads: Option<usize>,
+    /// Build the report from what is stored, answer nothing new (`medvqa merge`).
+    pub report_only: bool,
+}
+
+/// What a finished run reports back.
+#[derive(Debug)]
+pub struct EvalSummary {
+    pub out: PathBuf,
+    pub report: report::Report,
+    /// Predictions answered by this invocation, and those found already stored.
+    pub answered: usize,
+    pub reused: usize,
+    /// Failed samples: loading, decoding, perturbing, inference, scoring.
+    pub failures: usize,
+    pub timing: Timing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Model(#[from] crate::infer::ModelError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+    #[error(transparent)]
+    Perturb(#[from] crate::perturb::PerturbError),
+    #[error(transparent)]
+    Manifest(#[from] crate::data::manifest::WriteError),
+    #[error(transparent)]
+    Write(#[from] crate::pixels::PixelsWriteError),
+    #[error("the semantic metric is enabled but its model cannot be opened")]
+    Semantic(#[source] crate::infer::minilm::SemanticModelError),
+    #[error("config: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot create the run folder {path}")]
+    RunFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RunError {
+        let path = path.into();
+        move |source| RunError::Io { what, path, source }
+    }
+}
+
+/// Per (sample id, condition): the frame order and moved boxes a perturbation gave, as
+/// stored with the prediction.
+type SeenAs = HashMap<(String, Condition), (Option<Vec<usize>>, Option<Vec<GtBox>>)>;
+
+/// What `eval` opened before it touches the disk.
+struct Opened {
+    ds: Dataset,
+    selected: Selected,
+    model: Model,
+    semantic: Option<SemanticModel>,
+    took: Duration,
+}
+
+/// The config's dataset, selection, model and semantic model, opened. Nothing is written.
+fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
+    let t = Instant::now();
+    cfg.validate().map_err(RunError::Invalid)?;
+    let (ds, selected) = cfg.dataset_source().load()?;
+    if let (Some(note), false) = (&selected.note, opts.quiet) {
+        eprintln!("{note}");
+    }
+    let model = Model::open(&cfg.model.path, &model_options(cfg, opts.threads))?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let semantic = open_semantic(cfg.score.semantic, cfg.score.semantic_model.as_deref())?;
+    Ok(Opened {
+        ds,
+        selected,
+        model,
+        semantic,
+        took: t.elapsed(),
+    })
+}
+
+/// The MiniLM model, when the semantic metric is asked for.
+fn open_semantic(
+    enabled: bool,
+    files: Option<&std::path::Path>,
+) -> Result<Option<SemanticModel>, RunError> {
+    if !enabled {
+        return Ok(None);
+    }
+    let files = SemanticFiles::locate(files).map_err(RunError::Semantic)?;
+    SemanticModel::open(&files, &RuntimeOptions::default())
+        .map(Some)
+        .map_err(RunError::Semantic)
+}
+
+/// Runs `eval` as configured: open, plan, answer what is not stored, score and report.
+pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
+    let t_start = Instant::now();
+    let out = cfg.run.out.clone();
+    let Opened {
+        ds,
+        selected,
+        model,
+        semantic,
+        took: t_load,
+    } = open(cfg, opts)?;
+
+    // The run folder is written only once the config, the dataset, the selection and the
+    // model have all been read without error.
+    std::fs::create_dir_all(&out).map_err(|source| RunError::RunFolder {
+        path: out.clone(),
+        source,
+    })?;
+    cfg.write_resolved(&out)?;
+
+    let t = Instant::now();
+    let digests = crate::fingerprint::image_digests(&ds.samples);
+    let ctx = SeedContext::new(cfg.run.seed, ds.name.clone());
+    let Plan {
+        items,
+        failures: plan_failures,
+        skipped,
+    } = plan::plan(cfg, &ds, &model, &digests)?;
+    let mut failures: Vec<Failure> = ds.failures.clone();
+    failures.extend(plan_failures);
+    let t_plan = t.elapsed();
+
+    let decoded = ImageStore::new(cfg.dataset.max_pixels, DECODED_CACHE_BYTES);
+    let mut times = StageTimes::default();
+    let (answered, reused) =
+        answer_pending(cfg, opts, &ds, &model, &ctx, &decoded, &items, &mut times)?;
+
+    // Score and report from the store.
+    let t = Instant::now();
+    let (stored, _) = store::read(&out.join("predictions.jsonl"))?;
+    let (preds, seen_as) = predictions_of(&items, &stored, &mut failures);
+    let box_frame = cfg.model.box_frame.unwrap_or_else(|| model.box_frame());
+    let scorer = semantic.as_ref().map(MiniLmScorer);
+    let score_opts = ScoreOptions {
+        box_frame,
+        grounding: cfg.score.grounding,
+        semantic: scorer.as_ref().map(|s| s as &dyn SemanticScorer),
+    };
+    let truth = |s: &Sample, p: &Prediction| seen_sample(&seen_as, s, p);
+    let mut runs: RunScores = score::score_run_with(
+        &ds.samples,
+        &preds,
+        &score_opts,
+        &HeaderSizes::default(),
+        &truth,
+    );
+    add_missing(&mut runs, &items, &ds, &stored);
+    let t_score = t.elapsed();
+
+    let t = Instant::now();
+    outputs::sort_failures(&mut failures);
+    let mut header = outputs::eval_header(cfg, &ds, &model, box_frame, selected.note.as_deref());
+    header.notes.extend(outputs::modality_notes(&skipped));
+    let rep = report::build(
+        &ds.samples,
+        &runs,
+        &failures,
+        header,
+        &report::BuildOptions::default(),
+    );
+    let thumbs = outputs::EvalThumbnails {
+        ds: &ds,
+        ctx: &ctx,
+        decoded: &decoded,
+        apps: items
+            .iter()
+            .filter_map(|i| i.app)
+            .map(|a| (Condition::new(a.label(), a.severity), a))
+            .collect(),
+    };
+    let fingerprint = crate::fingerprint::Fingerprint::new(
+        &cfg.dataset.spec,
+        cfg.dataset_source().generated_seed(),
+        &ds.samples,
+        &digests,
+    );
+    outputs::write_run_folder(&out, &rep, &runs, &thumbs, &fingerprint)?;
+    let t_report = t.elapsed();
+
+    let timing = times.to_timing(
+        t_start.elapsed(),
+        [
+            ("load", t_load),
+            ("plan", t_plan),
+            ("score", t_score),
+            ("report", t_report),
+        ],
+        answered,
+    );
+    report::write_timing(&out, &timing)?;
+    Ok(EvalSummary {
+        out,
+        failures: rep.counts.failures,
+        report: rep,
+        answered,
+        reused,
+        timing,
+    })
+}
+
+/// Answers the planned items this shard owns that the store does not hold yet, appending
+/// each batch to the store. Returns (answered now, found stored).
+#[allow(clippy::too_many_arguments)]
+fn answer_pending(
+    cfg: &Config,
+    opts: &EvalOptions,
+    ds: &Dataset,
+    model: &Model,
+    ctx: &SeedContext,
+    decoded: &ImageStore,
+    items: &[Item],
+    times: &mut StageTimes,
+) -> Result<(usize, usize), RunError> {
+    let shard = cfg.run.shard;
+    let (mut store, _, stats) = Store::open(&cfg.run.out.join("predictions.jsonl"))?;
+    if stats.torn_tail {
+        eprintln!(
+            "note: predictions.jsonl ended in a torn line (an interrupted write); it was cut off"
+        );
+    }
+    if !stats.bad_lines.is_empty() {
+        eprintln!(
+            "warning: predictions.jsonl has {} unreadable line(s) ({:?}); they are ignored",
+            stats.bad_lines.len(),
+            stats.bad_lines
+        );
+    }
+    let mine: Vec<&Item> = items
+        .iter()
+        .filter(|i| shard.is_none_or(|s| s.owns(&i.key)))
+        .collect();
+    let mut pending: Vec<&Item> = mine
+        .iter()
+        .copied()
+        .filter(|i| !store.is_done(&i.key))
+        .collect();
+    let reused = mine.len() - pending.len();
+    if !opts.quiet {
+        eprintln!(
+            "eval: {} samples, {} predictions planned{}; {} stored, {} to run",
+            ds.samples.len(),
+            items.len(),
+            shard
+                .map(|s| format!(" ({} in shard {s})", mine.len()))
+                .unwrap_or_default(),
+            reused,
+            if opts.report_only { 0 } else { pending.len() }
+        );
+    }
+    if opts.report_only || pending.is_empty() {
+        return Ok((0, reused));
+    }
+    pending.sort_by(|a, b| plan::work_order(ds, a).cmp(&plan::work_order(ds, b)));
+    let runner = Runner {
+        ds,
+        model,
+        ctx,
+        decoded,
+        perturbed: PerturbedCache::new(PERTURBED_CACHE_ENTRIES),
+    };
+    let answered = runner.run(
+        &pending,
+        &mut store,
+        cfg.model.batch_size,
+        cfg.model.sessions,
+        opts.quiet,
+        times,
+    )?;
+    Ok((answered, reused))
+}
+
+/// The stored answers to planned items as predictions, with the frame order and moved
+/// boxes each was answered under; stored errors join `failures`.
+fn predictions_of(
+    items: &[Item],
+    stored: &[Record],
+    failures: &mut Vec<Failure>,
+) -> (Vec<Prediction>, SeenAs) {
+    let wanted: HashSet<&str> = items.iter().map(|i| i.key.as_str()).collect();
+    let mut preds = Vec::new();
+    let mut seen_as: SeenAs = HashMap::new();
+    for r in stored.iter().filter(|r| wanted.contains(r.key.as_str())) {
+        let condition = match &r.perturbation {
+            None => Condition::clean(),
+            Some(p) => Condition::new(p.clone(), r.severity),
+        };
+        match (&r.response, &r.error) {
+            (Some(response), None) => {
+                if r.frames.is_some() || r.gt_boxes.is_some() {
+                    seen_as.insert(
+                        (r.id.clone(), condition.clone()),
+                        (r.frames.clone(), r.gt_boxes.clone()),
+                    );
+                }
+                preds.push(Prediction {
+                    id: r.id.clone(),
+                    condition,
+                    response: response.clone(),
+                    source: None,
+                });
+            }
+            (_, error) => failures.push(Failure {
+                stage: Stage::Infer,
+                id: Some(r.id.clone()),
+                location: Some(condition.to_string()),
+                reason: error
+                    .clone()
+                    .unwrap_or_else(|| "no response recorded".into()),
+            }),
+        }
+    }
+    (preds, seen_as)
+}
+
+/// The sample as the model saw it for `p`: frames reordered and boxes moved as stored.
+/// `None` when it saw the sample as it is.
+fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
+    let (frames, boxes) = seen_as.get(&(p.id.clone(), p.condition.clone()))?;
+    let mut seen = s.clone();
+    if let Some(order) = frames {
+        seen.images = order
+            .iter()
+            .filter_map(|&i| s.images.get(i).cloned())
+            .collect();
+    }
+    if let Some(b) = boxes {
+        seen.boxes = b.clone();
+    }
+    Some(seen)
+}
+
+fn model_options(cfg: &Config, threads: Option<usize>) -> ModelOptions {
+    let m = &cfg.model;
+    let mut o = ModelOptions {
+        runtime: RuntimeOptions {
+            threads,
+            sessions: m.sessions.max(1),
+            device: m.device,
+            library: None,
+        },
+        variant: m.variant.clone(),
+        max_new_tokens: m.max_new_tokens,
+        batch_size: m.batch_size.max(1),
+        max_pixels: m.image_budget,
+        max_images: m.max_images,
+        ..ModelOptions::default()
+    };
+    if let Some(z) = &m.zero_shot {
+        if let Some(t) = &z.option_template {
+            o.zero_shot.option_template = t.clone();
+        }
+        if let Some(t) = &z.closed_template {
+            o.zero_shot.closed_template = t.clone();
+        }
+        o.zero_shot.multi_threshold = z.multi_threshold;
+    }
+    o
+}
+
+/// Planned predictions that are not stored (another shard's share, an unfinished run in
+/// `merge`) are listed as missing, so the report never looks complete when it is not.
+fn add_missing(runs: &mut RunScores, planned: &[Item], ds: &Dataset, stored: &[Record]) {
+    // The scorer counts a sample as missing under every condition some prediction has; a
+    // track gives each modality its own conditions, so the plan is the reference here.
+    runs.missing.clear();
+    let have: HashSet<&str> = stored.iter().map(|r| r.key.as_str()).collect();
+    for item in planned.iter().filter(|i| !have.contains(i.key.as_str())) {
+        runs.missing
+            .entry(item.condition())
+            .or_default()
+            .push(ds.samples[item.sample].id.clone());
+    }
+    for ids in runs.missing.values_mut() {
+        ids.sort();
+        ids.dedup();
+    }
+}
