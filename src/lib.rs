@@ -9,6 +9,7 @@
 //! (`data`, …) and a subcommand. The contracts the stages keep are in DESIGN.md: the data
 //! model (§2), determinism (§3), box frames (§4).
 
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -8,13 +8,13 @@
 //! - [`ImageStore`] decodes each image once, however many questions share it, and keeps a
 //!   bounded number of bytes of decoded pixels.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use image::{ImageFormat, ImageReader, Limits};
 
+use crate::cache::BoundedCache;
 use crate::pixels::Pixels;
 use crate::sample::{ImageRef, ImageSource};
 
@@ -225,9 +225,7 @@ pub fn decode_source(
     }
 }
 
-type Slot = Arc<OnceLock<Result<Arc<Pixels>, ImageError>>>;
-
-/// A decode-once cache of images keyed by [`ImageRef::key`].
+/// A decode-once cache of images keyed by [`ImageRef::key`], on [`BoundedCache`].
 ///
 /// Concurrent requests for one key wait for a single decode. Decoded pixels are kept up to
 /// `capacity_bytes`; past that the oldest entries are dropped (and would be decoded again if
@@ -235,71 +233,29 @@ type Slot = Arc<OnceLock<Result<Arc<Pixels>, ImageError>>>;
 /// a corrupt file is read once and every question on it gets the same error.
 pub struct ImageStore {
     max_pixels: u64,
-    capacity_bytes: usize,
-    inner: Mutex<StoreInner>,
-}
-
-#[derive(Default)]
-struct StoreInner {
-    slots: HashMap<String, Slot>,
-    order: VecDeque<String>,
-    bytes: usize,
-    decodes: u64,
+    cache: BoundedCache<String, Result<Arc<Pixels>, ImageError>>,
 }
 
 impl ImageStore {
     pub fn new(max_pixels: u64, capacity_bytes: usize) -> ImageStore {
         ImageStore {
             max_pixels,
-            capacity_bytes,
-            inner: Mutex::new(StoreInner::default()),
+            cache: BoundedCache::new(capacity_bytes),
         }
     }
 
     /// Returns the decoded image, decoding it on first use.
     pub fn get(&self, image: &ImageRef) -> Result<Arc<Pixels>, ImageError> {
-        let slot = {
-            let mut inner = self.lock();
-            inner.slots.entry(image.key.clone()).or_default().clone()
-        };
-        let mut fresh = false;
-        let result = slot.get_or_init(|| {
-            fresh = true;
-            decode_source(&image.source, &image.key, self.max_pixels).map(Arc::new)
-        });
-        if fresh {
-            self.account(&image.key, result);
-        }
-        result.clone()
+        self.cache.get_or_make(
+            &image.key,
+            || decode_source(&image.source, &image.key, self.max_pixels).map(Arc::new),
+            |r| r.as_ref().map_or(0, |p| p.as_raw().len()),
+        )
     }
 
     /// How many decodes have run (not cache hits). Tests use it to prove decode-once.
     pub fn decode_count(&self) -> u64 {
-        self.lock().decodes
-    }
-
-    fn account(&self, key: &str, result: &Result<Arc<Pixels>, ImageError>) {
-        let size = result.as_ref().map(|p| p.as_raw().len()).unwrap_or(0);
-        let mut inner = self.lock();
-        inner.decodes += 1;
-        inner.bytes += size;
-        inner.order.push_back(key.to_string());
-        while inner.bytes > self.capacity_bytes && inner.order.len() > 1 {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(slot) = inner.slots.remove(&old)
-                && let Some(Ok(p)) = slot.get()
-            {
-                inner.bytes = inner.bytes.saturating_sub(p.as_raw().len());
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
-        // A panic while holding this lock cannot leave the maps inconsistent in a way that
-        // matters (worst case an entry is decoded twice), so a poisoned lock is recovered.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.cache.made()
     }
 }
 
@@ -423,9 +379,9 @@ mod tests {
             store.get(&r).unwrap();
         }
         assert!(
-            store.lock().bytes <= 128,
+            store.cache.held() <= 128,
             "cache holds {} bytes",
-            store.lock().bytes
+            store.cache.held()
         );
     }
 }

@@ -13,9 +13,8 @@
 //!   their bytes are read again on demand, through a [`ChunkCache`] that keeps a bounded
 //!   number of bytes of decoded column chunks.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -32,6 +31,7 @@ use serde_json::Value;
 
 use super::DataError;
 use super::decode::ImageError;
+use crate::cache::BoundedCache;
 use crate::failure::{Failure, Stage};
 use crate::sample::{ImageBytes, ImageSource, MetaValue};
 
@@ -712,7 +712,7 @@ impl ImageBytes for ParquetCell {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ChunkKey {
     path: PathBuf,
     row_group: usize,
@@ -725,24 +725,21 @@ struct Chunk {
     bytes: usize,
 }
 
-/// The image column chunks most recently read, up to a byte budget (always at least one).
-#[derive(Debug)]
-pub struct ChunkCache {
-    capacity: usize,
-    inner: Mutex<VecDeque<(ChunkKey, Arc<Chunk>)>>,
+/// The image column chunks most recently read, up to a byte budget (always at least one),
+/// on [`BoundedCache`]: threads asking for one chunk wait for a single read.
+pub struct ChunkCache(BoundedCache<ChunkKey, Result<Arc<Chunk>, String>>);
+
+impl std::fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkCache")
+            .field("held_bytes", &self.held_bytes())
+            .finish()
+    }
 }
 
 impl ChunkCache {
     pub fn new(capacity_bytes: usize) -> Arc<ChunkCache> {
-        Arc::new(ChunkCache {
-            capacity: capacity_bytes,
-            inner: Mutex::new(VecDeque::new()),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(ChunkKey, Arc<Chunk>)>> {
-        // Entries are whole values; a panic elsewhere cannot leave one half-written.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        Arc::new(ChunkCache(BoundedCache::new(capacity_bytes)))
     }
 
     fn get_or_load(
@@ -750,28 +747,16 @@ impl ChunkCache {
         key: ChunkKey,
         load: impl FnOnce() -> Result<Chunk, String>,
     ) -> Result<Arc<Chunk>, String> {
-        if let Some((_, c)) = self.lock().iter().find(|(k, _)| *k == key) {
-            return Ok(c.clone());
-        }
-        // Loaded outside the lock: two threads may decode one chunk twice, which costs time
-        // but never correctness.
-        let chunk = Arc::new(load()?);
-        let mut q = self.lock();
-        if !q.iter().any(|(k, _)| *k == key) {
-            q.push_back((key, chunk.clone()));
-        }
-        let mut total: usize = q.iter().map(|(_, c)| c.bytes).sum();
-        while total > self.capacity && q.len() > 1 {
-            if let Some((_, old)) = q.pop_front() {
-                total = total.saturating_sub(old.bytes);
-            }
-        }
-        Ok(chunk)
+        self.0.get_or_make(
+            &key,
+            || load().map(Arc::new),
+            |r| r.as_ref().map_or(0, |c| c.bytes),
+        )
     }
 
     /// Bytes held now; tests use it to check the bound.
     pub fn held_bytes(&self) -> usize {
-        self.lock().iter().map(|(_, c)| c.bytes).sum()
+        self.0.held()
     }
 }
 

@@ -1,14 +1,15 @@
 //! Execution: a producer thread decodes, perturbs and preprocesses the next batch while
 //! the model answers the current one; each batch's records are appended to the store.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
 use super::RunError;
 use super::plan::Item;
+use crate::cache::BoundedCache;
 use crate::data::Dataset;
 use crate::data::decode::{ImageError, ImageStore};
 use crate::failure::{Failure, Stage, error_chain};
@@ -29,27 +30,15 @@ pub(super) struct Seen {
 
 /// Perturbed images by (image key, label, severity), computed once however many questions
 /// share them; a bounded number are kept.
-pub(super) struct PerturbedCache {
-    inner: Mutex<PerturbedSlots>,
-    capacity: usize,
-}
+pub(super) struct PerturbedCache(BoundedCache<PerturbKey, Result<(Arc<Pixels>, BoxMap), String>>);
 
 /// (image key, label, severity).
 type PerturbKey = (String, String, u8);
-type PerturbSlot = Arc<OnceLock<Result<(Arc<Pixels>, BoxMap), String>>>;
-
-#[derive(Default)]
-struct PerturbedSlots {
-    slots: HashMap<PerturbKey, PerturbSlot>,
-    order: VecDeque<PerturbKey>,
-}
 
 impl PerturbedCache {
-    pub fn new(capacity: usize) -> PerturbedCache {
-        PerturbedCache {
-            inner: Mutex::new(PerturbedSlots::default()),
-            capacity,
-        }
+    /// Keeps up to `entries` perturbed images.
+    pub fn new(entries: usize) -> PerturbedCache {
+        PerturbedCache(BoundedCache::new(entries))
     }
 
     fn get(
@@ -57,19 +46,7 @@ impl PerturbedCache {
         key: PerturbKey,
         make: impl FnOnce() -> Result<(Arc<Pixels>, BoxMap), String>,
     ) -> Result<(Arc<Pixels>, BoxMap), String> {
-        let slot = {
-            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if !g.slots.contains_key(&key) {
-                g.order.push_back(key.clone());
-                while g.order.len() > self.capacity {
-                    if let Some(old) = g.order.pop_front() {
-                        g.slots.remove(&old);
-                    }
-                }
-            }
-            g.slots.entry(key).or_default().clone()
-        };
-        slot.get_or_init(make).clone()
+        self.0.get_or_make(&key, make, |_| 1)
     }
 }
 
