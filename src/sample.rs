@@ -196,8 +196,8 @@ impl From<f64> for MetaValue {
 
 pub type Meta = BTreeMap<String, MetaValue>;
 
-/// Where an image's bytes come from. Decoding happens later, once per image, in
-/// [`crate::data::decode::ImageStore`].
+/// Where an image's bytes come from. Decoding happens later, once per image, in the data
+/// layer's image store.
 #[derive(Debug, Clone)]
 pub enum ImageSource {
     /// A file already checked to lie inside the dataset root.
@@ -214,7 +214,40 @@ pub enum ImageSource {
 
 /// Encoded image bytes read on demand. Implementations bound whatever they cache.
 pub trait ImageBytes: Send + Sync + fmt::Debug {
-    fn read(&self) -> Result<Arc<[u8]>, crate::data::decode::ImageError>;
+    fn read(&self) -> Result<Arc<[u8]>, ImageError>;
+}
+
+/// Why an image cannot be read or decoded: a path that leaves the dataset root, a missing
+/// or unreadable file, a format other than PNG, JPEG or WebP, a size over the pixel budget,
+/// or bytes that do not decode. Part of the data model because [`ImageBytes`] returns it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImageError {
+    #[error("image path {path:?} is absolute; paths must be relative to the dataset root")]
+    AbsolutePath { path: String },
+    #[error("image path {path:?} contains '..'; paths must stay inside the dataset root")]
+    ParentComponent { path: String },
+    #[error("image path {path:?} is empty")]
+    EmptyPath { path: String },
+    #[error("image path {path:?} leads outside the dataset root {root} (through a symlink)")]
+    EscapesRoot { path: String, root: PathBuf },
+    #[error("image file {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("cannot read image {what}: {message}")]
+    Io { what: String, message: String },
+    #[error("image {what} is not PNG, JPEG or WebP (sniffed: {sniffed})")]
+    UnsupportedFormat { what: String, sniffed: String },
+    #[error(
+        "image {what} is {width}x{height} = {pixels} pixels, over the budget of {budget} (raise --max-pixels to allow it)"
+    )]
+    TooLarge {
+        what: String,
+        width: u32,
+        height: u32,
+        pixels: u64,
+        budget: u64,
+    },
+    #[error("image {what} cannot be decoded: {message}")]
+    Decode { what: String, message: String },
 }
 
 /// One image of a sample.

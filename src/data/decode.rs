@@ -25,35 +25,7 @@ pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
 /// The formats medvqa decodes. Anything else is refused with its sniffed name.
 const ALLOWED: [ImageFormat; 3] = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP];
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ImageError {
-    #[error("image path {path:?} is absolute; paths must be relative to the dataset root")]
-    AbsolutePath { path: String },
-    #[error("image path {path:?} contains '..'; paths must stay inside the dataset root")]
-    ParentComponent { path: String },
-    #[error("image path {path:?} is empty")]
-    EmptyPath { path: String },
-    #[error("image path {path:?} leads outside the dataset root {root} (through a symlink)")]
-    EscapesRoot { path: String, root: PathBuf },
-    #[error("image file {path} does not exist")]
-    Missing { path: PathBuf },
-    #[error("cannot read image {what}: {message}")]
-    Io { what: String, message: String },
-    #[error("image {what} is not PNG, JPEG or WebP (sniffed: {sniffed})")]
-    UnsupportedFormat { what: String, sniffed: String },
-    #[error(
-        "image {what} is {width}x{height} = {pixels} pixels, over the budget of {budget} (raise --max-pixels to allow it)"
-    )]
-    TooLarge {
-        what: String,
-        width: u32,
-        height: u32,
-        pixels: u64,
-        budget: u64,
-    },
-    #[error("image {what} cannot be decoded: {message}")]
-    Decode { what: String, message: String },
-}
+pub use crate::sample::ImageError;
 
 /// Resolves a dataset-relative image path under `root`, refusing anything that could reach
 /// outside it. The file must exist.

@@ -32,7 +32,6 @@ pub mod apply;
 pub mod blur;
 pub mod cxr;
 pub mod endoscopy;
-pub mod folded;
 pub mod frames;
 pub mod geometric;
 pub mod jpeg;
@@ -423,7 +422,7 @@ impl Application {
 pub struct SeedContext {
     /// `--seed`.
     pub run_seed: u64,
-    /// [`crate::data::Dataset::name`].
+    /// The dataset's name (`Dataset::name` in the data layer).
     pub dataset: String,
 }
 

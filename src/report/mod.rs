@@ -522,15 +522,7 @@ pub trait Thumbnails {
 }
 
 /// The long side of a thumbnail, in pixels.
-/// The metric a question kind is judged by first: accuracy for closed and choice
-/// questions, token F1 for open ones, Acc@0.5 for grounding.
-pub const HEADLINE: [(&str, &str); 5] = [
-    ("closed", "accuracy"),
-    ("single_choice", "accuracy"),
-    ("multi_choice", "accuracy"),
-    ("open", "token_f1"),
-    ("grounding", "acc@0.5"),
-];
+pub use crate::score::HEADLINE;
 
 /// The headline metric of each question kind the run has, on clean images:
 /// `(kind, metric, summary)`, in [`HEADLINE`] order.

@@ -3,7 +3,7 @@
 use super::*;
 use crate::geometry::BoxFrame;
 use crate::score::tests::battery;
-use crate::score::{HeaderSizes, Prediction, ScoreOptions, score_run};
+use crate::score::{Prediction, ScoreOptions, score_run};
 
 fn header() -> Header {
     let mut h = Header::new(
@@ -72,7 +72,7 @@ fn report_by(p: &[Prediction], by: &[&str]) -> Report {
         grounding: GroundingScope::Boxed,
         semantic: None,
     };
-    let runs = score_run(&samples, p, &o, &HeaderSizes::default());
+    let runs = score_run(&samples, p, &o, &crate::run::HeaderSizes::default());
     let mut h = header();
     h.by_meta = by.iter().map(|k| k.to_string()).collect();
     build(&samples, &runs, &[], h, &BuildOptions::default())

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::RunError;
+use super::folded::PerturbedMeta;
 use crate::data::decode::{ImageError, ImageStore};
 use crate::data::{Dataset, manifest};
 use crate::failure::{Failure, Stage};
@@ -38,7 +39,8 @@ use crate::perturb::{
 };
 use crate::pixels::{Pixels, PixelsWriteError};
 use crate::progress::Progress;
-use crate::sample::{ImageRef, ImageSource, MetaValue, Sample};
+use crate::sample::{ImageRef, ImageSource, Sample};
+use crate::score::Condition;
 
 /// What the export is asked.
 #[derive(Debug, Clone)]
@@ -95,9 +97,6 @@ pub fn check_names(names: &[String]) -> Result<(), RunError> {
 /// Decoded pixels kept at once; each image is visited once, so this only bounds memory.
 const CACHE_BYTES: usize = 256 << 20;
 
-/// The label and severity of the clean copy.
-const CLEAN: (&str, u8) = ("clean", 0);
-
 /// What one output sample is made of.
 #[derive(Debug, Clone, Copy)]
 enum Variant {
@@ -106,17 +105,10 @@ enum Variant {
 }
 
 impl Variant {
-    fn label(&self) -> String {
+    fn condition(&self) -> Condition {
         match self {
-            Variant::Clean => CLEAN.0.to_string(),
-            Variant::Apply(app) => app.label(),
-        }
-    }
-
-    fn severity(&self) -> u8 {
-        match self {
-            Variant::Clean => CLEAN.1,
-            Variant::Apply(app) => app.severity,
+            Variant::Clean => Condition::clean(),
+            Variant::Apply(app) => Condition::new(app.label(), app.severity),
         }
     }
 
@@ -128,8 +120,10 @@ impl Variant {
         }
     }
 
+    /// `<label>/s<severity>`: where its images go, and the suffix of its samples' ids.
     fn dir(&self) -> String {
-        format!("{}/s{}", self.label(), self.severity())
+        let c = self.condition();
+        format!("{}/s{}", PerturbedMeta::label(&c), c.severity)
     }
 }
 
@@ -360,14 +354,14 @@ fn assemble(
         .into_iter()
         .map(|i| image_ref(&s.images[i].key))
         .collect();
-    let (boxes, dropped) = (seen.boxes, seen.dropped as i64);
+    let (boxes, dropped) = (seen.boxes, seen.dropped);
     let mut meta = s.meta.clone();
-    meta.insert("perturbation".into(), MetaValue::Str(v.label()));
-    meta.insert("severity".into(), MetaValue::Int(v.severity() as i64));
-    meta.insert("source_id".into(), MetaValue::Str(s.id.clone()));
-    if dropped > 0 {
-        meta.insert("boxes_dropped".into(), MetaValue::Int(dropped));
+    PerturbedMeta {
+        source_id: s.id.clone(),
+        condition: v.condition(),
+        boxes_dropped: dropped,
     }
+    .write(&mut meta);
     Ok(Sample {
         id,
         images,

@@ -4,16 +4,17 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::HeaderSizes;
+use super::folded;
 use super::outputs::{self, DatasetThumbnails};
 use super::{MiniLmScorer, RunError, open_semantic};
 use crate::data::DatasetSource;
 use crate::failure::Failure;
 use crate::geometry::BoxFrame;
-use crate::perturb::folded;
 use crate::report::{self, Header, Report};
 use crate::sample::Sample;
 use crate::score::stats::Bootstrap;
-use crate::score::{self, GroundingScope, HeaderSizes, RunScores, ScoreOptions, predictions};
+use crate::score::{self, GroundingScope, Prediction, RunScores, ScoreOptions, predictions};
 
 /// What `score` is asked.
 #[derive(Debug, Clone)]
@@ -79,7 +80,7 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         Some(f) => f.rewrite(preds),
         None => preds,
     };
-    for w in score::predictions::canonical_labels(&mut preds) {
+    for w in canonical_labels(&mut preds) {
         eprintln!("warning: {w}");
     }
     let before = preds.len();
@@ -98,7 +99,7 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         semantic: scorer.as_ref().map(|s| s as &dyn score::SemanticScorer),
     };
     let t1 = Instant::now();
-    let truth = |_: &Sample, p: &score::Prediction| {
+    let truth = |_: &Sample, p: &Prediction| {
         folded
             .as_ref()
             .and_then(|f| f.seen(&p.id, &p.condition))
@@ -166,4 +167,70 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         load_failures: ds.failures,
         runs,
     })
+}
+
+/// Perturbation labels as users write them. A label that names a medvqa perturbation in
+/// another spelling (`Gaussian_Blur`) takes its name; any other label stays a condition of
+/// its own (a perturbation of the user's), and is named in a warning, with the closest
+/// medvqa name, so that a typo does not become a new condition unnoticed.
+pub fn canonical_labels(preds: &mut [Prediction]) -> Vec<String> {
+    let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
+    for p in preds.iter_mut() {
+        let label = &p.condition.perturbation;
+        if p.condition.is_clean() || crate::perturb::find(base(label)).is_some() {
+            continue;
+        }
+        let canonical = crate::perturb::canonical_name(label);
+        if crate::perturb::find(base(&canonical)).is_some() {
+            p.condition.perturbation = canonical;
+        } else {
+            *unknown.entry(label.clone()).or_default() += 1;
+        }
+    }
+    unknown
+        .into_iter()
+        .map(|(label, n)| {
+            let hint = crate::suggest::hint(
+                &crate::perturb::canonical_name(&label),
+                crate::perturb::REGISTRY.iter().map(|p| p.name),
+            );
+            format!(
+                "perturbation {label:?} ({n} predictions) is not a medvqa perturbation{hint}; \
+                 scored as a condition of its own"
+            )
+        })
+        .collect()
+}
+
+/// `kvasir-transform.v3` → `kvasir-transform`: the perturbation a variant label names.
+fn base(label: &str) -> &str {
+    label.split_once('.').map_or(label, |(b, _)| b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::Condition;
+
+    #[test]
+    fn labels_in_other_spellings_take_the_medvqa_name_and_strangers_are_named() {
+        let mut preds: Vec<Prediction> = ["Gaussian_Blur", "gausian-blur", "kvasir-transform.v2"]
+            .iter()
+            .map(|l| Prediction {
+                id: "q".into(),
+                condition: Condition::new(*l, 2),
+                response: String::new(),
+                source: None,
+            })
+            .collect();
+        let warnings = canonical_labels(&mut preds);
+        assert_eq!(preds[0].condition.perturbation, "gaussian-blur");
+        assert_eq!(preds[1].condition.perturbation, "gausian-blur");
+        assert_eq!(preds[2].condition.perturbation, "kvasir-transform.v2");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("did you mean gaussian-blur?"),
+            "{warnings:?}"
+        );
+    }
 }

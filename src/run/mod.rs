@@ -28,9 +28,11 @@
 mod execute;
 pub mod export;
 mod external;
+pub mod folded;
 mod merge;
 pub mod outputs;
 mod plan;
+mod sizes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -46,15 +48,14 @@ use crate::infer::{Model, ModelOptions, RuntimeOptions};
 use crate::perturb::SeedContext;
 use crate::report::{self, Timing};
 use crate::sample::{GtBox, Sample};
-use crate::score::{
-    self, Condition, HeaderSizes, Prediction, RunScores, ScoreOptions, SemanticScorer,
-};
+use crate::score::{self, Condition, Prediction, RunScores, ScoreOptions, SemanticScorer};
 use crate::store::{self, Record, Store};
 
 pub use export::{ExportRequest, ExportSummary, SheetRequest, export, write_sheet};
 pub use external::{ScoreRequest, ScoreSummary, score_predictions};
 pub use merge::{MergeRequest, Merged, merge, merge_stores, shards_config};
 pub use outputs::{MiniLmScorer, summary_text};
+pub use sizes::HeaderSizes;
 
 use execute::{PerturbedCache, Runner, StageTimes};
 use plan::{Item, Plan};

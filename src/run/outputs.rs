@@ -238,7 +238,7 @@ impl Thumbnails for EvalThumbnails<'_> {
 /// perturbed images, so a perturbed example shows the clean image, marked as such.
 pub(super) struct DatasetThumbnails<'a> {
     by_id: HashMap<&'a str, &'a Sample>,
-    folded: Option<&'a crate::perturb::folded::Folded>,
+    folded: Option<&'a super::folded::Folded>,
     store: ImageStore,
 }
 
@@ -248,7 +248,7 @@ const THUMB_CACHE_BYTES: usize = 64 << 20;
 impl<'a> DatasetThumbnails<'a> {
     pub fn new(
         samples: &'a [Sample],
-        folded: Option<&'a crate::perturb::folded::Folded>,
+        folded: Option<&'a super::folded::Folded>,
         max_pixels: u64,
     ) -> Self {
         DatasetThumbnails {

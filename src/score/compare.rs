@@ -126,7 +126,7 @@ pub fn compare(
         .flat_map(|(_, p)| p.iter().copied())
         .collect();
     for (scope, pairs) in [("clean", &clean), (PERTURBED, &perturbed)] {
-        for (kind, metric) in crate::report::HEADLINE {
+        for (kind, metric) in super::HEADLINE {
             let of_kind: Vec<(&Scored, &Scored)> = pairs
                 .iter()
                 .filter(|(x, _)| x.kind.as_str() == kind)

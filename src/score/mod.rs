@@ -129,46 +129,20 @@ impl GroundingScope {
     }
 }
 
+/// The metric a question kind is judged by first: accuracy for closed and choice
+/// questions, token F1 for open ones, Acc@0.5 for grounding.
+pub const HEADLINE: [(&str, &str); 5] = [
+    ("closed", "accuracy"),
+    ("single_choice", "accuracy"),
+    ("multi_choice", "accuracy"),
+    ("open", "token_f1"),
+    ("grounding", "acc@0.5"),
+];
+
 /// The image sizes the `pixels` box frame needs: `(width, height)` of image `index` of a
 /// sample, as shown to the model.
 pub trait ImageSizes: Sync {
     fn size(&self, sample: &Sample, index: usize) -> Result<(u32, u32), String>;
-}
-
-/// Image key → its size, or why it could not be read.
-type SizeCache = HashMap<String, Result<(u32, u32), String>>;
-
-/// Reads sizes from image headers (no decode), for images as the dataset gives them; each
-/// image is read once.
-#[derive(Default)]
-pub struct HeaderSizes {
-    cache: std::sync::Mutex<SizeCache>,
-}
-
-impl HeaderSizes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SizeCache> {
-        // A poisoned cache only means another thread panicked mid-insert; the map is still
-        // a valid cache.
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl ImageSizes for HeaderSizes {
-    fn size(&self, sample: &Sample, index: usize) -> Result<(u32, u32), String> {
-        let img = sample
-            .images
-            .get(index)
-            .ok_or_else(|| format!("sample has no image {index}"))?;
-        if let Some(r) = self.lock().get(&img.key) {
-            return r.clone();
-        }
-        let r =
-            crate::data::decode::read_dimensions(&img.source, &img.key).map_err(|e| e.to_string());
-        self.lock().insert(img.key.clone(), r.clone());
-        r
-    }
 }
 
 /// The error a [`SemanticScorer`] reports for one pair.

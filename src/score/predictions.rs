@@ -245,44 +245,6 @@ pub fn accept(
     (accepted, rejected)
 }
 
-/// Perturbation labels as users write them. A label that names a medvqa perturbation in
-/// another spelling (`Gaussian_Blur`) takes its name; any other label stays a condition of
-/// its own (a perturbation of the user's), and is named in a warning, with the closest
-/// medvqa name, so that a typo does not become a new condition unnoticed.
-pub fn canonical_labels(preds: &mut [Prediction]) -> Vec<String> {
-    let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
-    for p in preds.iter_mut() {
-        let label = &p.condition.perturbation;
-        if p.condition.is_clean() || crate::perturb::find(base(label)).is_some() {
-            continue;
-        }
-        let canonical = crate::perturb::canonical_name(label);
-        if crate::perturb::find(base(&canonical)).is_some() {
-            p.condition.perturbation = canonical;
-        } else {
-            *unknown.entry(label.clone()).or_default() += 1;
-        }
-    }
-    unknown
-        .into_iter()
-        .map(|(label, n)| {
-            let hint = crate::suggest::hint(
-                &crate::perturb::canonical_name(&label),
-                crate::perturb::REGISTRY.iter().map(|p| p.name),
-            );
-            format!(
-                "perturbation {label:?} ({n} predictions) is not a medvqa perturbation{hint}; \
-                 scored as a condition of its own"
-            )
-        })
-        .collect()
-}
-
-/// `kvasir-transform.v3` → `kvasir-transform`: the perturbation a variant label names.
-fn base(label: &str) -> &str {
-    label.split_once('.').map_or(label, |(b, _)| b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,27 +305,5 @@ mod tests {
             let err = parse_line(line).unwrap_err();
             assert!(err.1.contains(why), "{line}: {}", err.1);
         }
-    }
-
-    #[test]
-    fn labels_in_other_spellings_take_the_medvqa_name_and_strangers_are_named() {
-        let mut preds: Vec<Prediction> = ["Gaussian_Blur", "gausian-blur", "kvasir-transform.v2"]
-            .iter()
-            .map(|l| Prediction {
-                id: "q".into(),
-                condition: Condition::new(*l, 2),
-                response: String::new(),
-                source: None,
-            })
-            .collect();
-        let warnings = canonical_labels(&mut preds);
-        assert_eq!(preds[0].condition.perturbation, "gaussian-blur");
-        assert_eq!(preds[1].condition.perturbation, "gausian-blur");
-        assert_eq!(preds[2].condition.perturbation, "kvasir-transform.v2");
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].contains("did you mean gaussian-blur?"),
-            "{warnings:?}"
-        );
     }
 }

@@ -321,7 +321,12 @@ fn a_model_that_always_says_no_does_not_look_good() {
         .iter()
         .map(|s| Prediction::clean(s.id.clone(), "No."))
         .collect();
-    let runs = score_run(&samples, &preds, &opts(), &HeaderSizes::default());
+    let runs = score_run(
+        &samples,
+        &preds,
+        &opts(),
+        &crate::run::HeaderSizes::default(),
+    );
     let records: Vec<&Scored> = runs.scored.iter().collect();
     let cfg = stats::Bootstrap {
         resamples: 0,
@@ -342,7 +347,12 @@ fn a_model_that_always_says_no_does_not_look_good() {
 fn a_scored_record_reads_on_its_own() {
     let samples = battery();
     let preds = vec![Prediction::clean("single", "The answer is C.")];
-    let runs = score_run(&samples, &preds, &opts(), &HeaderSizes::default());
+    let runs = score_run(
+        &samples,
+        &preds,
+        &opts(),
+        &crate::run::HeaderSizes::default(),
+    );
     let v = serde_json::to_value(&runs.scored[0]).unwrap();
     assert_eq!(v["question"], "question single?");
     assert_eq!(v["options"][2], "Cardiac region");

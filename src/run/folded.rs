@@ -15,11 +15,93 @@
 
 use std::collections::HashMap;
 
-use crate::sample::{MetaValue, Sample};
+use crate::sample::{Meta, MetaValue, Sample};
 use crate::score::{Condition, Prediction};
 
-/// The meta keys `medvqa perturb` adds; they are removed from the folded source samples.
-const KEYS: [&str; 4] = ["source_id", "perturbation", "severity", "boxes_dropped"];
+/// The meta `medvqa perturb` adds to each copy it writes. The export writes it and [`fold`]
+/// reads it, both through this type, so the layout lives in one place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerturbedMeta {
+    /// The id of the sample this is a copy of.
+    pub source_id: String,
+    /// The condition the copy shows; the clean copy is written with [`CLEAN_COPY`].
+    pub condition: Condition,
+    /// Boxes a geometric perturbation moved out of the image.
+    pub boxes_dropped: usize,
+}
+
+/// The `perturbation` label of the clean (severity-0) copy, and the folder it is written to.
+pub const CLEAN_COPY: &str = "clean";
+
+impl PerturbedMeta {
+    /// The meta keys it owns; they are removed from the folded source samples.
+    const KEYS: [&str; 4] = ["source_id", "perturbation", "severity", "boxes_dropped"];
+
+    /// The label written for the condition: [`CLEAN_COPY`] for the clean copy.
+    pub fn label(condition: &Condition) -> String {
+        if condition.is_clean() {
+            CLEAN_COPY.to_string()
+        } else {
+            condition.perturbation.clone()
+        }
+    }
+
+    /// Adds the keys to a copy's meta.
+    pub fn write(&self, meta: &mut Meta) {
+        meta.insert(
+            "perturbation".into(),
+            MetaValue::Str(Self::label(&self.condition)),
+        );
+        meta.insert(
+            "severity".into(),
+            MetaValue::Int(i64::from(self.condition.severity)),
+        );
+        meta.insert("source_id".into(), MetaValue::Str(self.source_id.clone()));
+        if self.boxes_dropped > 0 {
+            meta.insert(
+                "boxes_dropped".into(),
+                MetaValue::Int(self.boxes_dropped as i64),
+            );
+        }
+    }
+
+    /// The keys of a copy's meta; `None` when they are not all there (not a copy).
+    pub fn read(meta: &Meta) -> Option<PerturbedMeta> {
+        let source_id = match meta.get("source_id")? {
+            MetaValue::Str(v) => v.clone(),
+            _ => return None,
+        };
+        let label = match meta.get("perturbation")? {
+            MetaValue::Str(v) => v.clone(),
+            _ => return None,
+        };
+        let severity = match meta.get("severity")? {
+            MetaValue::Int(v) => u8::try_from(*v).ok()?,
+            _ => return None,
+        };
+        let condition = if label == CLEAN_COPY || severity == 0 {
+            Condition::clean()
+        } else {
+            Condition::new(label, severity)
+        };
+        let boxes_dropped = match meta.get("boxes_dropped") {
+            Some(MetaValue::Int(v)) => usize::try_from(*v).unwrap_or(0),
+            _ => 0,
+        };
+        Some(PerturbedMeta {
+            source_id,
+            condition,
+            boxes_dropped,
+        })
+    }
+
+    /// Removes the keys, leaving the source sample's own meta.
+    pub fn strip(meta: &mut Meta) {
+        for k in Self::KEYS {
+            meta.remove(k);
+        }
+    }
+}
 
 /// A perturbed dataset folded onto its source samples.
 #[derive(Debug, Clone)]
@@ -32,27 +114,6 @@ pub struct Folded {
     seen: HashMap<(String, Condition), Sample>,
 }
 
-fn condition_of(s: &Sample) -> Option<(String, Condition)> {
-    let source = match s.meta.get("source_id")? {
-        MetaValue::Str(v) => v.clone(),
-        _ => return None,
-    };
-    let label = match s.meta.get("perturbation")? {
-        MetaValue::Str(v) => v.clone(),
-        _ => return None,
-    };
-    let severity = match s.meta.get("severity")? {
-        MetaValue::Int(v) => u8::try_from(*v).ok()?,
-        _ => return None,
-    };
-    let condition = if label == "clean" || severity == 0 {
-        Condition::clean()
-    } else {
-        Condition::new(label, severity)
-    };
-    Some((source, condition))
-}
-
 /// Folds `samples` if every one of them is a perturbed copy (see the module docs); `None`
 /// for any other dataset.
 pub fn fold(samples: &[Sample]) -> Option<Folded> {
@@ -63,12 +124,14 @@ pub fn fold(samples: &[Sample]) -> Option<Folded> {
     let mut seen = HashMap::new();
     let mut base: std::collections::BTreeMap<String, (bool, Sample)> = Default::default();
     for s in samples {
-        let (source, condition) = condition_of(s)?;
+        let PerturbedMeta {
+            source_id: source,
+            condition,
+            ..
+        } = PerturbedMeta::read(&s.meta)?;
         let mut as_source = s.clone();
         as_source.id = source.clone();
-        for k in KEYS {
-            as_source.meta.remove(k);
-        }
+        PerturbedMeta::strip(&mut as_source.meta);
         // The clean copy is the source sample; without one, a copy whose frames were not
         // reordered stands in (its text and answer are the source's).
         let is_clean = condition.is_clean();
@@ -177,5 +240,22 @@ mod tests {
         s.meta.remove("source_id");
         assert!(fold(&[copy("q2", "jpeg", 1, 0.1), s]).is_none());
         assert!(fold(&[]).is_none());
+    }
+
+    #[test]
+    fn the_meta_the_export_writes_is_the_meta_fold_reads() {
+        for (condition, dropped) in [(Condition::clean(), 0), (Condition::new("rotate", 3), 2)] {
+            let m = PerturbedMeta {
+                source_id: "q1".into(),
+                condition,
+                boxes_dropped: dropped,
+            };
+            let mut meta = crate::sample::Meta::new();
+            meta.insert("modality".into(), MetaValue::Str("cxr".into()));
+            m.write(&mut meta);
+            assert_eq!(PerturbedMeta::read(&meta), Some(m.clone()));
+            PerturbedMeta::strip(&mut meta);
+            assert_eq!(meta.len(), 1, "{meta:?}");
+        }
     }
 }
