@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 //! The import graph points one way: the data model at the bottom, then the four stages
 //! (data, perturb, infer, score) side by side, then report, then the run layer, then the
 //! commands. README.md's Development section draws the same layers. This test reads every

@@ -1,0 +1,186 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[dataset]
+spec = "phantom:cxr"
+[model]
+path = "m"
+"#;
+
+#[test]
+fn a_minimal_config_takes_documented_defaults() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.run.out, PathBuf::from("runs/eval"));
+    assert_eq!(c.model.batch_size, 8);
+    assert_eq!(c.model.variant.to_string(), "fp32");
+    assert_eq!(c.perturb.severities, Severities::All);
+    assert!(c.perturb.perturbations.is_empty());
+    assert_eq!(c.score.bootstrap, 1000);
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_the_key() {
+    let err = Config::from_toml(&format!("{MINIMAL}batchsize = 4\n")).unwrap_err();
+    assert!(err.contains("batchsize"), "{err}");
+    let err = Config::from_toml(&format!("{MINIMAL}[scoring]\nx = 1\n")).unwrap_err();
+    assert!(err.contains("scoring"), "{err}");
+}
+
+#[test]
+fn a_misspelt_key_names_its_line_and_the_closest_key() {
+    let text = format!("{MINIMAL}batchsize = 4\n");
+    let err = Config::from_toml(&text).unwrap_err();
+    let mut lines = err.lines();
+    assert_eq!(
+        lines.next(),
+        Some("6: unknown key batchsize; did you mean batch_size?"),
+        "{err}"
+    );
+    assert!(err.contains("   6 | batchsize = 4"), "{err}");
+    assert!(err.contains("keys allowed here: path"), "{err}");
+}
+
+#[test]
+fn users_spellings_are_accepted() {
+    // A byte-order mark, perturbation names in any case with `_` and spaces, and
+    // severities as a TOML list.
+    let text = format!(
+        "\u{feff}{MINIMAL}[perturb]\nperturbations = [\" Gaussian_Noise\", \"CXR-grid\"]\nseverities = [1, 3, 5]\n"
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert_eq!(c.perturb.perturbations, ["gaussian-noise", "cxr-grid"]);
+    assert_eq!(c.perturb.severities, Severities::List(vec![1, 3, 5]));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("configs");
+    std::fs::create_dir(&sub).unwrap();
+    let file = sub.join("c.toml");
+    std::fs::write(
+        &file,
+        "[run]\nout = \"../runs/x\"\n[dataset]\nspec = \"jsonl:data/m.jsonl\"\n\
+         image_root = \"/abs/images\"\n[model]\npath = \"../models/m\"\n",
+    )
+    .unwrap();
+    let c = Config::from_file(&file).unwrap();
+    assert_eq!(c.run.out, dir.path().join("runs/x"));
+    assert_eq!(
+        c.dataset.spec,
+        format!("jsonl:{}", sub.join("data/m.jsonl").display())
+    );
+    assert_eq!(c.dataset.image_root, Some(PathBuf::from("/abs/images")));
+    assert_eq!(c.model.path, dir.path().join("models/m"));
+    // A generated set's name is not a path.
+    std::fs::write(
+        &file,
+        "[dataset]\nspec = \"phantom:all\"\n[model]\npath = \"m\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        Config::from_file(&file).unwrap().dataset.spec,
+        "phantom:all"
+    );
+}
+
+#[test]
+fn the_resolved_config_reads_back_from_its_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::minimal("jsonl:data/m.jsonl", Path::new("models/m")).unwrap();
+    c.run.out = dir.path().join("runs/a");
+    c.model.path = dir.path().join("models/m");
+    c.dataset.spec = format!("jsonl:{}", dir.path().join("data/m.jsonl").display());
+    std::fs::create_dir_all(&c.run.out).unwrap();
+    c.write_resolved(&c.run.out).unwrap();
+    // Absolute paths stay absolute.
+    let back = Config::from_file(&c.run.out.join("config.resolved.toml")).unwrap();
+    assert_eq!(back, c);
+    // A path relative to the current directory is written relative to the run folder
+    // and reads back as the same place.
+    let cwd = std::env::current_dir().unwrap();
+    c.model.path = PathBuf::from("models/m");
+    c.write_resolved(&c.run.out).unwrap();
+    let text = std::fs::read_to_string(c.run.out.join("config.resolved.toml")).unwrap();
+    assert!(text.contains("path = \"../"), "{text}");
+    let back = Config::from_file(&c.run.out.join("config.resolved.toml")).unwrap();
+    assert_eq!(back.model.path, cwd.join("models/m"));
+}
+
+#[test]
+fn paths_normalise_lexically_and_relate() {
+    assert_eq!(
+        normalize(Path::new("configs/../assets/./m")),
+        PathBuf::from("assets/m")
+    );
+    assert_eq!(normalize(Path::new("../a")), PathBuf::from("../a"));
+    assert_eq!(normalize(Path::new("a/..")), PathBuf::from("."));
+    assert_eq!(
+        relative_to(Path::new("assets/m"), Path::new("runs/x")),
+        PathBuf::from("../../assets/m")
+    );
+    assert_eq!(
+        relative_to(Path::new("runs/x"), Path::new("runs/x")),
+        PathBuf::from(".")
+    );
+    assert_eq!(
+        relative_to(Path::new("/data/m"), Path::new("/data/runs")),
+        PathBuf::from("../m")
+    );
+}
+
+#[test]
+fn bad_values_are_errors_at_their_line_before_a_run_starts() {
+    for (extra, needle) in [
+        ("[run]\nshard = \"3/2\"\n", "3/2"),
+        ("[perturb]\nseverities = \"1..9\"\n", "1..9"),
+        ("device = \"tpu\"\n", "tpu"),
+        ("variant = \"q4!\"\n", "q4!"),
+        ("[score]\ngrounding = \"boxes\"\n", "boxes"),
+        (
+            "[perturb]\nperturbations = [\"gausian-noise\"]\n",
+            "did you mean gaussian-noise?",
+        ),
+    ] {
+        let err = Config::from_toml(&format!("{MINIMAL}{extra}")).unwrap_err();
+        assert!(err.contains(needle), "{extra}: {err}");
+    }
+    let ok = Config::from_toml(&format!(
+        "{MINIMAL}device = \"cuda:1\"\n[run]\nshard = \"1/4\"\n[score]\ngrounding = \"grounding-kind\"\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.model.device, Device::Cuda(1));
+    assert_eq!(ok.run.shard.map(|s| s.to_string()).as_deref(), Some("1/4"));
+}
+
+#[test]
+fn box_frames_are_validated() {
+    let bad = format!("{MINIMAL}box_frame = \"auto\"\n");
+    assert!(Config::from_toml(&bad).unwrap_err().contains("auto"));
+}
+
+#[test]
+fn the_resolved_config_reads_back_equal() {
+    let mut c = Config::from_toml(MINIMAL).unwrap();
+    c.model.box_frame = Some(BoxFrame::Grid(1000));
+    c.perturb.perturbations = vec!["modality-default".into()];
+    let back = Config::from_toml(&c.to_toml().unwrap()).unwrap();
+    assert_eq!(back, c);
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(
+        n >= 4,
+        "expected default + three benchmark configs, found {n}"
+    );
+}
