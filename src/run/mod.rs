@@ -8,13 +8,13 @@
 //! wrote runs/default/report.html (accuracy 0.30, ...)
 //! ```
 //!
-//! - The plan ([`plan`]) is every (sample, condition) pair: the clean images plus each
+//! - The plan (`plan.rs`) is every (sample, condition) pair: the clean images plus each
 //!   application of the configured perturbation track that suits the sample. Each pair has
 //!   a content key ([`crate::store::key_of`] over the model fingerprint, prompt and
 //!   generation settings, the sample's text and image bytes, the condition and the run
 //!   seed), so rerunning the same command skips what is stored and a changed model or
 //!   prompt reruns.
-//! - Execution ([`execute`]) is ordered by condition, then image, so an image is decoded
+//! - Execution (`execute.rs`) is ordered by condition, then image, so an image is decoded
 //!   once and perturbed once per condition and shared by every question on it. A producer
 //!   thread decodes and perturbs the next batch (on rayon) while the model answers the
 //!   current one.
