@@ -28,6 +28,7 @@ pub mod folder;
 pub mod generate;
 pub mod image_ops;
 pub mod minilm;
+mod options;
 pub mod prompt;
 pub mod runtime;
 
