@@ -58,6 +58,27 @@ impl Question {
     }
 }
 
+/// A question template: the name a sample id ends with, and the wordings one of which is
+/// drawn per question (`{key}` is replaced by its value). Each set keeps its templates as a
+/// table in its `templates.rs`; the builders decide the answer, the table the words.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    pub name: &'static str,
+    pub wordings: &'static [&'static str],
+}
+
+impl Template {
+    /// One wording, drawn by the RNG, with the variables filled in.
+    pub fn phrase<R: Rng>(&self, rng: &mut R, vars: &[(&str, &str)]) -> String {
+        phrase(rng, self.wordings, vars)
+    }
+
+    /// The question, named after the template.
+    pub fn question(&self, text: String, task: Task) -> Question {
+        Question::new(self.name, text, task)
+    }
+}
+
 /// One of `wordings`, chosen by the RNG, with every `{key}` replaced by its value.
 pub fn phrase<R: Rng>(rng: &mut R, wordings: &[&str], vars: &[(&str, &str)]) -> String {
     let i = rng.random_range(0..wordings.len().max(1));
