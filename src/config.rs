@@ -44,7 +44,7 @@ pub struct RunSection {
     /// The run folder: predictions.jsonl, reports, timing.json, config.resolved.toml.
     #[serde(default = "default_out")]
     pub out: PathBuf,
-    /// Seeds perturbations (DESIGN §3) and, unless `score.bootstrap_seed` is set, the
+    /// Seeds perturbations (docs/design.md §3) and, unless `score.bootstrap_seed` is set, the
     /// bootstrap.
     #[serde(default)]
     pub seed: u64,

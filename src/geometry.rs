@@ -1,4 +1,4 @@
-//! Boxes and the coordinate frames they come in (DESIGN §4).
+//! Boxes and the coordinate frames they come in (docs/design.md §4).
 //!
 //! Inside medvqa every box is a [`BBox`]: `[x1, y1, x2, y2]` normalised to [0, 1] over the
 //! image as shown to the model. Numbers from outside (a dataset file, a model's response)

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The pipeline is `load → perturb → infer → score → report`; each stage is a module
-//! (`data`, …) and a subcommand. The contracts the stages keep are in DESIGN.md: the data
+//! (`data`, …) and a subcommand. The contracts the stages keep are in docs/design.md: the data
 //! model (§2), determinism (§3), box frames (§4).
 
 pub mod cache;

@@ -1,4 +1,4 @@
-//! The data model every stage shares (DESIGN §2).
+//! The data model every stage shares (docs/design.md §2).
 //!
 //! A [`Sample`] is one question about 1..N ordered images. What the question asks and what
 //! counts as its answer live together in [`Task`], so that an option list without a choice
@@ -254,7 +254,7 @@ pub enum ImageError {
 #[derive(Debug, Clone)]
 pub struct ImageRef {
     /// Identifies the *image* within its dataset (not the question): the decode cache and
-    /// the perturbation seed (DESIGN §3) key on it. For files it is the path relative to
+    /// the perturbation seed (docs/design.md §3) key on it. For files it is the path relative to
     /// the dataset root, with `/` separators.
     pub key: String,
     pub source: ImageSource,

@@ -1,4 +1,4 @@
-//! The prediction store: `predictions.jsonl` in a run folder (DESIGN §7).
+//! The prediction store: `predictions.jsonl` in a run folder (docs/design.md §7).
 //!
 //! ```text
 //! $ medvqa eval --config configs/default.toml    # killed half-way

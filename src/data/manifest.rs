@@ -1,4 +1,4 @@
-//! The medvqa JSONL manifest (`jsonl:PATH`): medvqa's own documented format (DESIGN §2).
+//! The medvqa JSONL manifest (`jsonl:PATH`): medvqa's own documented format (docs/design.md §2).
 //!
 //! ```text
 //! {"medvqa_manifest": 1, "box_frame": "normalized", "name": "my-set"}

@@ -38,7 +38,7 @@ use decode::{DEFAULT_MAX_PIXELS, ImageStore};
 /// A loaded dataset.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// The dataset's identity in seeds (DESIGN §3) and reports.
+    /// The dataset's identity in seeds (docs/design.md §3) and reports.
     pub name: String,
     /// The registry name of the format it was read from.
     pub format: &'static str,

@@ -50,7 +50,7 @@ pub trait Engine: Send + Sync {
     }
     /// The prompt for one input, without running the model's decoder.
     fn prompt(&self, input: &PromptInput<'_>) -> Result<PromptView, SampleError>;
-    /// The frame boxes in the model's answers are in (DESIGN §4).
+    /// The frame boxes in the model's answers are in (docs/design.md §4).
     fn box_frame(&self) -> BoxFrame;
     /// Hash of what shapes the prompt (template text, instruction lines), for the store key.
     fn prompt_hash(&self) -> String;

@@ -1,5 +1,5 @@
 //! A model folder in the Hugging Face layout that onnx-community and optimum publish
-//! (DESIGN §6), read into typed pieces with errors that name the file and the fix.
+//! (docs/design.md §6), read into typed pieces with errors that name the file and the fix.
 //!
 //! ```text
 //! config.json               model_type selects the family
@@ -393,7 +393,7 @@ impl ModelFolder {
     }
 
     /// SHA-256 over every file read (name and content hash), hex: the model part of a
-    /// prediction's key (DESIGN §7). Two folders with the same files give the same value,
+    /// prediction's key (docs/design.md §7). Two folders with the same files give the same value,
     /// wherever they are.
     pub fn fingerprint(&self) -> Result<String, ModelError> {
         let mut all = Sha256::new();

@@ -4,7 +4,7 @@
 //! and position ids counted over the real tokens only (padding gets 1), as transformers does
 //! for left padding. Token embeddings come from `embed_tokens`; the family's image features
 //! replace the embeddings at image-token positions, in order. The first decoder step takes
-//! empty past tensors (sequence length 0, DESIGN §9); every later step feeds one token per
+//! empty past tensors (sequence length 0, docs/design.md §9); every later step feeds one token per
 //! row and the previous step's `present.*` as `past_key_values.*`, so the KV cache is reused
 //! without copying. A row stops at an eos id or after `max_new_tokens`; finished rows keep
 //! feeding the pad id until all are done. Argmax takes the first maximal logit (numpy's and

@@ -6,7 +6,7 @@
 //! with 22 fractional bits, horizontal pass first, each pass rounded and clipped to 8 bits),
 //! so its output equals Pillow's byte for byte for the box, bilinear, hamming, bicubic and
 //! lanczos filters; [`to_chw`] then gives the same float32 values as numpy. The torchvision
-//! backend resizes differently and is *not* what this matches (DESIGN §9).
+//! backend resizes differently and is *not* what this matches (docs/design.md §9).
 //!
 //! Images here are 8-bit RGB ([`RgbImage`]): every VLM processor converts to RGB first
 //! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does.

@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A model is a folder in the onnx-community layout (DESIGN §6, [`folder`]); `config.json`'s
+//! A model is a folder in the onnx-community layout (docs/design.md §6, [`folder`]); `config.json`'s
 //! `model_type` picks the family from the registry in [`families`]. The prompt is the model's
 //! own chat template ([`prompt`]); decoding is greedy with the KV cache reused, and batched
 //! answers equal unbatched ones ([`generate`]). ONNX Runtime is loaded at run time

@@ -158,7 +158,7 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
         // Templates print today's date with it; a fixed date keeps prompts, and so results,
-        // independent of the wall clock (DESIGN §3).
+        // independent of the wall clock (docs/design.md §3).
         env.add_function("strftime_now", |fmt: String| -> Result<Value, Error> {
             Ok(Value::from(fixed_strftime(&fmt)))
         });

@@ -1,5 +1,5 @@
 //! ONNX Runtime: finding the library, the execution provider, the thread budget and the
-//! session pools (DESIGN §8).
+//! session pools (docs/design.md §8).
 //!
 //! `ort` is built with `load-dynamic`, so `libonnxruntime` is found at run time, once per
 //! process, in this order: [`RuntimeOptions::library`] (a `--ort-lib` flag), `$ORT_DYLIB_PATH`,

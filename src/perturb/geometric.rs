@@ -2,7 +2,7 @@
 //! rotate, shift, zoom (crop), horizontal and vertical flip. Also the affine machinery the
 //! CXR patient-rotation and the Kvasir-VQA-x1 recipe reuse.
 //!
-//! Conventions (DESIGN §4):
+//! Conventions (docs/design.md §4):
 //! - The output has the input's size. Zoom crops a window and scales it back up to the
 //!   full frame; rotate and shift keep the frame and fill what the source no longer covers
 //!   with black (0), as torchvision's and albumentations' defaults do.

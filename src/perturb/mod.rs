@@ -7,7 +7,7 @@
 //!       --severity all --seed 7 --out perturbed
 //! ```
 //!
-//! Contract (DESIGN §3):
+//! Contract (docs/design.md §3):
 //! - A perturbed image is a pure function of the decoded image, the perturbation, its
 //!   severity and a seed derived from identity, never from order, threads or time:
 //!   `SHA-256("medvqa/v1|{run_seed}|{dataset}|{image_key}|{label}|{severity}")`, first
@@ -447,7 +447,7 @@ impl SeedContext {
     }
 }
 
-/// The seed of DESIGN §3: `SHA-256("medvqa/v1|{run_seed}|{dataset}|{identity}|{label}|{severity}")`,
+/// The seed of docs/design.md §3: `SHA-256("medvqa/v1|{run_seed}|{dataset}|{identity}|{label}|{severity}")`,
 /// first 8 bytes read little-endian.
 pub fn derive_seed(run_seed: u64, dataset: &str, identity: &str, label: &str, severity: u8) -> u64 {
     let text = format!("medvqa/v1|{run_seed}|{dataset}|{identity}|{label}|{severity}");

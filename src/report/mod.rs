@@ -1,4 +1,4 @@
-//! Reports of a scored run (DESIGN §7): `report.json`, `summary.csv`, `report.md` and a
+//! Reports of a scored run (docs/design.md §7): `report.json`, `summary.csv`, `report.md` and a
 //! self-contained `report.html`, plus `scored.jsonl`, `rejected.jsonl` and `timing.json`.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! The run layer: plan → execute → store → score → report, for `eval`, `merge`, `score`
-//! and `perturb`'s export (DESIGN §7). Commands turn their arguments into the typed
+//! and `perturb`'s export (docs/design.md §7). Commands turn their arguments into the typed
 //! requests here and print what comes back; everything between lives in this module.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! Boxes in model responses: parsers tied to declared frames, optimal matching, and the
-//! grounding metrics of DESIGN §4.
+//! grounding metrics of docs/design.md §4.
 //!
 //! ```text
 //! "No. <location> [[43, 35, 212, 156]]"       location_tag  frame: the caller's (GEMeX: pixels:224x224)
@@ -204,7 +204,7 @@ pub struct Grounding {
     pub gt_hits_at_05: usize,
 }
 
-/// Scores predicted boxes against ground truth (DESIGN §4).
+/// Scores predicted boxes against ground truth (docs/design.md §4).
 pub fn ground(pred: &[PredBox], gt: &[GtBox]) -> Grounding {
     let n_pred = pred.len();
     let n_gt = gt.len();

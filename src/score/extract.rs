@@ -1,4 +1,4 @@
-//! Answer extraction: the documented cascade of DESIGN §5. Every prediction records the
+//! Answer extraction: the documented cascade of docs/design.md §5. Every prediction records the
 //! [`Rule`] that fired; `unparsed` is an outcome of its own, never a guess.
 //!
 //! ```text

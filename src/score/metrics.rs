@@ -128,7 +128,7 @@ pub enum Scorer {
 
 /// One metric of the registry.
 pub struct Metric {
-    /// The name in reports (DESIGN §7).
+    /// The name in reports (docs/design.md §7).
     pub name: &'static str,
     /// What it measures, for `--help` and the README.
     pub description: &'static str,

@@ -1,4 +1,4 @@
-//! Scoring: responses in, per-sample results and metric values out (DESIGN §4, §5, §7).
+//! Scoring: responses in, per-sample results and metric values out (docs/design.md §4, §5, §7).
 //!
 //! ```text
 //! $ medvqa score --dataset gemex:data/gemex --image-root mimic/files --predictions b.jsonl --out runs/b
@@ -16,7 +16,7 @@
 //! - Each record says how its answer was read ([`extract::Rule`], `unparsed` included) and
 //!   which box syntax was read ([`boxes::BoxSyntax`]), and holds every applicable metric's
 //!   per-sample value in [0, 1].
-//! - Metrics live in one registry, [`METRICS`], keyed by the names of DESIGN §7. Each entry
+//! - Metrics live in one registry, [`METRICS`], keyed by the names of docs/design.md §7. Each entry
 //!   says how a sample is scored (returning `None` where it does not apply) and how values
 //!   combine over a group ([`Aggregate`]). `semantic` is scored by a model the caller
 //!   supplies ([`SemanticScorer`]); without one it is not reported.

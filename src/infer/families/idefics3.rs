@@ -23,7 +23,7 @@
 //!
 //! or, for an image that needed no splitting, only the last line without its leading `\n`.
 //! One vision call per sample sends only real tiles: the export does not drop the all-zero
-//! padding images that transformers' model removes (DESIGN §9).
+//! padding images that transformers' model removes (docs/design.md §9).
 
 use std::borrow::Cow;
 use std::path::Path;

@@ -14,7 +14,7 @@
 //! the `default` feature-select strategy (the CLS token is dropped): `patch_size`,
 //! `num_additional_image_tokens` and `vision_feature_select_strategy` come from
 //! `processor_config.json`, else from `config.json`. transformers.js expands only the first
-//! `<image>` and keeps the CLS row; medvqa follows the Python processor (DESIGN §9), and
+//! `<image>` and keeps the CLS row; medvqa follows the Python processor (docs/design.md §9), and
 //! drops a leading CLS row itself when a vision graph returns one row more per image than the
 //! processor's count.
 
