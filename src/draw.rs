@@ -1,9 +1,18 @@
-//! Small raster drawing kit: a float canvas with antialiased shapes, blurs, fractal noise
-//! and a built-in 5×7 bitmap font.
+//! Small raster drawing kit: a float canvas with antialiased shapes, blurs, fractal noise,
+//! text in a real TrueType font ([`truetype`]) and a built-in 5×7 bitmap font.
 //!
 //! Phantom sets, burned-in text perturbations and contact sheets draw with it. Everything is
 //! plain arithmetic on the inputs, with no global state, so the same calls always give the
 //! same pixels. Values are 0–255 floats per channel until [`Canvas::to_pixels`] rounds them.
+//!
+//! Why not imageproc for the shapes: imageproc draws hard-edged or 1-pixel antialiased
+//! shapes onto 8-bit images, while the phantoms need soft-edged, sub-pixel ellipses,
+//! polygons and thick lines accumulated on a float canvas (coverage, feathering, several
+//! passes before rounding once). imageproc does the text: [`truetype`] rasterises Noto Mono
+//! (SIL OFL 1.1, `assets/fonts/`) through `imageproc::drawing::draw_text_mut` and ab_glyph,
+//! for the burned-in-text perturbation and the contact sheets' labels. The phantoms keep the
+//! bitmap font: the reference VLM was trained on phantom images drawn with it, and a new
+//! font would change what it sees.
 
 use image::{GrayImage, RgbImage};
 use rand::{Rng, RngExt};
@@ -393,6 +402,69 @@ fn smooth(t: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
+/// The shipped font: Noto Mono Regular (SIL Open Font License 1.1, `assets/fonts/OFL.txt`).
+const FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/NotoMono-Regular.ttf");
+
+/// The parsed font; `None` only if the embedded bytes were not a font (a test checks they are).
+fn font() -> Option<&'static ab_glyph::FontRef<'static>> {
+    static FONT: std::sync::OnceLock<Option<ab_glyph::FontRef<'static>>> =
+        std::sync::OnceLock::new();
+    FONT.get_or_init(|| ab_glyph::FontRef::try_from_slice(FONT_BYTES).ok())
+        .as_ref()
+}
+
+/// `text` in the shipped TrueType font at `px` pixels per em, as a 1-channel coverage canvas
+/// (0 background, 255 ink) exactly as large as the text. Rasterised by imageproc through
+/// ab_glyph, which is pure integer and float arithmetic on the outlines, so the same call gives
+/// the same pixels everywhere. Falls back to the bitmap font if the embedded font cannot be
+/// read, which a test rules out.
+pub fn truetype(text: &str, px: f32) -> Canvas {
+    let Some(font) = font() else {
+        let scale = ((px / 10.0).round() as u32).max(1);
+        let mut c = Canvas::new(text_width(text, scale).max(1), text_height(scale), &[0.0]);
+        c.text(0, 0, text, scale, &[255.0], 1.0);
+        return c;
+    };
+    let scale = ab_glyph::PxScale::from(px.max(1.0));
+    let (w, _) = imageproc::drawing::text_size(scale, font, text);
+    // The full line height, descenders included (text_size stops at the lowest ink of
+    // this text's glyphs from the top, which cuts a `g` drawn below it).
+    let scaled = ab_glyph::Font::as_scaled(font, scale);
+    let h = (ab_glyph::ScaleFont::ascent(&scaled) - ab_glyph::ScaleFont::descent(&scaled)).ceil()
+        as u32;
+    let mut img = GrayImage::new(w.max(1) + 1, h.max(1));
+    imageproc::drawing::draw_text_mut(&mut img, image::Luma([255u8]), 0, 0, scale, font, text);
+    Canvas {
+        width: img.width(),
+        height: img.height(),
+        channels: 1,
+        data: img.as_raw().iter().map(|&v| v as f32).collect(),
+    }
+}
+
+impl Canvas {
+    /// Paints `color` through a 1-channel coverage `mask` (0–255) placed at `(x, y)`, scaled
+    /// by `alpha`; parts outside the canvas are cut off.
+    pub fn paint_mask(&mut self, mask: &Canvas, x: i64, y: i64, color: &[f32], alpha: f32) {
+        for my in 0..mask.height {
+            let cy = y + my as i64;
+            if cy < 0 || cy >= self.height as i64 {
+                continue;
+            }
+            for mx in 0..mask.width {
+                let cx = x + mx as i64;
+                if cx < 0 || cx >= self.width as i64 {
+                    continue;
+                }
+                let a = mask.get(mx, my, 0) / 255.0 * alpha;
+                if a > 0.0 {
+                    self.blend(cx as u32, cy as u32, color, a);
+                }
+            }
+        }
+    }
+}
+
 /// Width in pixels of `text` at `scale` in the built-in font.
 pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale.max(1)
@@ -518,5 +590,29 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn the_shipped_font_loads_and_draws_ink_the_same_way_every_time() {
+        assert!(
+            font().is_some(),
+            "assets/fonts/NotoMono-Regular.ttf is not a font"
+        );
+        let a = truetype("ID 1234567", 20.0);
+        assert!(
+            a.width > a.height && a.height >= 14,
+            "{}x{}",
+            a.width,
+            a.height
+        );
+        let ink = a.data.iter().filter(|&&v| v > 128.0).count();
+        assert!(ink > 50, "{ink} inked pixels");
+        // Antialiased: some coverage is partial.
+        assert!(a.data.iter().any(|&v| v > 0.0 && v < 255.0));
+        assert_eq!(a, truetype("ID 1234567", 20.0));
+        let mut c = Canvas::new(a.width + 4, a.height + 4, &[0.0]);
+        c.paint_mask(&a, 2, 2, &[200.0], 1.0);
+        assert_eq!(c.get(0, 0, 0), 0.0);
+        assert!(c.data.iter().any(|&v| v > 150.0));
     }
 }

@@ -222,12 +222,14 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
     let white = [250.0, 250.0, 250.0];
     let mut out = p.clone();
     let mut plane = Plane::of(&mut out);
+    // Text in the shipped TrueType font, its capitals about 7 * sc pixels high.
+    let font_px = |sc: u32| 10.0 * sc as f32;
     let text_at = |plane: &mut Plane, text: &str, sc: u32, corner: (bool, bool), boxed: bool| {
-        let tw = draw::text_width(text, sc) as i64;
-        let th = draw::text_height(sc) as i64;
+        let t = draw::truetype(text, font_px(sc));
+        let (tw, th) = (t.width as i64, t.height as i64);
         let pad = if boxed { 2 * sc as i64 } else { 0 };
         let mut c = Canvas::new((tw + 2 * pad) as u32, (th + 2 * pad) as u32, &[0.0]);
-        c.text(pad, pad, text, sc, &[255.0], 1.0);
+        c.paint_mask(&t, pad, pad, &[255.0], 1.0);
         if boxed {
             c.stroke_rect(
                 [0, 0, tw + 2 * pad, th + 2 * pad],
@@ -258,7 +260,8 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
         text_at(&mut plane, exam, scale, (!left_marker, false), false);
     }
     // 3-4. Date and ID lines, stacked in the lower left.
-    let line_h = draw::text_height(scale) as i64 + 2 * scale as i64;
+    let text_h = draw::truetype("0", font_px(scale)).height as i64;
+    let line_h = text_h + 2 * scale as i64;
     if items >= 3 {
         let date = format!(
             "20{}{}-0{}-1{} {:02}:{:02}",
@@ -273,9 +276,7 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
     }
     if items >= 4 {
         let id = format!("ID {}  KV 1{}0", digits(rng, 7), digits(rng, 1));
-        let tw = draw::text_width(&id, scale) as i64;
-        let mut c = Canvas::new(tw as u32, draw::text_height(scale), &[0.0]);
-        c.text(0, 0, &id, scale, &[255.0], 1.0);
+        let c = draw::truetype(&id, font_px(scale));
         plane.stamp(&c, margin, h - margin - c.height as i64 - line_h, white);
         // An arrow into a lung field.
         let (tx, ty) = (
@@ -310,12 +311,11 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
             format!("ACC {}", digits(rng, 8)),
             "WARD 4B  TUBE CHECK".to_string(),
         ];
-        let th = draw::text_height(scale) as i64 + scale as i64 * 3;
+        let th = text_h + scale as i64 * 3;
         let y0 = h / 2 + rng.random_range(-(h / 8)..=(h / 8));
         for (i, line) in lines.iter().enumerate() {
-            let tw = draw::text_width(line, scale) as i64;
-            let mut c = Canvas::new(tw as u32, draw::text_height(scale), &[0.0]);
-            c.text(0, 0, line, scale, &[255.0], 1.0);
+            let c = draw::truetype(line, font_px(scale));
+            let tw = c.width as i64;
             let x = rng.random_range(margin..(w - tw - margin).max(margin + 1));
             plane.stamp(&c, x, y0 + i as i64 * th, white);
         }

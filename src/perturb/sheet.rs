@@ -114,11 +114,13 @@ fn cell(
     })
 }
 
-/// What the captions mean, under the title (the sheet's font has no `;`).
+/// What the captions mean, under the title.
 const LEGEND: &str =
     "sN severity, vN draw, dX mean absolute difference from clean (0-255), [..] frame order";
 const PAD: u32 = 6;
-const CAPTION: u32 = 12;
+const CAPTION: u32 = 16;
+/// Label text size, pixels per em, in the shipped TrueType font.
+const FONT_PX: f32 = 13.0;
 const BACKGROUND: [f32; 3] = [24.0, 24.0, 28.0];
 const INK: [f32; 3] = [230.0, 230.0, 230.0];
 const BOX: [f32; 3] = [255.0, 220.0, 0.0];
@@ -135,35 +137,50 @@ pub fn render(title: &str, rows: &[Row], thumb: u32) -> Pixels {
     let cols = rows.iter().map(|r| r.cells.len()).max().unwrap_or(1) as u32;
     let label_w = rows
         .iter()
-        .map(|r| draw::text_width(&r.label, 1))
+        .map(|r| text_width(&r.label))
         .max()
         .unwrap_or(0)
-        .max(draw::text_width(title, 1) / 3)
+        .max(text_width(title) / 3)
         + 2 * PAD;
     let row_h = CAPTION + thumb + PAD;
-    let width = (label_w + cols * (cell_w + PAD) + PAD).max(draw::text_width(LEGEND, 1) + 2 * PAD);
+    let width = (label_w + cols * (cell_w + PAD) + PAD).max(text_width(LEGEND) + 2 * PAD);
     let top = 2 * PAD + 2 * CAPTION;
     let height = top + rows.len() as u32 * row_h + PAD;
     let mut c = Canvas::new(width, height, &BACKGROUND);
-    c.text(PAD as i64, PAD as i64, title, 1, &INK, 1.0);
-    c.text(PAD as i64, (PAD + CAPTION) as i64, LEGEND, 1, &INK, 0.7);
+    label(&mut c, PAD, PAD, title, 1.0);
+    label(&mut c, PAD, PAD + CAPTION, LEGEND, 0.7);
     for (ri, row) in rows.iter().enumerate() {
         let y = top + ri as u32 * row_h;
-        c.text(
-            PAD as i64,
-            (y + CAPTION + thumb / 2) as i64 - 3,
+        label(
+            &mut c,
+            PAD,
+            (y + CAPTION + thumb / 2).saturating_sub(FONT_PX as u32 / 2),
             &row.label,
-            1,
-            &INK,
             1.0,
         );
         for (ci, cell) in row.cells.iter().enumerate() {
             let x = label_w + ci as u32 * (cell_w + PAD);
-            c.text(x as i64, y as i64 + 2, &cell.caption, 1, &INK, 0.9);
+            label(&mut c, x, y + 1, &cell.caption, 0.9);
             draw_cell(&mut c, cell, x, y + CAPTION, thumb);
         }
     }
     c.to_pixels()
+}
+
+/// The width of `text` as [`label`] draws it.
+fn text_width(text: &str) -> u32 {
+    draw::truetype(text, FONT_PX).width
+}
+
+/// `text` in the label font with its top left at `(x, y)`.
+fn label(c: &mut Canvas, x: u32, y: u32, text: &str, alpha: f32) {
+    c.paint_mask(
+        &draw::truetype(text, FONT_PX),
+        x as i64,
+        y as i64,
+        &INK,
+        alpha,
+    );
 }
 
 fn scaled_width(p: &Pixels, thumb: u32) -> u32 {
