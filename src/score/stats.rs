@@ -118,6 +118,62 @@ pub fn ci(
     interval(&mut est, cfg.confidence)
 }
 
+/// [`ci`] resampling clusters instead of single values: `clusters[i]` names the cluster of
+/// `values[i]` (questions on one image, one case, one video), and each resample draws as
+/// many clusters as there are, with replacement, taking all their values. Questions that
+/// share an image are not independent, so the naive interval is too narrow; this one is not.
+/// With every value in its own cluster it is exactly [`ci`].
+pub fn ci_clustered(
+    values: &[&MetricValue],
+    clusters: &[&str],
+    agg: Aggregate,
+    cfg: &Bootstrap,
+    label: &str,
+) -> Option<(f64, f64)> {
+    let groups = group(clusters, values.len());
+    if groups.len() == values.len() {
+        return ci(values, agg, cfg, label);
+    }
+    let k = groups.len();
+    if k == 0 || cfg.resamples == 0 {
+        return None;
+    }
+    let mut rng = rng_for(cfg.seed, label);
+    let mut est = Vec::with_capacity(cfg.resamples);
+    let mut pick: Vec<&MetricValue> = Vec::with_capacity(values.len());
+    for _ in 0..cfg.resamples {
+        pick.clear();
+        for _ in 0..k {
+            pick.extend(groups[rng.random_range(0..k)].iter().map(|&i| values[i]));
+        }
+        if let Some(v) = agg.apply(pick.iter().copied()) {
+            est.push(v);
+        }
+    }
+    interval(&mut est, cfg.confidence)
+}
+
+/// Value indices by cluster, clusters in order of first appearance (so the resample stream
+/// is a function of the records' order, which callers keep sorted). Missing names (a shorter
+/// `clusters`) make singleton clusters.
+pub fn group(clusters: &[&str], n: usize) -> Vec<Vec<usize>> {
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..n {
+        match clusters.get(i) {
+            Some(c) => {
+                let g = *at.entry(c).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[g].push(i);
+            }
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+}
+
 /// The `(1 - confidence) / 2` and `(1 + confidence) / 2` quantiles.
 fn interval(est: &mut [f64], confidence: f64) -> Option<(f64, f64)> {
     if est.is_empty() {
@@ -200,19 +256,35 @@ pub fn paired_bootstrap(
     cfg: &Bootstrap,
     label: &str,
 ) -> Option<PairedDiff> {
+    paired_bootstrap_clustered(a, b, &[], agg, cfg, label)
+}
+
+/// [`paired_bootstrap`] resampling clusters of pairs (`clusters[i]` for pair `i`, as in
+/// [`ci_clustered`]); with no cluster names, or every pair its own, exactly
+/// [`paired_bootstrap`].
+pub fn paired_bootstrap_clustered(
+    a: &[&MetricValue],
+    b: &[&MetricValue],
+    clusters: &[&str],
+    agg: Aggregate,
+    cfg: &Bootstrap,
+    label: &str,
+) -> Option<PairedDiff> {
     let n = a.len().min(b.len());
     if n == 0 {
         return None;
     }
     let diff = agg.apply(a[..n].iter().copied())? - agg.apply(b[..n].iter().copied())?;
+    let groups = group(clusters, n);
+    let k = groups.len();
     let mut rng = rng_for(cfg.seed, &format!("paired|{label}"));
     let mut est = Vec::with_capacity(cfg.resamples);
     let (mut le, mut ge) = (0usize, 0usize);
     let mut idx = Vec::with_capacity(n);
     for _ in 0..cfg.resamples {
         idx.clear();
-        for _ in 0..n {
-            idx.push(rng.random_range(0..n));
+        for _ in 0..k {
+            idx.extend_from_slice(&groups[rng.random_range(0..k)]);
         }
         let (Some(x), Some(y)) = (
             agg.apply(idx.iter().map(|&i| a[i])),
@@ -313,5 +385,44 @@ mod tests {
         assert!(d.ci_low > 0.3 && d.p_value < 0.01);
         let same = paired_bootstrap(&ra, &ra, Aggregate::Mean, &Bootstrap::default(), "m").unwrap();
         assert_eq!((same.diff, same.p_value), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_clustered_interval_is_wider_than_the_naive_one_when_clusters_agree_inside() {
+        // 20 images, 10 questions each; every question on an image has the image's value:
+        // the 200 questions carry the information of 20.
+        let raw: Vec<f64> = (0..200)
+            .map(|i| if (i / 10) % 3 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let raw = vals(&raw);
+        let values: Vec<&MetricValue> = raw.iter().collect();
+        let names: Vec<String> = (0..200).map(|i| format!("img{}", i / 10)).collect();
+        let clusters: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cfg = Bootstrap::default();
+        let (nl, nh) = ci(&values, Aggregate::Mean, &cfg, "x").unwrap();
+        let (cl, ch) = ci_clustered(&values, &clusters, Aggregate::Mean, &cfg, "x").unwrap();
+        // Independent computation: the naive SE is sqrt(p(1-p)/200), the clustered one
+        // sqrt(p(1-p)/20), so the interval is about sqrt(10) = 3.2 times as wide.
+        let ratio = (ch - cl) / (nh - nl);
+        assert!((2.4..4.0).contains(&ratio), "width ratio {ratio}");
+        // Singleton clusters give exactly the naive interval.
+        let own: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        let own: Vec<&str> = own.iter().map(String::as_str).collect();
+        assert_eq!(
+            ci_clustered(&values, &own, Aggregate::Mean, &cfg, "x"),
+            Some((nl, nh))
+        );
+        // The paired version widens too, and is unchanged without clusters.
+        let zero = vals(&[0.0; 200]);
+        let zero: Vec<&MetricValue> = zero.iter().collect();
+        let naive = paired_bootstrap(&values, &zero, Aggregate::Mean, &cfg, "p").unwrap();
+        let clustered =
+            paired_bootstrap_clustered(&values, &zero, &clusters, Aggregate::Mean, &cfg, "p")
+                .unwrap();
+        assert!(clustered.ci_high - clustered.ci_low > 2.0 * (naive.ci_high - naive.ci_low));
+        assert_eq!(
+            paired_bootstrap_clustered(&values, &zero, &own, Aggregate::Mean, &cfg, "p"),
+            Some(naive)
+        );
     }
 }
