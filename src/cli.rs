@@ -157,6 +157,11 @@ pub struct ScoreArgs {
     /// then python3's packages).
     #[arg(long, value_name = "DIR", requires = "semantic")]
     pub semantic_model: Option<PathBuf>,
+    /// What the bootstrap resamples together: image (questions on one image), meta.KEY
+    /// (e.g. meta.video_id) or none (every question on its own). Default: what the
+    /// dataset's format declares (`medvqa datasets`).
+    #[arg(long, value_name = "RULE")]
+    pub cluster: Option<crate::score::ClusterRule>,
 }
 
 #[derive(Debug, Args)]

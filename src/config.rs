@@ -347,6 +347,10 @@ pub struct ScoreSection {
     pub bootstrap: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_seed: Option<u64>,
+    /// What the bootstrap resamples together: `image`, `meta.KEY` (e.g. `meta.video_id`) or
+    /// `none`. Default: what the dataset format declares (`medvqa datasets`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_text")]
+    pub cluster: Option<crate::score::ClusterRule>,
 }
 
 impl Default for ScoreSection {
@@ -358,6 +362,7 @@ impl Default for ScoreSection {
             by: Vec::new(),
             bootstrap: default_bootstrap(),
             bootstrap_seed: None,
+            cluster: None,
         }
     }
 }

@@ -13,7 +13,8 @@ pub fn run() -> anyhow::Result<Outcome> {
             let _ = writeln!(s, "    layout: {}", line.trim());
         }
         let _ = writeln!(s, "    boxes:  {}", f.frame);
-        let _ = writeln!(s, "    ids:    {}\n", f.ids);
+        let _ = writeln!(s, "    ids:    {}", f.ids);
+        let _ = writeln!(s, "    clusters (bootstrap): {}\n", f.cluster);
     }
     out(&s)?;
     Ok(Outcome::Clean)

@@ -27,6 +27,7 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         notes: a.notes.clone(),
         semantic: a.semantic,
         semantic_model: a.semantic_model.clone(),
+        cluster: a.cluster.clone(),
     };
     let s =
         run::score_predictions(&req).with_context(|| format!("score into {}", a.out.display()))?;

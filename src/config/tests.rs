@@ -137,6 +137,7 @@ fn bad_values_are_errors_at_their_line_before_a_run_starts() {
         ("device = \"tpu\"\n", "tpu"),
         ("variant = \"q4!\"\n", "q4!"),
         ("[score]\ngrounding = \"boxes\"\n", "boxes"),
+        ("[score]\ncluster = \"video\"\n", "meta.KEY"),
         (
             "[perturb]\nperturbations = [\"gausian-noise\"]\n",
             "did you mean gaussian-noise?",
@@ -146,9 +147,13 @@ fn bad_values_are_errors_at_their_line_before_a_run_starts() {
         assert!(err.contains(needle), "{extra}: {err}");
     }
     let ok = Config::from_toml(&format!(
-        "{MINIMAL}device = \"cuda:1\"\n[run]\nshard = \"1/4\"\n[score]\ngrounding = \"grounding-kind\"\n"
+        "{MINIMAL}device = \"cuda:1\"\n[run]\nshard = \"1/4\"\n[score]\ngrounding = \"grounding-kind\"\ncluster = \"meta.video_id\"\n"
     ))
     .unwrap();
+    assert_eq!(
+        ok.score.cluster,
+        Some(crate::score::ClusterRule::Meta("video_id".into()))
+    );
     assert_eq!(ok.model.device, Device::Cuda(1));
     assert_eq!(ok.run.shard.map(|s| s.to_string()).as_deref(), Some("1/4"));
 }

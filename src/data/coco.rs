@@ -31,6 +31,7 @@ use crate::sample::{ImageRef, ImageSource};
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "coco",
+    cluster: "image",
     summary: "COCO detection JSON (e.g. TBX11K) imported as grounding + presence questions",
     layout: "PATH: a COCO JSON with images (id, file_name, width, height), annotations (image_id, category_id, bbox [x, y, w, h]), categories (id, name)\n\
              images: file_name under --image-root, else the first of the JSON's folder, parent, grandparent (as is, images/ or imgs/) holding them\n\

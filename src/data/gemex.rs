@@ -42,6 +42,7 @@ use crate::sample::{
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "gemex",
+    cluster: "image",
     summary: "GEMeX data-v1-subset: grounded chest X-ray VQA in four JSONL files; each question also becomes a grounding item",
     layout: "PATH: the folder with {open_ended,closed_ended,single_choice,multi_choice}_question.jsonl, or one of them\n\
              fields: question, type, answer, reason, visual_regions, visual_locations, image_path, q_id, row_id; choices in choice files\n\

@@ -25,6 +25,7 @@ use crate::sample::{ImageRef, ImageSource};
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "kvasir-seg",
+    cluster: "image",
     summary: "Kvasir-SEG kavsir_bboxes.json (GI polyps) imported as grounding + presence questions",
     layout: "PATH: kavsir_bboxes.json: {id: {height, width, bbox: [{label, xmin, ymin, xmax, ymax}]}}\n\
              images: ROOT/images/<id>.jpg, ROOT = --image-root or the JSON's folder\n\

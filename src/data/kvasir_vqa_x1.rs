@@ -36,6 +36,7 @@ use crate::sample::{ImageRef, ImageSource, Meta, MetaValue, Sample, Task};
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "kvasir-vqa-x1",
+    cluster: "image",
     summary: "Kvasir-VQA-x1 (HF SimulaMet/Kvasir-VQA-x1): GI endoscopy free-text VQA, parquet or JSONL",
     layout: "PATH: a .parquet or .jsonl file, a folder of them (or its data/ subfolder), or DIR/test-*.parquet\n\
              columns: img_id, question, answer; complexity, question_class, original go to meta\n\

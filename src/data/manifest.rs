@@ -35,6 +35,7 @@ use crate::sample::{
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "jsonl",
+    cluster: "image",
     summary: "medvqa JSONL manifest: one question per line, images relative to the file",
     layout: "DIR/manifest.jsonl   optional header line {\"medvqa_manifest\": 1, \"box_frame\": ..., \"name\": ...}\n\
              DIR/<any>/<image>    PNG, JPEG or WebP, paths relative to DIR\n\

@@ -28,6 +28,7 @@ use crate::sample::{
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "medframeqa",
+    cluster: "meta.video_id",
     summary: "MedFrameQA (HF SuhaoYu1020/MedFrameQA): 2-5 frame single-choice questions from medical videos, parquet",
     layout: "PATH: a .parquet file, a folder of them (or its data/ subfolder), or DIR/test-*.parquet\n\
              columns: question_id, question, options (texts, letters implied), correct_answer (a letter)\n\

@@ -168,6 +168,14 @@ impl DatasetSource {
         Ok(self.selection.apply(samples)?)
     }
 
+    /// The cluster rule the format declares (`image` where the format is unknown).
+    pub fn default_cluster(&self) -> &'static str {
+        self.spec
+            .split_once(':')
+            .and_then(|(f, _)| FORMATS.iter().find(|x| x.name == f))
+            .map_or("image", |f| f.cluster)
+    }
+
     /// The seed a generated (phantom) set was made with, for the dataset fingerprint.
     pub fn generated_seed(&self) -> Option<u64> {
         self.spec.starts_with("phantom").then_some(self.load.seed)
@@ -178,6 +186,9 @@ impl DatasetSource {
 pub struct DatasetFormat {
     /// The spec prefix: `jsonl`, `gemex`, ….
     pub name: &'static str,
+    /// What the bootstrap resamples together by default (`image`, `meta.video_id`): the unit
+    /// whose questions are not independent. A config's `score.cluster` overrides it.
+    pub cluster: &'static str,
     /// One line for `medvqa datasets`.
     pub summary: &'static str,
     /// The expected files and layout, several lines.

@@ -28,6 +28,7 @@ use crate::sample::{ImageRef, ImageSource};
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "nih-bbox",
+    cluster: "image",
     summary: "NIH ChestX-ray14 BBox_List_2017.csv imported as grounding + presence questions",
     layout: "PATH: BBox_List_2017.csv (Image Index, Finding Label, Bbox [x, y, w, h])\n\
              images: <Image Index> under --image-root, else the CSV's folder or its images/ subfolder\n\

@@ -32,6 +32,7 @@ use crate::sample::{ImageRef, ImageSource};
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "vindr",
+    cluster: "image",
     summary: "VinDr-CXR annotation CSV (.csv or .csv.gz) imported as grounding + presence questions",
     layout: "PATH: train.csv(.gz) with image_id, class_name, x_min, y_min, x_max, y_max (rad_id, class_id, width, height optional)\n\
              images: <image_id>.png|.jpg|.jpeg under --image-root, else the CSV's folder or its train/ subfolder\n\

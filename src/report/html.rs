@@ -133,6 +133,9 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
             h.bootstrap.seed
         ),
     );
+    if let Some(line) = super::clustering_line(r) {
+        meta("clusters", esc(&line));
+    }
     for n in &h.notes {
         meta("note", esc(n));
     }

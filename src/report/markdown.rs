@@ -57,6 +57,9 @@ pub fn render(r: &Report) -> String {
         h.bootstrap.seed,
         h.bootstrap.confidence * 100.0
     );
+    if let Some(line) = super::clustering_line(r) {
+        let _ = writeln!(o, "| clusters | {line} |");
+    }
     let _ = writeln!(o, "| medvqa | {} |", h.medvqa_version);
     let c = &r.counts;
     let _ = writeln!(

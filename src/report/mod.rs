@@ -65,6 +65,10 @@ pub struct Header {
     pub grounding_scope: GroundingScope,
     pub medvqa_version: String,
     pub bootstrap: Bootstrap,
+    /// What the bootstrap resamples together (`image`, `meta.video_id`, `none`); set by the
+    /// run layer when it gives the records their clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Meta keys broken down under `by`, besides kind, modality and n_images.
     pub by_meta: Vec<String>,
     /// Free-form notes from the caller (e.g. "answers are random: fixture model").
@@ -81,6 +85,7 @@ impl Header {
             grounding_scope,
             medvqa_version: env!("CARGO_PKG_VERSION").to_string(),
             bootstrap: Bootstrap::default(),
+            cluster: None,
             by_meta: Vec::new(),
             notes: Vec::new(),
         }
@@ -173,6 +178,10 @@ pub struct Report {
     pub by: BTreeMap<String, BTreeMap<String, BTreeMap<String, MetricSummary>>>,
     pub robustness: Vec<ConditionRow>,
     pub robustness_summary: Option<robustness::Summary>,
+    /// How much the clustering widens the clean intervals; absent when every question is its
+    /// own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clustering: Option<Clustering>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -183,6 +192,82 @@ pub struct Report {
     /// Condition (`clean`, `blur@3`) → samples without a prediction.
     pub missing: BTreeMap<String, Missing>,
     pub examples: Vec<Example>,
+}
+
+/// The cluster bootstrap, measured on the clean records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clustering {
+    /// The rule (`image`, `meta.video_id`).
+    pub by: String,
+    /// Clusters and questions among the clean records.
+    pub clusters: usize,
+    pub questions: usize,
+    /// Per overall metric: the clustered interval's width over the naive one's, squared
+    /// (the design effect: how many times the variance grows when questions that share an
+    /// image are resampled together). 1 means clustering changed nothing.
+    #[serde(serialize_with = "crate::score::stats::round6_map")]
+    pub design_effect: BTreeMap<String, f64>,
+}
+
+/// The clustering block for the clean records, comparing `overall` with the naive
+/// intervals; `None` when no record has a cluster.
+fn clustering(
+    clean: &[&Scored],
+    overall: &BTreeMap<String, MetricSummary>,
+    cfg: &Bootstrap,
+    rule: Option<&str>,
+) -> Option<Clustering> {
+    if !clean.iter().any(|r| r.cluster.is_some()) {
+        return None;
+    }
+    let naive_records: Vec<Scored> = clean
+        .iter()
+        .map(|r| Scored {
+            cluster: None,
+            ..(*r).clone()
+        })
+        .collect();
+    let naive_refs: Vec<&Scored> = naive_records.iter().collect();
+    let naive = summarize(&naive_refs, cfg, "overall");
+    let design_effect = overall
+        .iter()
+        .filter_map(|(m, c)| {
+            let n = naive.get(m)?;
+            let (wc, wn) = (c.ci_high - c.ci_low, n.ci_high - n.ci_low);
+            (wn > 0.0).then(|| (m.clone(), (wc / wn).powi(2)))
+        })
+        .collect();
+    let clusters: std::collections::HashSet<&str> = clean
+        .iter()
+        .map(|r| r.cluster.as_deref().unwrap_or(r.id.as_str()))
+        .collect();
+    Some(Clustering {
+        by: rule.unwrap_or("custom").to_string(),
+        clusters: clusters.len(),
+        questions: clean.len(),
+        design_effect,
+    })
+}
+
+/// One line on the cluster bootstrap, for every report format and the printed summary:
+/// what was resampled together, how many clusters, and the headline design effects.
+pub fn clustering_line(r: &Report) -> Option<String> {
+    let c = r.clustering.as_ref()?;
+    let effects: Vec<String> = ["accuracy", "token_f1", "acc@0.5"]
+        .iter()
+        .filter_map(|m| c.design_effect.get(*m).map(|d| format!("{m} {d:.2}")))
+        .collect();
+    Some(format!(
+        "intervals resample clusters by {}: {} clusters for {} clean questions{}",
+        c.by,
+        c.clusters,
+        c.questions,
+        if effects.is_empty() {
+            String::new()
+        } else {
+            format!("; design effect {}", effects.join(", "))
+        }
+    ))
 }
 
 /// Knobs for [`build`].
@@ -243,6 +328,7 @@ pub fn build(
         .collect();
     let cfg = header.bootstrap;
     let overall = summarize(&clean, &cfg, "overall");
+    let clustering = clustering(&clean, &overall, &cfg, header.cluster.as_deref());
 
     let mut by = BTreeMap::new();
     let mut dims: Vec<(String, GroupKey)> = vec![
@@ -350,6 +436,7 @@ pub fn build(
         by,
         robustness: rows,
         robustness_summary: summary,
+        clustering,
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,

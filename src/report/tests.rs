@@ -244,3 +244,35 @@ fn the_headline_is_one_metric_per_kind() {
     assert!(md.find("## Headline").unwrap() < md.find("## Every metric").unwrap());
     assert_eq!(headline_lines(&r).len(), 5);
 }
+
+#[test]
+fn clustered_records_give_a_clustering_block_and_unclustered_ones_none() {
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let mut runs = score_run(&samples, &preds(), &o, &crate::run::HeaderSizes::default());
+    let plain = build(&samples, &runs, &[], header(), &BuildOptions::default());
+    assert_eq!(plain.clustering, None);
+    assert_eq!(clustering_line(&plain), None);
+
+    // Every question in one of two clusters.
+    for (i, r) in runs.scored.iter_mut().enumerate() {
+        r.cluster = Some(format!("image:{}", i % 2));
+    }
+    let mut h = header();
+    h.cluster = Some("image".into());
+    let rep = build(&samples, &runs, &[], h, &BuildOptions::default());
+    let c = rep.clustering.as_ref().unwrap();
+    assert_eq!((c.by.as_str(), c.clusters, c.questions), ("image", 2, 7));
+    assert!(c.design_effect.contains_key("miou"), "{c:?}");
+    assert!(
+        clustering_line(&rep)
+            .unwrap()
+            .contains("2 clusters for 7 clean questions")
+    );
+    let json = serde_json::to_string(&rep).unwrap();
+    assert!(json.contains("\"clustering\""), "{json}");
+}

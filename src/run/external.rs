@@ -35,6 +35,8 @@ pub struct ScoreRequest {
     pub notes: Vec<String>,
     pub semantic: bool,
     pub semantic_model: Option<PathBuf>,
+    /// What the bootstrap resamples together; `None`: what the dataset's format declares.
+    pub cluster: Option<crate::score::ClusterRule>,
 }
 
 /// What `score` found: the report, and the records a command lists one by one.
@@ -109,6 +111,8 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         score::score_run_with(&ds.samples, &preds, &opts, &HeaderSizes::default(), &truth);
     runs.rejected.extend(bad_lines);
     runs.rejected.sort();
+    let cluster = super::cluster_rule(req.cluster.as_ref(), &req.dataset)?;
+    cluster.assign(&mut runs, &ds.samples);
     let t_score = t1.elapsed();
 
     let mut header = Header::new(
@@ -118,6 +122,7 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
     );
     header.model = req.model.clone();
     header.by_meta = req.by.clone();
+    header.cluster = Some(cluster.to_string());
     header.notes = req.notes.clone();
     header.bootstrap = Bootstrap {
         resamples: req.bootstrap,

@@ -169,6 +169,17 @@ fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
     })
 }
 
+/// The cluster rule asked for, or the one the dataset's format declares.
+fn cluster_rule(
+    asked: Option<&crate::score::ClusterRule>,
+    source: &data::DatasetSource,
+) -> Result<crate::score::ClusterRule, RunError> {
+    match asked {
+        Some(r) => Ok(r.clone()),
+        None => source.default_cluster().parse().map_err(RunError::Invalid),
+    }
+}
+
 /// The MiniLM model, when the semantic metric is asked for.
 fn open_semantic(
     enabled: bool,
@@ -240,11 +251,14 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
         &truth,
     );
     add_missing(&mut runs, &items, &ds, &stored);
+    let cluster = cluster_rule(cfg.score.cluster.as_ref(), &cfg.dataset_source())?;
+    cluster.assign(&mut runs, &ds.samples);
     let t_score = t.elapsed();
 
     let t = Instant::now();
     outputs::sort_failures(&mut failures);
     let mut header = outputs::eval_header(cfg, &ds, &model, box_frame, selected.note.as_deref());
+    header.cluster = Some(cluster.to_string());
     header.notes.extend(outputs::modality_notes(&skipped));
     let rep = report::build(
         &ds.samples,

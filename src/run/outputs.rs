@@ -130,6 +130,9 @@ pub fn summary_text(r: &Report) -> String {
         "unparsed (clean): {} answers, {} without boxes",
         r.unparsed.answer, r.unparsed.boxes
     );
+    if let Some(line) = report::clustering_line(r) {
+        let _ = writeln!(text, "{line}");
+    }
     for line in report::box_scope_lines(r) {
         let _ = writeln!(text, "{line}");
     }

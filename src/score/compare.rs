@@ -19,7 +19,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{Bootstrap, mcnemar, paired_bootstrap, r6, round6, round6_opt};
+use super::stats::{Bootstrap, mcnemar, paired_bootstrap_clustered, r6, round6, round6_opt};
 use super::{Condition, METRICS, MetricValue, Scored};
 
 /// One metric under one condition.
@@ -171,10 +171,21 @@ fn compare_metric(
     m: &super::Metric,
     cfg: &Bootstrap,
 ) -> Option<CompareRow> {
-    let (va, vb): (Vec<MetricValue>, Vec<MetricValue>) = pairs
-        .iter()
-        .filter_map(|(x, y)| Some((x.value(m.name)?, y.value(m.name)?)))
-        .unzip();
+    let mut va: Vec<MetricValue> = Vec::new();
+    let mut vb: Vec<MetricValue> = Vec::new();
+    // The pair's cluster, from run A's record (both runs ask the same questions of the same
+    // images); with no clusters the bootstrap resamples single pairs.
+    let mut clusters: Vec<&str> = Vec::new();
+    let clustered = pairs.iter().any(|(x, _)| x.cluster.is_some());
+    for (x, y) in pairs {
+        if let (Some(a), Some(b)) = (x.value(m.name), y.value(m.name)) {
+            va.push(a);
+            vb.push(b);
+            if clustered {
+                clusters.push(x.cluster.as_deref().unwrap_or(x.id.as_str()));
+            }
+        }
+    }
     if va.is_empty() {
         return None;
     }
@@ -182,7 +193,7 @@ fn compare_metric(
     let rb: Vec<&MetricValue> = vb.iter().collect();
     let (av, bv) = (m.aggregate.apply(&va)?, m.aggregate.apply(&vb)?);
     let label = format!("{perturbation}|{severity}|{}", m.name);
-    let boot = paired_bootstrap(&ra, &rb, m.aggregate, cfg, &label);
+    let boot = paired_bootstrap_clustered(&ra, &rb, &clusters, m.aggregate, cfg, &label);
     let mut row = CompareRow {
         perturbation: perturbation.to_string(),
         severity,

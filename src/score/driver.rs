@@ -170,6 +170,7 @@ pub fn score_one(
         unparsed_boxes,
         metrics,
         stats,
+        cluster: None,
     })
 }
 

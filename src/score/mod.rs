@@ -144,6 +144,65 @@ pub const HEADLINE: [(&str, &str); 5] = [
     ("grounding", "acc@0.5"),
 ];
 
+/// Which questions the bootstrap resamples together (`score.cluster`, `--cluster`).
+/// Questions on one image are not independent: Kvasir-VQA-x1 asks many per image, and a
+/// naive bootstrap over questions gives intervals that are too narrow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterRule {
+    /// Every question on its own (the naive bootstrap).
+    None,
+    /// The sample's first image: questions on one image, one phantom case, resample together.
+    Image,
+    /// A meta value, e.g. `meta.video_id` (MedFrameQA) or `meta.img_id`; a sample without
+    /// it is its own cluster.
+    Meta(String),
+}
+
+impl std::str::FromStr for ClusterRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(ClusterRule::None),
+            "image" => Ok(ClusterRule::Image),
+            _ => match s.strip_prefix("meta.") {
+                Some(k) if !k.is_empty() => Ok(ClusterRule::Meta(k.to_string())),
+                _ => Err(format!(
+                    "cluster {s:?} is not none, image or meta.KEY (e.g. meta.video_id)"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ClusterRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterRule::None => f.write_str("none"),
+            ClusterRule::Image => f.write_str("image"),
+            ClusterRule::Meta(k) => write!(f, "meta.{k}"),
+        }
+    }
+}
+
+impl ClusterRule {
+    /// The cluster of `sample` under this rule; `None`: its own.
+    pub fn of(&self, sample: &Sample) -> Option<String> {
+        match self {
+            ClusterRule::None => None,
+            ClusterRule::Image => sample.images.first().map(|i| format!("image:{}", i.key)),
+            ClusterRule::Meta(k) => sample.meta.get(k).map(|v| format!("{k}:{v}")),
+        }
+    }
+
+    /// Gives every scored record the cluster of its sample.
+    pub fn assign(&self, runs: &mut RunScores, samples: &[Sample]) {
+        let by_id: HashMap<&str, &Sample> = samples.iter().map(|s| (s.id.as_str(), s)).collect();
+        for r in &mut runs.scored {
+            r.cluster = by_id.get(r.id.as_str()).and_then(|s| self.of(s));
+        }
+    }
+}
+
 /// The image sizes the `pixels` box frame needs: `(width, height)` of image `index` of a
 /// sample, as shown to the model.
 pub trait ImageSizes: Sync {
@@ -223,6 +282,10 @@ pub struct Scored {
     /// Sufficient statistics for metrics whose aggregate needs them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<String, Vec<f64>>,
+    /// The cluster the bootstrap resamples this question with (its image, case or video;
+    /// see [`ClusterRule`]); absent: the question is its own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl Scored {
@@ -267,18 +330,38 @@ pub fn summarize(
     cfg: &stats::Bootstrap,
     label: &str,
 ) -> BTreeMap<String, MetricSummary> {
-    let jobs: Vec<(&Metric, Vec<MetricValue>)> = METRICS
+    // Each value's cluster; none at all when no record has one (every question its own).
+    let clustered = records.iter().any(|r| r.cluster.is_some());
+    type Job<'r> = (&'static Metric, Vec<MetricValue>, Vec<&'r str>);
+    let jobs: Vec<Job> = METRICS
         .iter()
-        .map(|m| (m, records.iter().filter_map(|r| r.value(m.name)).collect()))
-        .filter(|(_, v): &(&Metric, Vec<MetricValue>)| !v.is_empty())
+        .map(|m| {
+            let mut values = Vec::new();
+            let mut clusters = Vec::new();
+            for r in records {
+                if let Some(v) = r.value(m.name) {
+                    values.push(v);
+                    if clustered {
+                        clusters.push(r.cluster.as_deref().unwrap_or(r.id.as_str()));
+                    }
+                }
+            }
+            (m, values, clusters)
+        })
+        .filter(|(_, v, _)| !v.is_empty())
         .collect();
     jobs.into_par_iter()
-        .filter_map(|(m, values)| {
+        .filter_map(|(m, values, clusters)| {
             let refs: Vec<&MetricValue> = values.iter().collect();
             let value = m.aggregate.apply(refs.iter().copied())?;
-            let (ci_low, ci_high) =
-                stats::ci(&refs, m.aggregate, cfg, &format!("{label}|{}", m.name))
-                    .unwrap_or((value, value));
+            let (ci_low, ci_high) = stats::ci_clustered(
+                &refs,
+                &clusters,
+                m.aggregate,
+                cfg,
+                &format!("{label}|{}", m.name),
+            )
+            .unwrap_or((value, value));
             Some((
                 m.name.to_string(),
                 MetricSummary {

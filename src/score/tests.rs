@@ -371,3 +371,31 @@ fn a_scored_record_reads_on_its_own() {
     let back: Scored = serde_json::from_value(old).unwrap();
     assert_eq!(back.extracted.as_deref(), Some("C"));
 }
+
+#[test]
+fn cluster_rules_parse_and_name_each_samples_cluster() {
+    use super::ClusterRule;
+    assert_eq!("image".parse::<ClusterRule>(), Ok(ClusterRule::Image));
+    assert_eq!("none".parse::<ClusterRule>(), Ok(ClusterRule::None));
+    assert_eq!(
+        "meta.video_id".parse::<ClusterRule>(),
+        Ok(ClusterRule::Meta("video_id".into()))
+    );
+    assert!("meta.".parse::<ClusterRule>().is_err());
+    assert!(
+        "video"
+            .parse::<ClusterRule>()
+            .unwrap_err()
+            .contains("meta.KEY")
+    );
+    let s = &battery()[0];
+    assert_eq!(ClusterRule::None.of(s), None);
+    assert_eq!(
+        ClusterRule::Image.of(s),
+        Some(format!("image:{}", s.images[0].key))
+    );
+    assert_eq!(ClusterRule::Meta("no_such_key".into()).of(s), None);
+    for r in ["image", "none", "meta.img_id"] {
+        assert_eq!(r.parse::<ClusterRule>().unwrap().to_string(), r);
+    }
+}

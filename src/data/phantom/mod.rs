@@ -120,6 +120,7 @@ pub fn generate(set: PhantomSet, seed: u64, n: usize) -> Vec<Sample> {
 
 pub const FORMAT: DatasetFormat = DatasetFormat {
     name: "phantom",
+    cluster: "image",
     summary: "built-in synthetic sets, generated in memory from --dataset-seed",
     layout: "phantom:cxr | phantom:endoscopy | phantom:frames | phantom:all  (no files)",
     frame: "normalized (generated)",
