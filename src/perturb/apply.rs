@@ -82,6 +82,17 @@ impl View {
                 changed: true,
             };
         }
+        if self
+            .app
+            .is_some_and(|a| a.perturbation.family == super::Family::Control)
+        {
+            // The control took away what the boxes point at: nothing to score them on.
+            return SeenBoxes {
+                boxes: Vec::new(),
+                dropped: 0,
+                changed: true,
+            };
+        }
         if self.pixel_change().is_none() {
             return SeenBoxes {
                 boxes: sample.boxes.clone(),
@@ -286,5 +297,20 @@ mod tests {
             }],
         );
         assert_eq!((out.boxes.len(), out.dropped), (1, 1));
+    }
+
+    #[test]
+    fn controls_take_the_boxes_away_with_the_image() {
+        let ctx = SeedContext::new(1, "d");
+        let s = sample(1, vec![gt(0, [0.1, 0.1, 0.3, 0.3])]);
+        let a = app("blank-image", 1);
+        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), |_, change| {
+            let p = perturb_image(&ctx, "f0", &grey(9), change.unwrap())?;
+            Ok((Arc::new(p.pixels), p.map))
+        })
+        .unwrap();
+        assert!(seen.images[0].as_raw().iter().all(|&v| v == 128));
+        assert!(seen.boxes.boxes.is_empty() && seen.boxes.changed);
+        assert_eq!(seen.boxes.if_changed(&s), Some(Vec::new()));
     }
 }

@@ -30,6 +30,7 @@
 
 pub mod apply;
 pub mod blur;
+pub mod control;
 pub mod cxr;
 pub mod endoscopy;
 pub mod frames;
@@ -131,6 +132,7 @@ pub enum Family {
     Endoscopy,
     Geometric,
     Frames,
+    Control,
 }
 
 impl Family {
@@ -144,6 +146,7 @@ impl Family {
             Family::Endoscopy => "endoscopy",
             Family::Geometric => "geometric",
             Family::Frames => "frames",
+            Family::Control => "control",
         }
     }
 }
@@ -322,6 +325,8 @@ pub static REGISTRY: &[Perturbation] = &[
     frames::DROP,
     frames::SHUFFLE,
     frames::DUPLICATE,
+    // Controls: the image taken away
+    control::BLANK,
 ];
 
 /// Looks a perturbation up by name.

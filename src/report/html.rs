@@ -173,6 +173,7 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
     groups_section(&mut o, r);
     worst_section(&mut o, r);
     robustness_table(&mut o, r);
+    reliance_section(&mut o, r);
     examples_section(&mut o, r, thumbs);
     counts_section(&mut o, r);
 
@@ -393,6 +394,30 @@ fn worst_section(o: &mut String, r: &Report) {
         max,
     ));
     o.push_str("</section>");
+}
+
+/// The controls' table: how much the answers depend on the image.
+fn reliance_section(o: &mut String, r: &Report) {
+    if r.image_reliance.is_empty() {
+        return;
+    }
+    o.push_str(r#"<section id="reliance"><h2>Image reliance</h2><p class="note">The headline metric with the image and under each control, on the same questions. Reliance = clean − control: near 0, the model answers as well without looking. Unchanged: the share of answers the control did not change.</p><table><tr><th>control</th><th>by</th><th>group</th><th>metric</th><th>n</th><th>clean</th><th>under control</th><th>reliance</th><th>unchanged</th></tr>"#);
+    for x in &r.image_reliance {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:+.3}</td><td>{:.3}</td></tr>",
+            esc(&x.control),
+            esc(&x.dimension),
+            esc(&x.group),
+            esc(&x.metric),
+            x.n,
+            x.clean,
+            x.under_control,
+            x.reliance,
+            x.unchanged
+        );
+    }
+    o.push_str("</table></section>");
 }
 
 fn robustness_table(o: &mut String, r: &Report) {

@@ -129,6 +129,33 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    if !r.image_reliance.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Image reliance\n\nThe headline metric with the image and under each control, on the same questions; reliance = clean − control (near 0: the model answers as well without looking); unchanged = the share of answers the control did not change.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| control | by | group | metric | n | clean | under control | reliance | unchanged |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---:|---:|---:|---:|---:|");
+        for x in &r.image_reliance {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                x.control,
+                x.dimension,
+                x.group,
+                x.metric,
+                x.n,
+                fmt4(x.clean),
+                fmt4(x.under_control),
+                fmt4(x.reliance),
+                fmt4(x.unchanged)
+            );
+        }
+    }
+
     if !r.robustness.is_empty() {
         let _ = writeln!(o, "\n## Robustness\n");
         if let Some(s) = r.robustness_summary.as_ref().and_then(|s| s.score) {

@@ -18,6 +18,7 @@
 //!   thumbnails as PNG data URIs, which the caller supplies through [`Thumbnails`] (the
 //!   dataset's images for `medvqa score`, the perturbed images for `medvqa eval`).
 
+pub mod analyses;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -182,6 +183,11 @@ pub struct Report {
     /// own cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clustering: Option<Clustering>,
+    /// Under each control condition (`blank-image`), by kind and by modality: the headline
+    /// metric clean and without the image, their difference and the share of unchanged
+    /// answers. Empty when the run has no control.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_reliance: Vec<RelianceRow>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -192,82 +198,6 @@ pub struct Report {
     /// Condition (`clean`, `blur@3`) → samples without a prediction.
     pub missing: BTreeMap<String, Missing>,
     pub examples: Vec<Example>,
-}
-
-/// The cluster bootstrap, measured on the clean records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Clustering {
-    /// The rule (`image`, `meta.video_id`).
-    pub by: String,
-    /// Clusters and questions among the clean records.
-    pub clusters: usize,
-    pub questions: usize,
-    /// Per overall metric: the clustered interval's width over the naive one's, squared
-    /// (the design effect: how many times the variance grows when questions that share an
-    /// image are resampled together). 1 means clustering changed nothing.
-    #[serde(serialize_with = "crate::score::stats::round6_map")]
-    pub design_effect: BTreeMap<String, f64>,
-}
-
-/// The clustering block for the clean records, comparing `overall` with the naive
-/// intervals; `None` when no record has a cluster.
-fn clustering(
-    clean: &[&Scored],
-    overall: &BTreeMap<String, MetricSummary>,
-    cfg: &Bootstrap,
-    rule: Option<&str>,
-) -> Option<Clustering> {
-    if !clean.iter().any(|r| r.cluster.is_some()) {
-        return None;
-    }
-    let naive_records: Vec<Scored> = clean
-        .iter()
-        .map(|r| Scored {
-            cluster: None,
-            ..(*r).clone()
-        })
-        .collect();
-    let naive_refs: Vec<&Scored> = naive_records.iter().collect();
-    let naive = summarize(&naive_refs, cfg, "overall");
-    let design_effect = overall
-        .iter()
-        .filter_map(|(m, c)| {
-            let n = naive.get(m)?;
-            let (wc, wn) = (c.ci_high - c.ci_low, n.ci_high - n.ci_low);
-            (wn > 0.0).then(|| (m.clone(), (wc / wn).powi(2)))
-        })
-        .collect();
-    let clusters: std::collections::HashSet<&str> = clean
-        .iter()
-        .map(|r| r.cluster.as_deref().unwrap_or(r.id.as_str()))
-        .collect();
-    Some(Clustering {
-        by: rule.unwrap_or("custom").to_string(),
-        clusters: clusters.len(),
-        questions: clean.len(),
-        design_effect,
-    })
-}
-
-/// One line on the cluster bootstrap, for every report format and the printed summary:
-/// what was resampled together, how many clusters, and the headline design effects.
-pub fn clustering_line(r: &Report) -> Option<String> {
-    let c = r.clustering.as_ref()?;
-    let effects: Vec<String> = ["accuracy", "token_f1", "acc@0.5"]
-        .iter()
-        .filter_map(|m| c.design_effect.get(*m).map(|d| format!("{m} {d:.2}")))
-        .collect();
-    Some(format!(
-        "intervals resample clusters by {}: {} clusters for {} clean questions{}",
-        c.by,
-        c.clusters,
-        c.questions,
-        if effects.is_empty() {
-            String::new()
-        } else {
-            format!("; design effect {}", effects.join(", "))
-        }
-    ))
 }
 
 /// Knobs for [`build`].
@@ -328,7 +258,7 @@ pub fn build(
         .collect();
     let cfg = header.bootstrap;
     let overall = summarize(&clean, &cfg, "overall");
-    let clustering = clustering(&clean, &overall, &cfg, header.cluster.as_deref());
+    let clustering = analyses::clustering(&clean, &overall, &cfg, header.cluster.as_deref());
 
     let mut by = BTreeMap::new();
     let mut dims: Vec<(String, GroupKey)> = vec![
@@ -378,6 +308,18 @@ pub fn build(
     }
 
     let (rows, summary) = robustness::table(&runs.scored, &cfg);
+    // Controls take the image away on purpose: they are not robustness conditions, and
+    // the one-number robustness score leaves them out (they have their own table).
+    let summary = if rows.iter().any(|r| analyses::is_control(&r.perturbation)) {
+        let kept: Vec<ConditionRow> = rows
+            .iter()
+            .filter(|r| !analyses::is_control(&r.perturbation))
+            .cloned()
+            .collect();
+        robustness::summary(&kept)
+    } else {
+        summary
+    };
 
     let mut unparsed = UnparsedReport::default();
     let mut rules: BTreeMap<String, usize> = BTreeMap::new();
@@ -437,6 +379,7 @@ pub fn build(
         robustness: rows,
         robustness_summary: summary,
         clustering,
+        image_reliance: analyses::reliance(&runs.scored, &by_id),
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,
@@ -610,6 +553,7 @@ pub trait Thumbnails {
 
 /// The long side of a thumbnail, in pixels.
 pub use crate::score::HEADLINE;
+pub use analyses::{Clustering, RelianceRow, clustering_line};
 
 /// The headline metric of each question kind the run has, on clean images:
 /// `(kind, metric, summary)`, in [`HEADLINE`] order.

@@ -276,3 +276,73 @@ fn clustered_records_give_a_clustering_block_and_unclustered_ones_none() {
     let json = serde_json::to_string(&rep).unwrap();
     assert!(json.contains("\"clustering\""), "{json}");
 }
+
+#[test]
+fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let mut p: Vec<Prediction> = [
+        ("closed", "Yes."),
+        ("single", "C"),
+        ("multi", "A and D"),
+        (
+            "open",
+            "No residual polyps were identified during the colonoscopy.",
+        ),
+    ]
+    .iter()
+    .map(|(id, r)| Prediction::clean(*id, *r))
+    .collect();
+    // Without the image: the closed answer stays, the others change.
+    for (id, r) in [
+        ("closed", "Yes."),
+        ("single", "A"),
+        ("multi", "B"),
+        ("open", "A polyp."),
+    ] {
+        p.push(Prediction {
+            id: id.to_string(),
+            condition: Condition::new("blank-image", 1),
+            response: r.to_string(),
+            source: None,
+        });
+    }
+    let runs = score_run(&samples, &p, &o, &crate::run::HeaderSizes::default());
+    let rep = build(&samples, &runs, &[], header(), &BuildOptions::default());
+    // Independent computation from the scored records, kind by kind.
+    let value = |id: &str, blank: bool, m: &str| {
+        runs.scored
+            .iter()
+            .find(|r| r.id == id && r.condition.is_clean() != blank)
+            .and_then(|r| r.metrics.get(m).copied())
+            .unwrap()
+    };
+    for (id, kind, metric, same) in [
+        ("closed", "closed", "accuracy", 1.0),
+        ("single", "single_choice", "accuracy", 0.0),
+        ("multi", "multi_choice", "accuracy", 0.0),
+        ("open", "open", "token_f1", 0.0),
+    ] {
+        let row = rep
+            .image_reliance
+            .iter()
+            .find(|x| x.dimension == "kind" && x.group == kind)
+            .unwrap_or_else(|| panic!("no row for {kind}: {:?}", rep.image_reliance));
+        let (c, b) = (value(id, false, metric), value(id, true, metric));
+        assert_eq!(
+            (row.control.as_str(), row.metric.as_str(), row.n),
+            ("blank-image", metric, 1)
+        );
+        assert!((row.clean - c).abs() < 1e-12 && (row.under_control - b).abs() < 1e-12);
+        assert!((row.reliance - (c - b)).abs() < 1e-12);
+        assert_eq!(row.unchanged, same, "{kind}");
+    }
+    // A control is not a robustness condition: no one-number robustness score from it.
+    assert_eq!(rep.robustness_summary, None);
+    // No control, no table.
+    assert!(report_of(&preds()).image_reliance.is_empty());
+}

@@ -124,7 +124,9 @@ fn row(
     }
 }
 
-fn summary(rows: &[ConditionRow]) -> Option<Summary> {
+/// The one-number summary over `rows` (the caller leaves out the conditions that are not
+/// robustness conditions, such as controls).
+pub fn summary(rows: &[ConditionRow]) -> Option<Summary> {
     if rows.is_empty() {
         return None;
     }
