@@ -63,6 +63,40 @@ pub fn render(report: &Report) -> String {
             plain(&mut out, &r.perturbation, r.severity, "miou_drop", d, r.n);
         }
     }
+    // The cluster bootstrap: one row per overall metric, value = design effect, n = clusters.
+    if let Some(c) = &report.clustering {
+        for (m, d) in &c.design_effect {
+            let _ = writeln!(
+                out,
+                "clustering,design_effect,{},none,0,{},{},,,{},",
+                field(&c.by),
+                field(m),
+                r6(*d),
+                c.clusters
+            );
+        }
+    }
+    // Image reliance under each control: the metric clean and under the control, their
+    // difference, and the share of unchanged answers.
+    for x in &report.image_reliance {
+        for (what, v) in [
+            (format!("clean:{}", x.metric), x.clean),
+            (format!("control:{}", x.metric), x.under_control),
+            (format!("reliance:{}", x.metric), x.reliance),
+            ("unchanged".to_string(), x.unchanged),
+        ] {
+            let _ = writeln!(
+                out,
+                "image_reliance,{},{},{},1,{},{},,,{},",
+                field(&x.dimension),
+                field(&x.group),
+                field(&x.control),
+                field(&what),
+                r6(v),
+                x.n
+            );
+        }
+    }
     if let Some(s) = report.robustness_summary.as_ref().and_then(|s| s.score) {
         let _ = writeln!(
             out,

@@ -275,6 +275,11 @@ fn clustered_records_give_a_clustering_block_and_unclustered_ones_none() {
     );
     let json = serde_json::to_string(&rep).unwrap();
     assert!(json.contains("\"clustering\""), "{json}");
+    assert!(
+        csv::render(&rep).contains("clustering,design_effect,image,none,0,miou,"),
+        "{}",
+        csv::render(&rep)
+    );
 }
 
 #[test]
@@ -341,6 +346,11 @@ fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
         assert!((row.reliance - (c - b)).abs() < 1e-12);
         assert_eq!(row.unchanged, same, "{kind}");
     }
+    let csv = csv::render(&rep);
+    assert!(
+        csv.contains("image_reliance,kind,closed,blank-image,1,unchanged,1,,,1,"),
+        "{csv}"
+    );
     // A control is not a robustness condition: no one-number robustness score from it.
     assert_eq!(rep.robustness_summary, None);
     // No control, no table.
