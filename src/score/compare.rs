@@ -64,6 +64,10 @@ pub struct Comparison {
     pub only_in_b: usize,
     /// Conditions with paired records (clean counts as one).
     pub conditions: usize,
+    /// Clusters among the clean pairs (from run A's records), when the records carry them:
+    /// the paired bootstrap resamples these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<usize>,
     /// The models' names, from each run's report.json header, where it names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_a: Option<String>,
@@ -145,7 +149,15 @@ pub fn compare(
     }
     let ka: BTreeSet<_> = am.keys().collect();
     let kb: BTreeSet<_> = bm.keys().collect();
+    let clusters = clean.iter().any(|(x, _)| x.cluster.is_some()).then(|| {
+        clean
+            .iter()
+            .map(|(x, _)| x.cluster.as_deref().unwrap_or(x.id.as_str()))
+            .collect::<BTreeSet<_>>()
+            .len()
+    });
     Comparison {
+        clusters,
         run_a: run_a.to_string(),
         run_b: run_b.to_string(),
         model_a: None,
@@ -254,6 +266,22 @@ pub fn render_summary(c: &Comparison) -> String {
         "{} paired records over {} condition(s); {} only in A, {} only in B\n",
         c.paired, c.conditions, c.only_in_a, c.only_in_b
     );
+    let clean_pairs = c
+        .headline
+        .iter()
+        .filter(|k| k.row.perturbation == "clean")
+        .map(|k| k.row.n)
+        .sum::<usize>();
+    if let Some(k) = c
+        .clusters
+        .filter(|&k| k > 0 && clean_pairs as f64 / k as f64 > 1.5)
+    {
+        let _ = writeln!(
+            o,
+            "note: the clean questions fall in {k} clusters (about {:.1} questions each); the bootstrap intervals resample clusters, McNemar's test counts questions as independent, so read its p-values as optimistic\n",
+            clean_pairs as f64 / k as f64
+        );
+    }
     let _ = writeln!(
         o,
         "{:<15} {:<14} {:<9} {:>5} {:>7} {:>7} {:>8} {:>18} {:>8}  verdict (p < 0.05)",
@@ -455,5 +483,31 @@ mod tests {
         );
         assert!(summary.contains("clean           closed"), "{summary}");
         assert!(render_markdown(&c).contains("| clean | accuracy | 3 |"));
+    }
+
+    #[test]
+    fn clustered_records_are_counted_and_the_summary_warns_about_mcnemar() {
+        let answers = [
+            ("closed", "yes"),
+            ("single", "C"),
+            ("multi", "A and D"),
+            ("open", "polyp"),
+        ];
+        let mut a = run(&answers);
+        let mut b = run(&answers);
+        let c = compare("a", &a, "b", &b, &Bootstrap::default());
+        assert_eq!(c.clusters, None);
+        assert!(!render_summary(&c).contains("note: the clean questions"));
+        // All four questions on one image.
+        for r in a.iter_mut().chain(b.iter_mut()) {
+            r.cluster = Some("image:x".into());
+        }
+        let c = compare("a", &a, "b", &b, &Bootstrap::default());
+        assert_eq!(c.clusters, Some(1));
+        assert!(
+            render_summary(&c).contains("1 clusters (about 4.0 questions each)"),
+            "{}",
+            render_summary(&c)
+        );
     }
 }
