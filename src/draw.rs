@@ -426,13 +426,11 @@ pub fn truetype(text: &str, px: f32) -> Canvas {
         return c;
     };
     let scale = ab_glyph::PxScale::from(px.max(1.0));
-    let (w, _) = imageproc::drawing::text_size(scale, font, text);
-    // The full line height, descenders included (text_size stops at the lowest ink of
-    // this text's glyphs from the top, which cuts a `g` drawn below it).
-    let scaled = ab_glyph::Font::as_scaled(font, scale);
-    let h = (ab_glyph::ScaleFont::ascent(&scaled) - ab_glyph::ScaleFont::descent(&scaled)).ceil()
-        as u32;
-    let mut img = GrayImage::new(w.max(1) + 1, h.max(1));
+    let (w, h) = (
+        text_width_px(font, scale, text),
+        line_height_px(font, scale),
+    );
+    let mut img = GrayImage::new(w, h);
     imageproc::drawing::draw_text_mut(&mut img, image::Luma([255u8]), 0, 0, scale, font, text);
     Canvas {
         width: img.width(),
@@ -440,6 +438,35 @@ pub fn truetype(text: &str, px: f32) -> Canvas {
         channels: 1,
         data: img.as_raw().iter().map(|&v| v as f32).collect(),
     }
+}
+
+/// The width [`truetype`] gives `text`, without drawing it.
+pub fn truetype_width(text: &str, px: f32) -> u32 {
+    match font() {
+        Some(font) => text_width_px(font, ab_glyph::PxScale::from(px.max(1.0)), text),
+        None => truetype(text, px).width,
+    }
+}
+
+/// The height of every [`truetype`] canvas at `px`: the font's full line, descenders
+/// included, without drawing anything.
+pub fn truetype_line_height(px: f32) -> u32 {
+    match font() {
+        Some(font) => line_height_px(font, ab_glyph::PxScale::from(px.max(1.0))),
+        None => truetype("0", px).height,
+    }
+}
+
+fn text_width_px(font: &ab_glyph::FontRef<'static>, scale: ab_glyph::PxScale, text: &str) -> u32 {
+    imageproc::drawing::text_size(scale, font, text).0.max(1) + 1
+}
+
+/// The full line height (text_size stops at the lowest ink of the text's own glyphs, which
+/// cuts a `g` drawn below it).
+fn line_height_px(font: &ab_glyph::FontRef<'static>, scale: ab_glyph::PxScale) -> u32 {
+    let scaled = ab_glyph::Font::as_scaled(font, scale);
+    let h = ab_glyph::ScaleFont::ascent(&scaled) - ab_glyph::ScaleFont::descent(&scaled);
+    (h.ceil() as u32).max(1)
 }
 
 impl Canvas {

@@ -168,14 +168,6 @@ impl DatasetSource {
         Ok(self.selection.apply(samples)?)
     }
 
-    /// The cluster rule the format declares (`image` where the format is unknown).
-    pub fn default_cluster(&self) -> &'static str {
-        self.spec
-            .split_once(':')
-            .and_then(|(f, _)| FORMATS.iter().find(|x| x.name == f))
-            .map_or("image", |f| f.cluster)
-    }
-
     /// The seed a generated (phantom) set was made with, for the dataset fingerprint.
     pub fn generated_seed(&self) -> Option<u64> {
         self.spec.starts_with("phantom").then_some(self.load.seed)

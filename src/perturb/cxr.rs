@@ -260,7 +260,7 @@ fn burned_in_text(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, 
         text_at(&mut plane, exam, scale, (!left_marker, false), false);
     }
     // 3-4. Date and ID lines, stacked in the lower left.
-    let text_h = draw::truetype("0", font_px(scale)).height as i64;
+    let text_h = draw::truetype_line_height(font_px(scale)) as i64;
     let line_h = text_h + 2 * scale as i64;
     if items >= 3 {
         let date = format!(

@@ -169,7 +169,7 @@ pub fn render(title: &str, rows: &[Row], thumb: u32) -> Pixels {
 
 /// The width of `text` as [`label`] draws it.
 fn text_width(text: &str) -> u32 {
-    draw::truetype(text, FONT_PX).width
+    draw::truetype_width(text, FONT_PX)
 }
 
 /// `text` in the label font with its top left at `(x, y)`.

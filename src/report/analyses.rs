@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Bootstrap, MetricSummary, Report, Scored, summarize};
+use super::{Bootstrap, MetricSummary, Report, Scored};
 use crate::sample::Sample;
 
 /// The cluster bootstrap, measured on the clean records.
@@ -34,15 +34,7 @@ pub(super) fn clustering(
     if !clean.iter().any(|r| r.cluster.is_some()) {
         return None;
     }
-    let naive_records: Vec<Scored> = clean
-        .iter()
-        .map(|r| Scored {
-            cluster: None,
-            ..(*r).clone()
-        })
-        .collect();
-    let naive_refs: Vec<&Scored> = naive_records.iter().collect();
-    let naive = summarize(&naive_refs, cfg, "overall");
+    let naive = crate::score::summarize_naive(clean, cfg, "overall");
     let design_effect = overall
         .iter()
         .filter_map(|(m, c)| {

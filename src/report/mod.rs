@@ -307,19 +307,15 @@ pub fn build(
         by.insert(dim.clone(), table);
     }
 
-    let (rows, summary) = robustness::table(&runs.scored, &cfg);
+    let rows = robustness::table(&runs.scored, &cfg);
     // Controls take the image away on purpose: they are not robustness conditions, and
     // the one-number robustness score leaves them out (they have their own table).
-    let summary = if rows.iter().any(|r| analyses::is_control(&r.perturbation)) {
-        let kept: Vec<ConditionRow> = rows
-            .iter()
-            .filter(|r| !analyses::is_control(&r.perturbation))
-            .cloned()
-            .collect();
-        robustness::summary(&kept)
-    } else {
-        summary
-    };
+    let counted: Vec<ConditionRow> = rows
+        .iter()
+        .filter(|r| !analyses::is_control(&r.perturbation))
+        .cloned()
+        .collect();
+    let summary = robustness::summary(&counted);
 
     let mut unparsed = UnparsedReport::default();
     let mut rules: BTreeMap<String, usize> = BTreeMap::new();

@@ -111,7 +111,7 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         score::score_run_with(&ds.samples, &preds, &opts, &HeaderSizes::default(), &truth);
     runs.rejected.extend(bad_lines);
     runs.rejected.sort();
-    let cluster = super::cluster_rule(req.cluster.as_ref(), &req.dataset)?;
+    let cluster = super::cluster_rule(req.cluster.as_ref(), &ds)?;
     cluster.assign(&mut runs, &ds.samples);
     let t_score = t1.elapsed();
 

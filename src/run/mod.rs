@@ -172,11 +172,14 @@ fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
 /// The cluster rule asked for, or the one the dataset's format declares.
 fn cluster_rule(
     asked: Option<&crate::score::ClusterRule>,
-    source: &data::DatasetSource,
+    ds: &Dataset,
 ) -> Result<crate::score::ClusterRule, RunError> {
     match asked {
         Some(r) => Ok(r.clone()),
-        None => source.default_cluster().parse().map_err(RunError::Invalid),
+        None => data::format(ds.format)
+            .map_or("image", |f| f.cluster)
+            .parse()
+            .map_err(RunError::Invalid),
     }
 }
 
@@ -251,7 +254,7 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
         &truth,
     );
     add_missing(&mut runs, &items, &ds, &stored);
-    let cluster = cluster_rule(cfg.score.cluster.as_ref(), &cfg.dataset_source())?;
+    let cluster = cluster_rule(cfg.score.cluster.as_ref(), &ds)?;
     cluster.assign(&mut runs, &ds.samples);
     let t_score = t.elapsed();
 

@@ -330,8 +330,27 @@ pub fn summarize(
     cfg: &stats::Bootstrap,
     label: &str,
 ) -> BTreeMap<String, MetricSummary> {
+    summarize_by(records, cfg, label, true)
+}
+
+/// [`summarize`] with every question its own cluster, whatever the records carry: the
+/// naive intervals a design effect is measured against.
+pub fn summarize_naive(
+    records: &[&Scored],
+    cfg: &stats::Bootstrap,
+    label: &str,
+) -> BTreeMap<String, MetricSummary> {
+    summarize_by(records, cfg, label, false)
+}
+
+fn summarize_by(
+    records: &[&Scored],
+    cfg: &stats::Bootstrap,
+    label: &str,
+    use_clusters: bool,
+) -> BTreeMap<String, MetricSummary> {
     // Each value's cluster; none at all when no record has one (every question its own).
-    let clustered = records.iter().any(|r| r.cluster.is_some());
+    let clustered = use_clusters && records.iter().any(|r| r.cluster.is_some());
     type Job<'r> = (&'static Metric, Vec<MetricValue>, Vec<&'r str>);
     let jobs: Vec<Job> = METRICS
         .iter()

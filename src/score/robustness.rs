@@ -52,9 +52,9 @@ pub struct Summary {
     pub conditions: usize,
 }
 
-/// The table over every non-clean condition, in `(perturbation, severity)` order, and the
-/// summary (`None` without perturbed records).
-pub fn table(scored: &[Scored], cfg: &Bootstrap) -> (Vec<ConditionRow>, Option<Summary>) {
+/// The table over every non-clean condition, in `(perturbation, severity)` order; its
+/// one-number [`summary`] is the caller's, over the rows it counts.
+pub fn table(scored: &[Scored], cfg: &Bootstrap) -> Vec<ConditionRow> {
     let mut by_cond: BTreeMap<&Condition, Vec<&Scored>> = BTreeMap::new();
     for s in scored {
         by_cond.entry(&s.condition).or_default().push(s);
@@ -71,8 +71,7 @@ pub fn table(scored: &[Scored], cfg: &Bootstrap) -> (Vec<ConditionRow>, Option<S
         }
         rows.push(row(cond, &recs, &clean, cfg));
     }
-    let summary = summary(&rows);
-    (rows, summary)
+    rows
 }
 
 fn row(
