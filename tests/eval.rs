@@ -179,6 +179,84 @@ fn geometric_perturbations_move_the_ground_truth_that_is_scored() {
 }
 
 #[test]
+fn controls_and_option_rotation_run_in_eval_and_reach_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let o = eval(
+        &cfg,
+        &[
+            "--perturbation",
+            "controls,option-order,gaussian-noise",
+            "--severity",
+            "3",
+            // Two cases per set, so that every image has another sample's to swap in.
+            "--dataset-n",
+            "10",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = tmp.path().join("run");
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for l in lines(&run.join("predictions.jsonl")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let p = v["perturbation"].as_str().unwrap_or("clean").to_string();
+        // Every record is answered or carries its reason: nothing silently dropped.
+        assert!(v["response"].is_string() || v["error"].is_string(), "{l}");
+        match p.as_str() {
+            "no-image" => assert_eq!(v["frames"], serde_json::json!([]), "{l}"),
+            "blank-image" | "swapped-image" => {
+                // Boxes are not scored under a control: stored as none where there were some.
+                assert!(
+                    v["gt_boxes"].is_null() || v["gt_boxes"] == serde_json::json!([]),
+                    "{l}"
+                );
+            }
+            _ => {}
+        }
+        *seen.entry(p).or_default() += 1;
+    }
+    let clean = seen["clean"];
+    for control in ["blank-image", "swapped-image", "no-image"] {
+        assert_eq!(seen.get(control), Some(&clean), "{control}: {seen:?}");
+    }
+    // 3 single- and 3 multi-choice questions per set; every one has at least 3 options.
+    assert!(seen["option-rotate"] >= 2 * 2 * 3, "{seen:?}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let controls: HashSet<&str> = rep["image_reliance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["control"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        controls,
+        HashSet::from(["blank-image", "swapped-image", "no-image"])
+    );
+    let kinds: HashSet<&str> = rep["option_order"]["circular"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, HashSet::from(["single_choice", "multi_choice"]));
+    assert!(
+        !rep["consistency_by_reliance"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Only gaussian-noise is a robustness condition.
+    assert_eq!(
+        rep["robustness_summary"]["conditions"], 1,
+        "{}",
+        rep["robustness_summary"]
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Option order") && html.contains("Consistency × image reliance"));
+}
+
+#[test]
 fn a_run_killed_midway_resumes_to_the_same_report() {
     let tmp = tempfile::tempdir().unwrap();
     let whole_dir = tmp.path().join("whole");

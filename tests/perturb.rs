@@ -329,3 +329,98 @@ fn perturbations_lists_every_name_with_its_table() {
     let text = medvqa().arg("perturbations").output().unwrap();
     assert!(stdout(&text).contains("cxr-grid"));
 }
+
+#[test]
+fn controls_and_option_rotation_export_deterministically_with_remapped_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fwd = dataset(&tmp.path().join("fwd"), false);
+    let rev = dataset(&tmp.path().join("rev"), true);
+    let names = "controls,option-order";
+    let mut outs = Vec::new();
+    for (m, name, threads) in [(&fwd, "a", "1"), (&rev, "b", "2")] {
+        let out = tmp.path().join(name);
+        let o = perturb_with(names, m, &out, "7", "0", threads);
+        // Two samples have no one to swap with: exit code 3, the rest written.
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        outs.push((out.clone(), files(&out)));
+    }
+    assert_eq!(
+        outs[0].1, outs[1].1,
+        "input order or threads changed the export"
+    );
+    let dir = &outs[0].0;
+    let lines: BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(dir.join("manifest.jsonl"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+    // Option rotation: three options give rotations 1 and 2, the reference follows.
+    let rot1 = &lines["v1@option-rotate/s1"];
+    assert_eq!(
+        rot1["options"],
+        serde_json::json!(["second", "third", "first"])
+    );
+    assert_eq!(rot1["answer"], "A");
+    let rot2 = &lines["v1@option-rotate/s2"];
+    assert_eq!(
+        rot2["options"],
+        serde_json::json!(["third", "first", "second"])
+    );
+    assert_eq!(rot2["answer"], "C");
+    assert!(!lines.contains_key("v1@option-rotate/s3"));
+    assert!(
+        !lines.keys().any(|k| k.starts_with("q2@option-rotate")),
+        "closed questions have no options"
+    );
+    // The rotated copy shows the clean images.
+    let img = rot1["images"][1].as_str().unwrap();
+    assert!(img.starts_with("option-rotate/s1/"), "{img}");
+    assert_eq!(
+        std::fs::read(dir.join(img))
+            .map(|b| image::load_from_memory(&b).unwrap().to_rgb8())
+            .unwrap(),
+        image::open(tmp.path().join("fwd/img/b.png"))
+            .unwrap()
+            .to_rgb8()
+    );
+    // No image: the question alone, no boxes.
+    let none = &lines["q1@no-image/s1"];
+    assert_eq!(none["images"], serde_json::json!([]));
+    assert_eq!(none["boxes"], serde_json::json!([]));
+    // Swapped: q1 and q2 share img/a, so both get img/b (q3's); q3 gets img/a.
+    let swapped = |id: &str| {
+        let p = lines[&format!("{id}@swapped-image/s1")]["images"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        image::open(dir.join(p)).unwrap().to_rgb8()
+    };
+    let a = image::open(tmp.path().join("fwd/img/a.png"))
+        .unwrap()
+        .to_rgb8();
+    let b = image::open(tmp.path().join("fwd/img/b.png"))
+        .unwrap()
+        .to_rgb8();
+    assert!(swapped("q1") == b && swapped("q2") == b && swapped("q3") == a);
+    // The only chest X-ray and the only video have no donor: failures that say so.
+    let failures = std::fs::read_to_string(dir.join("failures.jsonl")).unwrap();
+    for id in ["q4@swapped-image/s1", "v1@swapped-image/s1"] {
+        assert!(
+            failures
+                .lines()
+                .any(|l| l.contains(id) && l.contains("no image of another sample")),
+            "{failures}"
+        );
+    }
+    // Blank: same size, mid-grey.
+    let blank = image::open(dir.join(lines["q3@blank-image/s1"]["images"][0].as_str().unwrap()))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(blank.dimensions(), b.dimensions());
+    assert!(blank.pixels().all(|p| p.0 == [128; 3]));
+}

@@ -10,6 +10,11 @@
 //!   image's [`BoxMap`], and a box the perturbation moved out of the image is dropped and
 //!   counted.
 //! - The clean condition is every image as decoded, boxes unchanged.
+//! - A control takes the image away (`blank-image` greys it, `swapped-image` shows another
+//!   sample's, `no-image` shows none); the boxes have nothing left to point at and are
+//!   not scored.
+//! - An option rotation changes the question, not the images: the task as asked, with
+//!   its reference remapped, comes back in [`AsSeen::task`].
 //!
 //! [`view`] decides the layout without touching pixels (the export writes its images in a
 //! separate, parallel pass and only needs the layout and the maps); [`apply_to_sample`]
@@ -17,37 +22,77 @@
 
 use std::sync::Arc;
 
-use super::{Application, BoxMap, PerturbError, SeedContext, map_frame_boxes, perturb_frames};
+use super::{
+    Application, Apply, BoxMap, PerturbError, SeedContext, Swaps, map_frame_boxes, perturb_frames,
+};
 use crate::pixels::Pixels;
-use crate::sample::{GtBox, Sample};
+use crate::sample::{GtBox, ImageRef, Sample, Task};
 
 /// How a condition lays out one sample's images, before any pixel is touched.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct View {
     app: Option<Application>,
-    /// The source frames in the order seen, for a frame-level perturbation.
+    /// The source frames in the order seen, for a frame-level perturbation (empty for
+    /// `no-image`).
     frames: Option<Vec<usize>>,
+    /// The images seen in place of the sample's own, for `swapped-image`.
+    donors: Option<Vec<ImageRef>>,
+    /// The question as asked, when the condition changed its options.
+    task: Option<Task>,
     n_images: usize,
 }
 
-/// The layout of `sample` under `app` (`None` is the clean condition). Only a frame-level
-/// perturbation can fail here (it needs at least as many frames as it drops).
+/// The layout of `sample` under `app` (`None` is the clean condition). `swaps` gives the
+/// donors of `swapped-image` (an empty [`Swaps`] where the condition cannot occur). Fails
+/// where the condition cannot be laid out: a frame drop on too few frames, an image
+/// without a donor, a rotation the question's options do not allow.
 pub fn view(
     ctx: &SeedContext,
     sample: &Sample,
     app: Option<&Application>,
+    swaps: &Swaps,
 ) -> Result<View, PerturbError> {
-    let frames = match app {
-        Some(a) if !a.perturbation.is_image_level() => {
-            Some(perturb_frames(ctx, &sample.id, sample.images.len(), a)?)
-        }
-        _ => None,
-    };
-    Ok(View {
+    let mut v = View {
         app: app.copied(),
-        frames,
+        frames: None,
+        donors: None,
+        task: None,
         n_images: sample.images.len(),
-    })
+    };
+    let Some(a) = app.filter(|a| a.severity > 0) else {
+        return Ok(v);
+    };
+    match a.perturbation.apply {
+        Apply::Image(_) => {}
+        Apply::Frames(_) => {
+            v.frames = Some(perturb_frames(ctx, &sample.id, sample.images.len(), a)?);
+        }
+        Apply::NoImage => v.frames = Some(Vec::new()),
+        Apply::Swap => {
+            v.donors = Some(
+                sample
+                    .images
+                    .iter()
+                    .map(|img| swaps.donor(&img.key).cloned())
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Apply::Options(f) => {
+            v.task =
+                Some(
+                    f(&sample.task, a.severity).ok_or_else(|| PerturbError::NotApplicable {
+                        name: a.perturbation.name,
+                        why: format!(
+                            "{} with {} options, rotation {}",
+                            sample.kind().as_str(),
+                            sample.task.options().len(),
+                            a.severity
+                        ),
+                    })?,
+                );
+        }
+    }
+    Ok(v)
 }
 
 impl View {
@@ -64,12 +109,29 @@ impl View {
             .filter(|a| a.perturbation.is_image_level())
     }
 
-    /// The source image behind each image seen, in order.
+    /// The source image behind each image seen, in order (indices into the sample's
+    /// images; under `swapped-image`, into the donors of [`View::images`]).
     pub fn sources(&self) -> Vec<usize> {
         match &self.frames {
             Some(order) => order.clone(),
             None => (0..self.n_images).collect(),
         }
+    }
+
+    /// The images seen, in order: the sample's own (reordered by a frame perturbation), or
+    /// another sample's under `swapped-image`.
+    pub fn images<'a>(&'a self, sample: &'a Sample) -> Vec<&'a ImageRef> {
+        let own: &[ImageRef] = self.donors.as_deref().unwrap_or(&sample.images);
+        self.sources()
+            .into_iter()
+            .filter_map(|i| own.get(i))
+            .collect()
+    }
+
+    /// The question as asked, when the condition changed its options (and the reference
+    /// with them); `None` when it is the sample's own.
+    pub fn task(&self) -> Option<&Task> {
+        self.task.as_ref()
     }
 
     /// The sample's boxes as seen. `maps` holds one [`BoxMap`] per source image and is read
@@ -142,23 +204,27 @@ pub struct AsSeen {
     /// The source frames in the order seen, when a frame-level perturbation reordered them.
     pub frames: Option<Vec<usize>>,
     pub boxes: SeenBoxes,
+    /// The question as asked, when the condition changed its options.
+    pub task: Option<Task>,
 }
 
-/// `sample` under `app` (`None`: clean). `image(i, change)` gives source image `i`, with
+/// `sample` under `app` (`None`: clean). `image(img, change)` gives the image `img`, with
 /// `change` applied when it is `Some` (and the [`BoxMap`] that goes with it), or as
-/// decoded when it is `None`; callers route it through their caches.
+/// decoded when it is `None`; callers route it through their caches. `img` is one of the
+/// sample's images, or a donor's under `swapped-image` (see [`view`] for `swaps`).
 pub fn apply_to_sample<E: From<PerturbError>>(
     ctx: &SeedContext,
     sample: &Sample,
     app: Option<&Application>,
-    mut image: impl FnMut(usize, Option<&Application>) -> Result<(Arc<Pixels>, BoxMap), E>,
+    swaps: &Swaps,
+    mut image: impl FnMut(&ImageRef, Option<&Application>) -> Result<(Arc<Pixels>, BoxMap), E>,
 ) -> Result<AsSeen, E> {
-    let v = view(ctx, sample, app)?;
+    let v = view(ctx, sample, app, swaps)?;
     let change = v.pixel_change().copied();
     let mut images = Vec::with_capacity(sample.images.len());
     let mut maps = Vec::with_capacity(sample.images.len());
-    for i in v.sources() {
-        let (pixels, map) = image(i, change.as_ref())?;
+    for img in v.images(sample) {
+        let (pixels, map) = image(img, change.as_ref())?;
         images.push(pixels);
         maps.push(map);
     }
@@ -167,6 +233,7 @@ pub fn apply_to_sample<E: From<PerturbError>>(
         images,
         frames: v.frames,
         boxes,
+        task: v.task,
     })
 }
 
@@ -175,7 +242,7 @@ mod tests {
     use super::*;
     use crate::geometry::BBox;
     use crate::perturb::{find, perturb_image};
-    use crate::sample::{ImageRef, ImageSource, Task};
+    use crate::sample::ImageSource;
 
     fn sample(n: usize, boxes: Vec<GtBox>) -> Sample {
         Sample {
@@ -209,6 +276,16 @@ mod tests {
         }
     }
 
+    fn none() -> Swaps {
+        Swaps::default()
+    }
+
+    /// The index in an image key `f{i}` (or a donor's `g{i}`, plus 100).
+    fn idx(img: &ImageRef) -> u8 {
+        let n: u8 = img.key[1..].parse().unwrap();
+        if img.key.starts_with('g') { n + 100 } else { n }
+    }
+
     fn grey(v: u8) -> Arc<Pixels> {
         Arc::new(Pixels::Rgb(image::RgbImage::from_pixel(
             40,
@@ -221,9 +298,9 @@ mod tests {
     fn clean_is_the_images_as_decoded_with_their_own_boxes() {
         let ctx = SeedContext::new(1, "d");
         let s = sample(2, vec![gt(1, [0.1, 0.1, 0.5, 0.5])]);
-        let seen = apply_to_sample::<PerturbError>(&ctx, &s, None, |i, change| {
+        let seen = apply_to_sample::<PerturbError>(&ctx, &s, None, &none(), |img, change| {
             assert!(change.is_none());
-            Ok((grey(i as u8), BoxMap::Identity))
+            Ok((grey(idx(img)), BoxMap::Identity))
         })
         .unwrap();
         assert_eq!(seen.images.len(), 2);
@@ -241,9 +318,9 @@ mod tests {
             vec![gt(0, [0.1, 0.1, 0.2, 0.2]), gt(3, [0.5, 0.5, 0.6, 0.6])],
         );
         let a = app("frame-shuffle", 5);
-        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), |i, change| {
+        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), &none(), |img, change| {
             assert!(change.is_none(), "frames are seen as decoded");
-            Ok((grey(i as u8), BoxMap::Identity))
+            Ok((grey(idx(img)), BoxMap::Identity))
         })
         .unwrap();
         let order = seen.frames.clone().unwrap();
@@ -273,7 +350,7 @@ mod tests {
             vec![gt(0, [0.1, 0.1, 0.3, 0.3]), gt(0, [0.7, 0.7, 0.9, 0.9])],
         );
         let a = app("flip-h", 1);
-        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), |_, change| {
+        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), &none(), |_, change| {
             let p = perturb_image(&ctx, "f0", &grey(9), change.unwrap())?;
             Ok((Arc::new(p.pixels), p.map))
         })
@@ -287,7 +364,7 @@ mod tests {
         );
 
         // A map that pushes the second box out drops it, and counts it.
-        let v = view(&ctx, &s, Some(&a)).unwrap();
+        let v = view(&ctx, &s, Some(&a), &none()).unwrap();
         let out = v.boxes(
             &s,
             &[BoxMap::Affine {
@@ -304,7 +381,7 @@ mod tests {
         let ctx = SeedContext::new(1, "d");
         let s = sample(1, vec![gt(0, [0.1, 0.1, 0.3, 0.3])]);
         let a = app("blank-image", 1);
-        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), |_, change| {
+        let seen = apply_to_sample::<PerturbError>(&ctx, &s, Some(&a), &none(), |_, change| {
             let p = perturb_image(&ctx, "f0", &grey(9), change.unwrap())?;
             Ok((Arc::new(p.pixels), p.map))
         })
@@ -312,5 +389,100 @@ mod tests {
         assert!(seen.images[0].as_raw().iter().all(|&v| v == 128));
         assert!(seen.boxes.boxes.is_empty() && seen.boxes.changed);
         assert_eq!(seen.boxes.if_changed(&s), Some(Vec::new()));
+    }
+
+    #[test]
+    fn swapped_images_come_from_another_sample_of_the_same_modality() {
+        let ctx = SeedContext::new(3, "d");
+        let mut a = sample(2, vec![gt(0, [0.1, 0.1, 0.3, 0.3])]);
+        let mut b = sample(1, Vec::new());
+        b.id = "q2".into();
+        b.images[0].key = "g0".into();
+        let mut c = sample(1, Vec::new());
+        c.id = "q3".into();
+        c.images[0].key = "g1".into();
+        for s in [&mut a, &mut b, &mut c] {
+            s.meta.insert("modality".into(), "cxr".into());
+        }
+        let swaps = Swaps::new(&ctx, &[a.clone(), b.clone(), c.clone()]);
+        let app = app("swapped-image", 1);
+        let seen = apply_to_sample::<PerturbError>(&ctx, &a, Some(&app), &swaps, |img, change| {
+            assert!(change.is_none(), "donors are seen as decoded");
+            Ok((grey(idx(img)), BoxMap::Identity))
+        })
+        .unwrap();
+        assert_eq!(seen.images.len(), 2, "as many images as the sample has");
+        for im in &seen.images {
+            assert!(
+                im.as_raw()[0] >= 100,
+                "a donor, never the sample's own frame"
+            );
+        }
+        assert!(seen.boxes.boxes.is_empty() && seen.boxes.changed);
+        // The donors do not depend on the order the samples come in.
+        let again = Swaps::new(&ctx, &[c.clone(), a.clone(), b.clone()]);
+        for img in a.images.iter().chain(&b.images).chain(&c.images) {
+            assert_eq!(
+                swaps.donor(&img.key).unwrap().key,
+                again.donor(&img.key).unwrap().key
+            );
+            assert_ne!(swaps.donor(&img.key).unwrap().key, img.key);
+        }
+        // A modality with one sample has no one to swap with: a clear failure.
+        let mut lone = sample(1, Vec::new());
+        lone.id = "x".into();
+        lone.images[0].key = "solo".into();
+        lone.meta.insert("modality".into(), "endoscopy".into());
+        let swaps = Swaps::new(&ctx, &[a.clone(), lone.clone()]);
+        let e = view(&ctx, &lone, Some(&app), &swaps).unwrap_err();
+        assert!(e.to_string().contains("endoscopy"), "{e}");
+    }
+
+    #[test]
+    fn no_image_leaves_the_question_alone() {
+        let ctx = SeedContext::new(1, "d");
+        let s = sample(3, vec![gt(1, [0.1, 0.1, 0.3, 0.3])]);
+        let seen = apply_to_sample::<PerturbError>(
+            &ctx,
+            &s,
+            Some(&app("no-image", 1)),
+            &none(),
+            |_, _| -> Result<(Arc<Pixels>, BoxMap), PerturbError> { panic!("no image is read") },
+        )
+        .unwrap();
+        assert!(seen.images.is_empty());
+        assert_eq!(seen.frames, Some(Vec::new()));
+        assert_eq!(seen.boxes.if_changed(&s), Some(Vec::new()));
+    }
+
+    #[test]
+    fn option_rotation_changes_the_question_not_the_images() {
+        let ctx = SeedContext::new(1, "d");
+        let mut s = sample(1, Vec::new());
+        s.task = Task::SingleChoice {
+            options: vec!["a".into(), "b".into(), "c".into()],
+            answer: 2,
+        };
+        let seen = apply_to_sample::<PerturbError>(
+            &ctx,
+            &s,
+            Some(&app("option-rotate", 2)),
+            &none(),
+            |img, change| {
+                assert!(change.is_none());
+                Ok((grey(idx(img)), BoxMap::Identity))
+            },
+        )
+        .unwrap();
+        assert_eq!(seen.images.len(), 1);
+        assert_eq!(
+            seen.task,
+            Some(Task::SingleChoice {
+                options: vec!["c".into(), "a".into(), "b".into()],
+                answer: 0,
+            })
+        );
+        let e = view(&ctx, &s, Some(&app("option-rotate", 3)), &none()).unwrap_err();
+        assert!(e.to_string().contains("3 options, rotation 3"), "{e}");
     }
 }

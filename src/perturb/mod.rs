@@ -37,6 +37,7 @@ pub mod frames;
 pub mod geometric;
 pub mod jpeg;
 pub mod noise;
+pub mod options;
 pub mod presets;
 pub mod raster;
 pub mod sheet;
@@ -52,6 +53,7 @@ use sha2::{Digest, Sha256};
 use crate::geometry::BBox;
 use crate::pixels::Pixels;
 pub use apply::{AsSeen, SeenBoxes, View, apply_to_sample, view};
+pub use control::Swaps;
 pub use geometric::{Affine, BoxMap};
 
 /// The highest severity any perturbation has.
@@ -133,6 +135,7 @@ pub enum Family {
     Geometric,
     Frames,
     Control,
+    Options,
 }
 
 impl Family {
@@ -147,6 +150,7 @@ impl Family {
             Family::Geometric => "geometric",
             Family::Frames => "frames",
             Family::Control => "control",
+            Family::Options => "options",
         }
     }
 }
@@ -159,6 +163,11 @@ pub type ImageFn = fn(&Pixels, u8, &mut ChaCha8Rng) -> Result<Perturbed, ApplyEr
 /// indices into the original frames, in the order the model sees them.
 pub type FramesFn = fn(usize, u8, &mut ChaCha8Rng) -> Vec<usize>;
 
+/// A sample-level change of the question: the task as the model is asked it (options
+/// reordered, the reference remapped to match) at a severity 1..=levels, or `None` where
+/// it does not apply (an open question; a rotation as long as the option list).
+pub type OptionsFn = fn(&crate::sample::Task, u8) -> Option<crate::sample::Task>;
+
 /// How a perturbation is applied.
 #[derive(Clone, Copy)]
 pub enum Apply {
@@ -166,6 +175,13 @@ pub enum Apply {
     Image(ImageFn),
     /// To the frame list of a multi-image sample, seeded by the sample id.
     Frames(FramesFn),
+    /// Every image replaced by the image of another sample of the same modality
+    /// ([`Swaps`]): the images are seen as decoded, only whose they are changes.
+    Swap,
+    /// No image at all: the question alone.
+    NoImage,
+    /// To the question's options ([`OptionsFn`]); the images are seen as decoded.
+    Options(OptionsFn),
 }
 
 /// One registry entry.
@@ -207,9 +223,42 @@ impl PartialEq for Perturbation {
 impl Eq for Perturbation {}
 
 impl Perturbation {
-    /// Whether it works on single images (as opposed to frame lists).
+    /// Whether it works on single images (as opposed to frame lists, donors or options).
     pub fn is_image_level(&self) -> bool {
         matches!(self.apply, Apply::Image(_))
+    }
+
+    /// What it works on, for errors.
+    fn works_on(&self) -> &'static str {
+        match self.apply {
+            Apply::Image(_) => "single images (use perturb_image)",
+            Apply::Frames(_) => "frame lists (use perturb_frames)",
+            Apply::Swap | Apply::NoImage => "whole samples (use apply_to_sample)",
+            Apply::Options(_) => "a question's options (use apply_to_sample)",
+        }
+    }
+
+    /// Whether it reorders a multi-image sample's frames.
+    pub fn is_frames(&self) -> bool {
+        matches!(self.apply, Apply::Frames(_))
+    }
+
+    /// Whether it degrades what the model sees (as opposed to a control, which takes the
+    /// image away, or an option reordering, which changes nothing a reader would call
+    /// worse): only these count in robustness summaries.
+    pub fn is_degradation(&self) -> bool {
+        !matches!(self.family, Family::Control | Family::Options)
+    }
+
+    /// Whether it applies at `severity` to a sample with `n_images` images and `task`:
+    /// frame perturbations need two or more frames, option rotations a choice question
+    /// with more options than the rotation.
+    pub fn applies_to(&self, severity: u8, n_images: usize, task: &crate::sample::Task) -> bool {
+        match self.apply {
+            Apply::Frames(_) => n_images >= 2,
+            Apply::Options(f) => severity == 0 || f(task, severity).is_some(),
+            Apply::Image(_) | Apply::Swap | Apply::NoImage => true,
+        }
     }
 
     /// The severities it has: 1..=levels.
@@ -272,6 +321,14 @@ pub enum PerturbError {
         expected: &'static str,
         got: &'static str,
     },
+    #[error(
+        "swapped-image: no image of another sample with modality {modality} to swap in for {key}"
+    )]
+    NoDonor { key: String, modality: String },
+    #[error("image {key}: {reason}")]
+    Image { key: String, reason: String },
+    #[error("{name} does not apply to this question ({why})")]
+    NotApplicable { name: &'static str, why: String },
     #[error("{label} severity {severity} failed on image {key}")]
     Failed {
         key: String,
@@ -327,6 +384,10 @@ pub static REGISTRY: &[Perturbation] = &[
     frames::DUPLICATE,
     // Controls: the image taken away
     control::BLANK,
+    control::SWAPPED,
+    control::NO_IMAGE,
+    // Sample level: the options reordered, the reference remapped
+    options::ROTATE,
 ];
 
 /// Looks a perturbation up by name.
@@ -474,7 +535,7 @@ pub fn perturb_image(
     let Apply::Image(f) = p.apply else {
         return Err(PerturbError::WrongLevel {
             name: p.name,
-            expected: "frame lists (use perturb_frames)",
+            expected: p.works_on(),
             got: "an image",
         });
     };
@@ -511,7 +572,7 @@ pub fn perturb_frames(
     let Apply::Frames(f) = p.apply else {
         return Err(PerturbError::WrongLevel {
             name: p.name,
-            expected: "single images (use perturb_image)",
+            expected: p.works_on(),
             got: "a frame list",
         });
     };

@@ -210,6 +210,36 @@ pub static TRACKS: &[Track] = &[
         ]),
     },
     Track {
+        name: "controls",
+        summary: "image reliance: blank-image, swapped-image and no-image (boxes not scored)",
+        kind: TrackKind::Fixed(&[
+            TrackItem {
+                perturbation: "blank-image",
+                severities: Some(&[1]),
+                variants: 0,
+            },
+            TrackItem {
+                perturbation: "swapped-image",
+                severities: Some(&[1]),
+                variants: 0,
+            },
+            TrackItem {
+                perturbation: "no-image",
+                severities: Some(&[1]),
+                variants: 0,
+            },
+        ]),
+    },
+    Track {
+        name: "option-order",
+        summary: "circular evaluation: option-rotate at every rotation a choice question has",
+        kind: TrackKind::Fixed(&[TrackItem {
+            perturbation: "option-rotate",
+            severities: Some(&[1, 2, 3, 4, 5]),
+            variants: 0,
+        }]),
+    },
+    Track {
         name: "generic-default",
         summary: "any modality: noise, blur, JPEG, tone and geometry",
         kind: TrackKind::Fixed(&[
@@ -247,7 +277,7 @@ pub fn modality_items(modality: Option<Modality>, n_images: usize) -> Vec<TrackI
         items.extend(
             fixed("video-default")
                 .iter()
-                .filter(|i| find(i.perturbation).is_some_and(|p| !p.is_image_level())),
+                .filter(|i| find(i.perturbation).is_some_and(|p| p.is_frames())),
         );
     }
     items
@@ -270,6 +300,47 @@ pub fn unsuited(names: &[String], modality: Option<Modality>) -> Vec<&'static st
         .filter(|p| p.family != Family::Frames && !p.modalities.contains(&m))
         .map(|p| p.name)
         .collect()
+}
+
+/// Whether `names` bring in the perturbation `name`, on its own or through a track.
+pub fn mentions(names: &[String], name: &str) -> bool {
+    names.iter().any(|n| {
+        n == name
+            || track(n).is_some_and(|t| match t.kind {
+                TrackKind::Fixed(items) => items.iter().any(|i| i.perturbation == name),
+                TrackKind::ByModality => [
+                    "cxr-default",
+                    "endoscopy-default",
+                    "video-default",
+                    "generic-default",
+                ]
+                .iter()
+                .any(|t| fixed(t).iter().any(|i| i.perturbation == name)),
+            })
+    })
+}
+
+/// [`expand`] for one sample, keeping only what applies to it
+/// ([`super::Perturbation::applies_to`]: option rotations need a choice question with more
+/// options than the rotation).
+pub fn expand_for(
+    names: &[String],
+    severities: &Severities,
+    sample: &crate::sample::Sample,
+    any_modality: bool,
+) -> Result<Vec<Application>, PerturbError> {
+    let mut apps = expand(
+        names,
+        severities,
+        Modality::of(sample),
+        sample.images.len(),
+        any_modality,
+    )?;
+    apps.retain(|a| {
+        a.perturbation
+            .applies_to(a.severity, sample.images.len(), &sample.task)
+    });
+    Ok(apps)
 }
 
 /// Expands perturbation and track names into the applications one sample gets, in a
@@ -320,7 +391,7 @@ pub fn expand(
         let Some(p) = find(it.perturbation) else {
             return Err(PerturbError::unknown(it.perturbation));
         };
-        if !p.is_image_level() && n_images < 2 {
+        if p.is_frames() && n_images < 2 {
             continue;
         }
         let sevs: Vec<u8> = match (it.severities, severities.for_perturbation(p)) {

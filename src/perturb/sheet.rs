@@ -9,20 +9,25 @@
 //! track that draws one perturbation several times, its first five draws). A cell shows
 //! all of the sample's images side by side, in the order the model would see them, with
 //! the ground-truth boxes mapped through the perturbation in yellow, and a caption with the
-//! severity and the mean absolute difference from the clean image (0–255).
+//! severity and the mean absolute difference from the clean image (0–255). Conditions
+//! with nothing to look at have no row: `no-image` (no image) and `option-rotate` (the
+//! images are the clean ones; only the question changes).
 
 use std::sync::Arc;
 
 use image::imageops::{self, FilterType};
 
 use super::{
-    Application, BoxMap, MAX_SEVERITY, PerturbError, Perturbed, SeedContext, Severities,
-    apply_to_sample, mean_abs_diff, perturb_image, presets,
+    Application, Apply, BoxMap, MAX_SEVERITY, PerturbError, Perturbed, SeedContext, Severities,
+    Swaps, apply_to_sample, mean_abs_diff, perturb_image, presets,
 };
 use crate::draw::{self, Canvas};
 use crate::geometry::BBox;
 use crate::pixels::Pixels;
-use crate::sample::{GtBox, Sample};
+use crate::sample::{GtBox, ImageRef, Sample};
+
+/// Decodes an image that is not the sample's own (a `swapped-image` donor).
+pub type DecodeFn<'a> = dyn Fn(&ImageRef) -> Result<Arc<Pixels>, PerturbError> + 'a;
 
 /// One cell: the images as the model sees them, the boxes on them, and a caption.
 #[derive(Debug, Clone)]
@@ -40,23 +45,28 @@ pub struct Row {
 
 /// Builds the rows for `sample` (whose decoded images are `images`) under the perturbation
 /// and track names given, at `severities` (up to five draws of a multi-draw track); the
-/// clean image leads every row as the reference.
+/// clean image leads every row as the reference. `swaps` and `donor` give the images
+/// `swapped-image` shows.
 pub fn rows(
     ctx: &SeedContext,
     sample: &Sample,
     images: &[Arc<Pixels>],
     names: &[String],
     severities: &Severities,
+    swaps: &Swaps,
+    donor: &DecodeFn<'_>,
 ) -> Result<Vec<Row>, PerturbError> {
-    let modality = super::Modality::of(sample);
-    let apps = presets::expand(names, severities, modality, images.len(), false)?;
+    let apps = presets::expand_for(names, severities, sample, false)?;
     let clean = Cell {
         caption: "clean".to_string(),
         images: images.to_vec(),
         boxes: sample.boxes.clone(),
     };
     let mut out: Vec<Row> = Vec::new();
-    for app in apps {
+    for app in apps
+        .into_iter()
+        .filter(|a| !matches!(a.perturbation.apply, Apply::NoImage | Apply::Options(_)))
+    {
         let name = app.perturbation.name;
         let row = match out.iter_mut().find(|r| r.label == name) {
             Some(r) => r,
@@ -72,7 +82,8 @@ pub fn rows(
         if row.cells.len() > MAX_SEVERITY as usize {
             continue;
         }
-        row.cells.push(cell(ctx, sample, images, &app)?);
+        row.cells
+            .push(cell(ctx, sample, images, &app, swaps, donor)?);
     }
     Ok(out)
 }
@@ -82,18 +93,26 @@ fn cell(
     sample: &Sample,
     images: &[Arc<Pixels>],
     app: &Application,
+    swaps: &Swaps,
+    donor: &DecodeFn<'_>,
 ) -> Result<Cell, PerturbError> {
     let caption = if app.variant > 0 {
         format!("v{}", app.variant)
     } else {
         format!("s{}", app.severity)
     };
-    let seen = apply_to_sample(ctx, sample, Some(app), |i, change| match change {
-        None => Ok((images[i].clone(), BoxMap::Identity)),
-        Some(a) => {
-            let Perturbed { pixels, map } =
-                perturb_image(ctx, &sample.images[i].key, &images[i], a)?;
-            Ok::<_, PerturbError>((Arc::new(pixels), map))
+    let own = |img: &ImageRef| sample.images.iter().position(|i| i.key == img.key);
+    let seen = apply_to_sample(ctx, sample, Some(app), swaps, |img, change| {
+        let pixels = match own(img).and_then(|i| images.get(i)) {
+            Some(p) => p.clone(),
+            None => donor(img)?,
+        };
+        match change {
+            None => Ok((pixels, BoxMap::Identity)),
+            Some(a) => {
+                let Perturbed { pixels, map } = perturb_image(ctx, &img.key, &pixels, a)?;
+                Ok::<_, PerturbError>((Arc::new(pixels), map))
+            }
         }
     })?;
     let caption = match &seen.frames {
@@ -258,6 +277,8 @@ mod tests {
             std::slice::from_ref(&img),
             &names[..1],
             &some,
+            &Swaps::default(),
+            &|_| unreachable!(),
         )
         .unwrap();
         let captions: Vec<&str> = picked[0].cells.iter().map(|c| c.caption.as_str()).collect();
@@ -267,7 +288,16 @@ mod tests {
                 && captions[1].starts_with("s3")
                 && captions[2].starts_with("s5")
         );
-        let rows = rows(&ctx, &sample, &[img], &names, &Severities::All).unwrap();
+        let rows = rows(
+            &ctx,
+            &sample,
+            &[img],
+            &names,
+            &Severities::All,
+            &Swaps::default(),
+            &|_| unreachable!(),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 2);
         let row = |name: &str| rows.iter().find(|r| r.label == name).unwrap();
         assert_eq!(row("rotate").cells.len(), 6);

@@ -95,7 +95,7 @@ fn severity_zero_is_the_identity() {
             assert_eq!(out.map, BoxMap::Identity);
         }
     }
-    for p in REGISTRY.iter().filter(|p| !p.is_image_level()) {
+    for p in REGISTRY.iter().filter(|p| p.is_frames()) {
         let app = Application::new(p, 0).unwrap();
         assert_eq!(perturb_frames(&ctx(1), "s", 4, &app).unwrap(), [0, 1, 2, 3]);
     }
@@ -164,7 +164,7 @@ fn strength_grows_with_severity() {
 
 #[test]
 fn frame_perturbations_return_valid_changed_orders() {
-    for p in REGISTRY.iter().filter(|p| !p.is_image_level()) {
+    for p in REGISTRY.iter().filter(|p| p.is_frames()) {
         for n in 1..=5usize {
             for s in p.severities() {
                 let app = Application::new(p, s).unwrap();

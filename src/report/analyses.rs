@@ -170,7 +170,95 @@ pub fn reliance(scored: &[Scored], samples: &HashMap<&str, &Sample>) -> Vec<Reli
         .collect()
 }
 
+/// Whether a condition's perturbation degrades the images (not a control, not an option
+/// rotation); a name medvqa does not know (scored from elsewhere) counts as one.
+pub fn is_degradation(perturbation: &str) -> bool {
+    crate::perturb::find(perturbation).is_none_or(|p| p.is_degradation())
+}
+
 /// Whether a condition's perturbation is a control (its family is `control`).
 pub fn is_control(perturbation: &str) -> bool {
     crate::perturb::find(perturbation).is_some_and(|p| p.family == crate::perturb::Family::Control)
+}
+
+/// Consistency under the perturbations crossed with reliance on the image, per control and
+/// question kind: "stable because it ignores the image" made visible. Over the questions
+/// answered clean, under the control and under at least one degrading condition:
+/// - consistent: the parsed answer is the clean one under every degrading condition;
+/// - image-reliant: the control changed the parsed answer.
+///
+/// The four shares add up to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyRow {
+    pub control: String,
+    pub kind: String,
+    pub n: usize,
+    /// Consistent and image-reliant: stable, and it looked.
+    #[serde(serialize_with = "crate::score::stats::round6")]
+    pub consistent_reliant: f64,
+    /// Consistent but not image-reliant: stable because it ignores the image.
+    #[serde(serialize_with = "crate::score::stats::round6")]
+    pub consistent_ignores_image: f64,
+    #[serde(serialize_with = "crate::score::stats::round6")]
+    pub inconsistent_reliant: f64,
+    #[serde(serialize_with = "crate::score::stats::round6")]
+    pub inconsistent_ignores_image: f64,
+}
+
+/// The 2×2 rows ([`ConsistencyRow`]); empty without a control or a degrading condition.
+pub fn consistency_by_reliance(scored: &[Scored]) -> Vec<ConsistencyRow> {
+    // id -> (clean key, controls: name -> key, all degradations consistent, any degradation)
+    type Q<'a> = (
+        Option<Option<String>>,
+        BTreeMap<&'a str, Option<String>>,
+        Vec<Option<String>>,
+        String,
+    );
+    let mut qs: BTreeMap<&str, Q<'_>> = BTreeMap::new();
+    for r in scored {
+        let e = qs
+            .entry(r.id.as_str())
+            .or_insert_with(|| (None, BTreeMap::new(), Vec::new(), r.kind.to_string()));
+        if r.condition.is_clean() {
+            e.0 = Some(r.flip_key());
+        } else if is_control(&r.condition.perturbation) {
+            e.1.insert(r.condition.perturbation.as_str(), r.flip_key());
+        } else if is_degradation(&r.condition.perturbation) {
+            e.2.push(r.flip_key());
+        }
+    }
+    // (control, kind) -> [cr, ci, ir, ii]
+    let mut acc: BTreeMap<(&str, String), [usize; 4]> = BTreeMap::new();
+    for (clean, controls, degraded, kind) in qs.values() {
+        let Some(clean) = clean else { continue };
+        if degraded.is_empty() || clean.is_none() {
+            continue;
+        }
+        let consistent = degraded.iter().all(|k| k == clean);
+        for (control, key) in controls {
+            let reliant = key != clean;
+            let cell = match (consistent, reliant) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            acc.entry((control, kind.clone())).or_default()[cell] += 1;
+        }
+    }
+    acc.into_iter()
+        .map(|((control, kind), c)| {
+            let n: usize = c.iter().sum();
+            let share = |i: usize| c[i] as f64 / n.max(1) as f64;
+            ConsistencyRow {
+                control: control.to_string(),
+                kind,
+                n,
+                consistent_reliant: share(0),
+                consistent_ignores_image: share(1),
+                inconsistent_reliant: share(2),
+                inconsistent_ignores_image: share(3),
+            }
+        })
+        .collect()
 }

@@ -97,6 +97,26 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    for x in &report.consistency_by_reliance {
+        for (what, v) in [
+            ("consistent_reliant", x.consistent_reliant),
+            ("consistent_ignores_image", x.consistent_ignores_image),
+            ("inconsistent_reliant", x.inconsistent_reliant),
+            ("inconsistent_ignores_image", x.inconsistent_ignores_image),
+        ] {
+            let _ = writeln!(
+                out,
+                "consistency_reliance,kind,{},{},1,{what},{},,,{},",
+                field(&x.kind),
+                field(&x.control),
+                r6(v),
+                x.n
+            );
+        }
+    }
+    if let Some(o) = &report.option_order {
+        super::option_order::csv_rows(&mut out, o);
+    }
     if let Some(s) = report.robustness_summary.as_ref().and_then(|s| s.score) {
         let _ = writeln!(
             out,

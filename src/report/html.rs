@@ -174,6 +174,9 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
     worst_section(&mut o, r);
     robustness_table(&mut o, r);
     reliance_section(&mut o, r);
+    if let Some(x) = &r.option_order {
+        super::option_order::html(&mut o, x);
+    }
     examples_section(&mut o, r, thumbs);
     counts_section(&mut o, r);
 
@@ -417,7 +420,25 @@ fn reliance_section(o: &mut String, r: &Report) {
             x.unchanged
         );
     }
-    o.push_str("</table></section>");
+    o.push_str("</table>");
+    if !r.consistency_by_reliance.is_empty() {
+        o.push_str(r#"<h3>Consistency × image reliance</h3><p class="note">Questions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under every perturbation. Reliant: the control changes it. "Consistent, ignores image" is stability that comes from not looking.</p><table><tr><th>control</th><th>kind</th><th>n</th><th>consistent, reliant</th><th>consistent, ignores image</th><th>inconsistent, reliant</th><th>inconsistent, ignores image</th></tr>"#);
+        for x in &r.consistency_by_reliance {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                esc(&x.control),
+                esc(&x.kind),
+                x.n,
+                x.consistent_reliant,
+                x.consistent_ignores_image,
+                x.inconsistent_reliant,
+                x.inconsistent_ignores_image
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</section>");
 }
 
 fn robustness_table(o: &mut String, r: &Report) {

@@ -156,6 +156,30 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    if !r.consistency_by_reliance.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n### Consistency × image reliance\n\nQuestions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under every perturbation. Reliant: the control changes it. *Consistent, ignores the image* is stability that comes from not looking.\n\n| control | kind | n | consistent, reliant | consistent, ignores image | inconsistent, reliant | inconsistent, ignores image |\n|---|---|---:|---:|---:|---:|---:|"
+        );
+        for x in &r.consistency_by_reliance {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                x.control,
+                x.kind,
+                x.n,
+                fmt4(x.consistent_reliant),
+                fmt4(x.consistent_ignores_image),
+                fmt4(x.inconsistent_reliant),
+                fmt4(x.inconsistent_ignores_image)
+            );
+        }
+    }
+
+    if let Some(x) = &r.option_order {
+        super::option_order::markdown(&mut o, x);
+    }
+
     if !r.robustness.is_empty() {
         let _ = writeln!(o, "\n## Robustness\n");
         if let Some(s) = r.robustness_summary.as_ref().and_then(|s| s.score) {

@@ -23,6 +23,7 @@ pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod option_order;
 pub mod svg;
 
 use std::collections::{BTreeMap, HashMap};
@@ -188,6 +189,13 @@ pub struct Report {
     /// answers. Empty when the run has no control.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_reliance: Vec<RelianceRow>,
+    /// Per control and kind: consistent under the perturbations × reliant on the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency_by_reliance: Vec<ConsistencyRow>,
+    /// Circular evaluation and position bias from the `option-rotate` conditions; absent
+    /// when the run has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_order: Option<OptionOrder>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -308,11 +316,12 @@ pub fn build(
     }
 
     let rows = robustness::table(&runs.scored, &cfg);
-    // Controls take the image away on purpose: they are not robustness conditions, and
-    // the one-number robustness score leaves them out (they have their own table).
+    // Controls take the image away on purpose and option rotations change nothing a
+    // reader would call worse: neither is a robustness condition, and the one-number
+    // robustness score leaves them out (they have their own tables).
     let counted: Vec<ConditionRow> = rows
         .iter()
-        .filter(|r| !analyses::is_control(&r.perturbation))
+        .filter(|r| analyses::is_degradation(&r.perturbation))
         .cloned()
         .collect();
     let summary = robustness::summary(&counted);
@@ -376,6 +385,8 @@ pub fn build(
         robustness_summary: summary,
         clustering,
         image_reliance: analyses::reliance(&runs.scored, &by_id),
+        consistency_by_reliance: analyses::consistency_by_reliance(&runs.scored),
+        option_order: option_order::option_order(&runs.scored),
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,
@@ -549,7 +560,8 @@ pub trait Thumbnails {
 
 /// The long side of a thumbnail, in pixels.
 pub use crate::score::HEADLINE;
-pub use analyses::{Clustering, RelianceRow, clustering_line};
+pub use analyses::{Clustering, ConsistencyRow, RelianceRow, clustering_line};
+pub use option_order::{CircularRow, OptionOrder, PositionRow, option_order_line};
 
 /// The headline metric of each question kind the run has, on clean images:
 /// `(kind, metric, summary)`, in [`HEADLINE`] order.

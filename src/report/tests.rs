@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::geometry::BoxFrame;
+use crate::sample::Task;
 use crate::score::tests::battery;
 use crate::score::{Prediction, ScoreOptions, score_run};
 
@@ -355,4 +356,170 @@ fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
     assert_eq!(rep.robustness_summary, None);
     // No control, no table.
     assert!(report_of(&preds()).image_reliance.is_empty());
+}
+
+#[test]
+fn option_order_gives_circular_accuracy_and_position_bias_from_scripted_answers() {
+    use crate::perturb::options::task_as_asked;
+    use crate::score::tests::sample;
+    let opts = |v: [&str; 4]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let samples = vec![
+        // q1: a reader, who picks option "b" in every order.
+        sample(
+            "q1",
+            Task::SingleChoice {
+                options: opts(["a", "b", "c", "d"]),
+                answer: 1,
+            },
+            vec![],
+        ),
+        // q2: a position picker, who says A in every order.
+        sample(
+            "q2",
+            Task::SingleChoice {
+                options: opts(["w", "x", "y", "z"]),
+                answer: 0,
+            },
+            vec![],
+        ),
+    ];
+    let mut p = Vec::new();
+    for r in 0..4u8 {
+        // Rotation r shows original option j at letter (j - r) mod 4.
+        let q1 = ["B", "A", "D", "C"][usize::from(r)];
+        for (id, letter) in [("q1", q1), ("q2", "A")] {
+            p.push(Prediction {
+                id: id.into(),
+                condition: if r == 0 {
+                    Condition::clean()
+                } else {
+                    Condition::new("option-rotate", r)
+                },
+                response: letter.into(),
+                source: None,
+            });
+        }
+    }
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let truth = |s: &Sample, p: &Prediction| {
+        task_as_asked(&p.condition.perturbation, p.condition.severity, &s.task)
+            .map(|task| Sample { task, ..s.clone() })
+    };
+    let runs = crate::score::score_run_with(
+        &samples,
+        &p,
+        &o,
+        &crate::run::HeaderSizes::default(),
+        &truth,
+    );
+    let rep = build(&samples, &runs, &[], header(), &BuildOptions::default());
+    let x = rep.option_order.as_ref().expect("an option-order block");
+    // By hand: q1 right in all 4 orders, q2 only in the clean one.
+    let c = &x.circular[0];
+    assert_eq!((c.kind.as_str(), c.n), ("single_choice", 2));
+    assert_eq!(c.clean_accuracy, 1.0);
+    assert_eq!(c.mean_accuracy, 5.0 / 8.0);
+    assert_eq!(c.circular_accuracy, 0.5);
+    assert_eq!(c.changed, 0.5, "q2's chosen option changes; q1's does not");
+    // Chosen: A five times of 8 (q1 once, q2 four times), B, C, D once each. Right: each
+    // letter twice, as the rotations move both answers through every letter.
+    let bias: Vec<(&str, f64, f64)> = x
+        .position_bias
+        .iter()
+        .map(|r| (r.letter.as_str(), r.chosen, r.correct))
+        .collect();
+    assert_eq!(
+        bias,
+        [
+            ("A", 5.0 / 8.0, 0.25),
+            ("B", 1.0 / 8.0, 0.25),
+            ("C", 1.0 / 8.0, 0.25),
+            ("D", 1.0 / 8.0, 0.25)
+        ]
+    );
+    // Flips compare the options chosen, not their letters: q1 never flips, q2 always.
+    for row in &rep.robustness {
+        assert_eq!(row.perturbation, "option-rotate");
+        assert_eq!(row.flip_rate, Some(0.5), "{row:?}");
+    }
+    // Option order is not a degradation: no robustness score from it.
+    assert_eq!(rep.robustness_summary, None);
+    let csv = csv::render(&rep);
+    assert!(
+        csv.contains("option_order,kind,single_choice,option-rotate,,circular_accuracy,0.5,,,2,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("position_bias,single_choice,A,option-rotate,,chosen,0.625,,,8,"),
+        "{csv}"
+    );
+    assert!(markdown::render(&rep).contains("## Option order"));
+    // No rotation, no block.
+    assert!(report_of(&preds()).option_order.is_none());
+}
+
+#[test]
+fn consistency_by_reliance_puts_each_question_in_its_cell() {
+    let samples = battery();
+    let o = ScoreOptions {
+        box_frame: BoxFrame::Normalized,
+        grounding: GroundingScope::Boxed,
+        semantic: None,
+    };
+    let open_clean = "No residual polyps were identified during the colonoscopy.";
+    // (id, clean, under blur, under blank)
+    let script = [
+        // Stable, and the blank image does not move it: stable because it does not look.
+        ("closed", "Yes.", "Yes.", "Yes."),
+        // Stable, and the blank image moves it: it looked.
+        ("single", "C", "C", "A"),
+        // Moved by blur, not by the blank image.
+        ("multi", "A and D", "A", "A and D"),
+        // Moved by both.
+        ("open", open_clean, "A polyp.", "Nothing."),
+    ];
+    let mut p = Vec::new();
+    for (id, clean, blur, blank) in script {
+        p.push(Prediction::clean(id, clean));
+        for (cond, r) in [("gaussian-blur", blur), ("blank-image", blank)] {
+            p.push(Prediction {
+                id: id.into(),
+                condition: Condition::new(cond, if cond == "blank-image" { 1 } else { 3 }),
+                response: r.into(),
+                source: None,
+            });
+        }
+    }
+    let runs = score_run(&samples, &p, &o, &crate::run::HeaderSizes::default());
+    let rep = build(&samples, &runs, &[], header(), &BuildOptions::default());
+    let cell = |kind: &str| {
+        let r = rep
+            .consistency_by_reliance
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no row for {kind}"));
+        assert_eq!((r.control.as_str(), r.n), ("blank-image", 1));
+        [
+            r.consistent_reliant,
+            r.consistent_ignores_image,
+            r.inconsistent_reliant,
+            r.inconsistent_ignores_image,
+        ]
+    };
+    assert_eq!(cell("closed"), [0.0, 1.0, 0.0, 0.0]);
+    assert_eq!(cell("single_choice"), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(cell("multi_choice"), [0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(cell("open"), [0.0, 0.0, 1.0, 0.0]);
+    let csv = csv::render(&rep);
+    assert!(
+        csv.contains(
+            "consistency_reliance,kind,closed,blank-image,1,consistent_ignores_image,1,,,1,"
+        ),
+        "{csv}"
+    );
+    assert!(markdown::render(&rep).contains("Consistency × image reliance"));
 }

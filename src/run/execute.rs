@@ -14,11 +14,11 @@ use crate::data::Dataset;
 use crate::data::decode::{ImageError, ImageStore};
 use crate::failure::{Failure, Stage, error_chain};
 use crate::infer::{Model, PreparedBatch, PromptInput};
-use crate::perturb::{Application, BoxMap, SeedContext, apply_to_sample, perturb_image};
+use crate::perturb::{Application, BoxMap, SeedContext, Swaps, apply_to_sample, perturb_image};
 use crate::pixels::Pixels;
 use crate::progress::Progress;
 use crate::report::Timing;
-use crate::sample::{GtBox, Sample};
+use crate::sample::{GtBox, ImageRef, Sample};
 use crate::store::{Record, Store};
 
 /// A sample's images as the model sees them under one condition.
@@ -26,6 +26,8 @@ pub(super) struct Seen {
     pub images: Vec<Arc<Pixels>>,
     pub frames: Option<Vec<usize>>,
     pub gt_boxes: Option<Vec<GtBox>>,
+    /// The sample as asked, when the condition changed its question (rotated options).
+    pub sample: Option<Sample>,
 }
 
 /// Perturbed images by (image key, label, severity), computed once however many questions
@@ -56,6 +58,7 @@ pub(super) struct Runner<'a> {
     pub ctx: &'a SeedContext,
     pub decoded: &'a ImageStore,
     pub perturbed: PerturbedCache,
+    pub swaps: &'a Swaps,
 }
 
 #[derive(Debug, Default)]
@@ -168,7 +171,7 @@ impl Runner<'_> {
             .iter()
             .filter_map(|(i, r)| r.as_ref().ok().map(|s| (*i, s)))
             .map(|(i, s)| PromptInput {
-                sample: &self.ds.samples[i.sample],
+                sample: s.sample.as_ref().unwrap_or(&self.ds.samples[i.sample]),
                 images: &s.images,
             })
             .collect()
@@ -259,6 +262,7 @@ impl Runner<'_> {
             self.ctx,
             self.decoded,
             &self.perturbed,
+            self.swaps,
         )
         .map_err(|(stage, reason)| Failure {
             stage,
@@ -276,9 +280,9 @@ pub(super) fn seen_images(
     ctx: &SeedContext,
     decoded: &ImageStore,
     perturbed: &PerturbedCache,
+    swaps: &Swaps,
 ) -> Result<Seen, (Stage, String)> {
-    let decode = |i: usize| -> Result<Arc<Pixels>, (Stage, String)> {
-        let img = &s.images[i];
+    let decode = |img: &ImageRef| -> Result<Arc<Pixels>, (Stage, String)> {
         decoded.get(img).map_err(|e: ImageError| {
             (
                 Stage::Decode,
@@ -286,27 +290,25 @@ pub(super) fn seen_images(
             )
         })
     };
-    let seen = apply_to_sample(ctx, s, app, |i, change| match change {
-        None => decode(i)
+    let seen = apply_to_sample(ctx, s, app, swaps, |img, change| match change {
+        None => decode(img)
             .map(|p| (p, BoxMap::Identity))
             .map_err(SampleError),
-        Some(app) => {
-            let img = &s.images[i];
-            perturbed
-                .get((img.key.clone(), app.label(), app.severity), || {
-                    let clean = decode(i).map_err(|(_, r)| r)?;
-                    perturb_image(ctx, &img.key, &clean, app)
-                        .map(|p| (Arc::new(p.pixels), p.map))
-                        .map_err(|e| error_chain(&e))
-                })
-                .map_err(|r| SampleError((Stage::Perturb, r)))
-        }
+        Some(app) => perturbed
+            .get((img.key.clone(), app.label(), app.severity), || {
+                let clean = decode(img).map_err(|(_, r)| r)?;
+                perturb_image(ctx, &img.key, &clean, app)
+                    .map(|p| (Arc::new(p.pixels), p.map))
+                    .map_err(|e| error_chain(&e))
+            })
+            .map_err(|r| SampleError((Stage::Perturb, r))),
     })
     .map_err(|e: SampleError| e.0)?;
     Ok(Seen {
         gt_boxes: seen.boxes.if_changed(s),
         images: seen.images,
         frames: seen.frames,
+        sample: seen.task.map(|task| Sample { task, ..s.clone() }),
     })
 }
 

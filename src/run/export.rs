@@ -15,7 +15,10 @@
 //!   box out of the image.
 //! - `<label>/s<severity>/<image key>.png`: each image once per perturbation and severity,
 //!   however many questions share it; `clean/s0/` when severity 0 is asked for. Frame
-//!   perturbations copy the clean frames there and reorder them in the manifest.
+//!   perturbations copy the clean frames there and reorder them in the manifest;
+//!   `swapped-image` copies each donor image there; `no-image` writes no image (its
+//!   samples have none); `option-rotate` copies the clean images, and its samples carry the
+//!   rotated options with the reference remapped.
 //! - `failures.jsonl`: one line per sample that could not be produced, sorted.
 //!
 //! Work is grouped by image (decoded once) and spread over threads; the output is sorted
@@ -34,8 +37,8 @@ use crate::data::decode::{ImageError, ImageStore};
 use crate::data::{Dataset, manifest};
 use crate::failure::{Failure, Stage};
 use crate::perturb::{
-    self, Application, BoxMap, Modality, PerturbError, SeedContext, Severities, perturb_image,
-    presets, sheet,
+    self, Application, Apply, BoxMap, PerturbError, SeedContext, Severities, Swaps, control,
+    perturb_image, presets, sheet,
 };
 use crate::pixels::{Pixels, PixelsWriteError};
 use crate::progress::Progress;
@@ -112,14 +115,6 @@ impl Variant {
         }
     }
 
-    /// Whether the images are written unchanged (clean, or a frame reordering).
-    fn copies_clean(&self) -> bool {
-        match self {
-            Variant::Clean => true,
-            Variant::Apply(app) => !app.perturbation.is_image_level(),
-        }
-    }
-
     /// `<label>/s<severity>`: where its images go, and the suffix of its samples' ids.
     fn dir(&self) -> String {
         let c = self.condition();
@@ -154,18 +149,12 @@ pub fn export(ds: &Dataset, req: &ExportRequest) -> Result<ExportSummary, RunErr
         .map_err(RunError::io("cannot resolve", dir))?;
 
     // Plan: the variants of every sample, and the work per distinct image.
+    let swaps = &swaps_for(ctx, ds, &req.perturbations);
     let mut plan: Vec<(&Sample, Vec<Variant>)> = Vec::with_capacity(ds.samples.len());
     let mut jobs: BTreeMap<&str, ImageJob> = BTreeMap::new();
     let mut rel_of: BTreeMap<String, &str> = BTreeMap::new();
     for s in &ds.samples {
-        let modality = Modality::of(s);
-        let apps = presets::expand(
-            &req.perturbations,
-            &req.severities,
-            modality,
-            s.images.len(),
-            req.any_modality,
-        )?;
+        let apps = presets::expand_for(&req.perturbations, &req.severities, s, req.any_modality)?;
         let mut variants: Vec<Variant> = apps.into_iter().map(Variant::Apply).collect();
         if req.severities.includes_clean() {
             variants.insert(0, Variant::Clean);
@@ -180,18 +169,27 @@ pub fn export(ds: &Dataset, req: &ExportRequest) -> Result<ExportSummary, RunErr
                     img.key
                 )));
             }
-            let job = jobs.entry(&img.key).or_insert_with(|| ImageJob {
-                image: img,
-                apply: BTreeMap::new(),
-                clean: BTreeSet::new(),
-            });
-            for v in &variants {
-                match v {
-                    Variant::Apply(app) if !v.copies_clean() => {
-                        job.apply.insert(v.dir(), *app);
+        }
+        for v in &variants {
+            match v {
+                Variant::Apply(app) if app.perturbation.is_image_level() => {
+                    for img in &s.images {
+                        job(&mut jobs, img).apply.insert(v.dir(), *app);
                     }
-                    _ => {
-                        job.clean.insert(v.dir());
+                }
+                // Another sample's images, as decoded; a missing donor fails the sample
+                // when it is assembled.
+                Variant::Apply(app) if matches!(app.perturbation.apply, Apply::Swap) => {
+                    for donor in s.images.iter().filter_map(|i| swaps.donor(&i.key).ok()) {
+                        job(&mut jobs, donor).clean.insert(v.dir());
+                    }
+                }
+                // No image: nothing to write.
+                Variant::Apply(app) if matches!(app.perturbation.apply, Apply::NoImage) => {}
+                // Clean, reordered frames, reordered options: the images as decoded.
+                _ => {
+                    for img in &s.images {
+                        job(&mut jobs, img).clean.insert(v.dir());
                     }
                 }
             }
@@ -225,7 +223,7 @@ pub fn export(ds: &Dataset, req: &ExportRequest) -> Result<ExportSummary, RunErr
             continue;
         }
         for v in variants {
-            match assemble(ctx, &root, s, v, &results) {
+            match assemble(ctx, &root, s, v, &results, swaps) {
                 Ok(sample) => samples.push(sample),
                 Err(f) => failures.push(f),
             }
@@ -242,6 +240,18 @@ pub fn export(ds: &Dataset, req: &ExportRequest) -> Result<ExportSummary, RunErr
         samples: samples.len(),
         images: jobs.values().map(|j| j.apply.len() + j.clean.len()).sum(),
         failures,
+    })
+}
+
+/// The work for `img`, made on first use.
+fn job<'a, 'm>(
+    jobs: &'m mut BTreeMap<&'a str, ImageJob<'a>>,
+    img: &'a ImageRef,
+) -> &'m mut ImageJob<'a> {
+    jobs.entry(img.key.as_str()).or_insert_with(|| ImageJob {
+        image: img,
+        apply: BTreeMap::new(),
+        clean: BTreeSet::new(),
     })
 }
 
@@ -309,6 +319,7 @@ fn assemble(
     s: &Sample,
     v: &Variant,
     results: &BTreeMap<&str, Result<ImageResult, ImageError>>,
+    swaps: &Swaps,
 ) -> Result<Sample, Failure> {
     let folder = v.dir();
     let id = format!("{}@{}", s.id, folder);
@@ -323,7 +334,7 @@ fn assemble(
         Variant::Clean => None,
         Variant::Apply(app) => Some(app),
     };
-    let view = perturb::view(ctx, s, app)
+    let view = perturb::view(ctx, s, app, swaps)
         .map_err(|e| Failure::new(Stage::Perturb, &e).with_id(id.clone()))?;
     let mut maps = Vec::with_capacity(s.images.len());
     if view.pixel_change().is_some() {
@@ -348,12 +359,23 @@ fn assemble(
             });
         }
     }
+    let seen_images = view.images(s);
+    if let Some((key, e)) = seen_images.iter().find_map(|img| {
+        results
+            .get(img.key.as_str())
+            .and_then(|r| r.as_ref().err())
+            .map(|e| (&img.key, e))
+    }) {
+        // A donor that could not be decoded (the sample's own images were checked before).
+        return Err(Failure {
+            stage: Stage::Decode,
+            id: Some(id),
+            location: None,
+            reason: format!("image {key}: {}", crate::failure::error_chain(e)),
+        });
+    }
     let seen = view.boxes(s, &maps);
-    let images = view
-        .sources()
-        .into_iter()
-        .map(|i| image_ref(&s.images[i].key))
-        .collect();
+    let images = seen_images.iter().map(|img| image_ref(&img.key)).collect();
     let (boxes, dropped) = (seen.boxes, seen.dropped);
     let mut meta = s.meta.clone();
     PerturbedMeta {
@@ -366,10 +388,19 @@ fn assemble(
         id,
         images,
         question: s.question.clone(),
-        task: s.task.clone(),
+        task: view.task().unwrap_or(&s.task).clone(),
         boxes,
         meta,
     })
+}
+
+/// The donors of `swapped-image`, computed only when `names` can bring it in.
+pub(super) fn swaps_for(ctx: &SeedContext, ds: &Dataset, names: &[String]) -> Swaps {
+    if presets::mentions(names, control::SWAPPED.name) {
+        Swaps::new(ctx, &ds.samples)
+    } else {
+        Swaps::default()
+    }
 }
 
 /// Where an image key is written inside a folder: the key made safe as a relative path,
@@ -437,7 +468,22 @@ pub fn write_sheet(ds: &Dataset, req: &SheetRequest) -> Result<(String, usize), 
                 crate::failure::error_chain(&e)
             ))
         })?;
-    let rows = sheet::rows(ctx, sample, &images, &req.perturbations, &req.severities)?;
+    let swaps = swaps_for(ctx, ds, &req.perturbations);
+    let donor = |img: &ImageRef| {
+        store.get(img).map_err(|e| PerturbError::Image {
+            key: img.key.clone(),
+            reason: crate::failure::error_chain(&e),
+        })
+    };
+    let rows = sheet::rows(
+        ctx,
+        sample,
+        &images,
+        &req.perturbations,
+        &req.severities,
+        &swaps,
+        &donor,
+    )?;
     let title = format!(
         "{}  {}  {}  seed {}",
         ds.name,

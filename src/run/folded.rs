@@ -132,10 +132,13 @@ pub fn fold(samples: &[Sample]) -> Option<Folded> {
         let mut as_source = s.clone();
         as_source.id = source.clone();
         PerturbedMeta::strip(&mut as_source.meta);
-        // The clean copy is the source sample; without one, a copy whose frames were not
-        // reordered stands in (its text and answer are the source's).
+        // The clean copy is the source sample; without one, a copy of an image-level
+        // perturbation stands in: its frames, text and answer are the source's. A frame
+        // reordering, a control (other images, or none) or an option rotation (another
+        // answer) never does.
         let is_clean = condition.is_clean();
-        let frames_kept = !is_clean && s.images.len() == as_source.images.len();
+        let frames_kept = !is_clean
+            && crate::perturb::find(&condition.perturbation).is_none_or(|p| p.is_image_level());
         match base.get(&source) {
             Some((true, _)) => {}
             Some((false, _)) if !is_clean => {}

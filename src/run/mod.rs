@@ -230,9 +230,21 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     let t_plan = t.elapsed();
 
     let decoded = ImageStore::new(cfg.dataset.max_pixels, DECODED_CACHE_BYTES);
+    let swaps = export::swaps_for(&ctx, &ds, &cfg.perturb.perturbations);
     let mut times = StageTimes::default();
-    let (answered, reused) =
-        answer_pending(cfg, opts, &ds, &model, &ctx, &decoded, &items, &mut times)?;
+    let (answered, reused) = answer_pending(
+        cfg,
+        opts,
+        Inputs {
+            ds: &ds,
+            model: &model,
+            ctx: &ctx,
+            decoded: &decoded,
+            swaps: &swaps,
+        },
+        &items,
+        &mut times,
+    )?;
 
     // Score and report from the store.
     let t = Instant::now();
@@ -279,6 +291,7 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
             .filter_map(|i| i.app)
             .map(|a| (Condition::new(a.label(), a.severity), a))
             .collect(),
+        swaps: &swaps,
     };
     let fingerprint = crate::fingerprint::Fingerprint::new(
         &cfg.dataset.spec,
@@ -310,19 +323,32 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     })
 }
 
+/// What answering reads: the dataset, the model, the seeds, the decoded images and the
+/// `swapped-image` donors.
+struct Inputs<'a> {
+    ds: &'a Dataset,
+    model: &'a Model,
+    ctx: &'a SeedContext,
+    decoded: &'a ImageStore,
+    swaps: &'a crate::perturb::Swaps,
+}
+
 /// Answers the planned items this shard owns that the store does not hold yet, appending
 /// each batch to the store. Returns (answered now, found stored).
-#[allow(clippy::too_many_arguments)]
 fn answer_pending(
     cfg: &Config,
     opts: &EvalOptions,
-    ds: &Dataset,
-    model: &Model,
-    ctx: &SeedContext,
-    decoded: &ImageStore,
+    inputs: Inputs<'_>,
     items: &[Item],
     times: &mut StageTimes,
 ) -> Result<(usize, usize), RunError> {
+    let Inputs {
+        ds,
+        model,
+        ctx,
+        decoded,
+        swaps,
+    } = inputs;
     let shard = cfg.run.shard;
     let (mut store, _, stats) = Store::open(&cfg.run.out.join("predictions.jsonl"))?;
     if stats.torn_tail {
@@ -369,6 +395,7 @@ fn answer_pending(
         ctx,
         decoded,
         perturbed: PerturbedCache::new(PERTURBED_CACHE_ENTRIES),
+        swaps,
     };
     let answered = runner.run(
         &pending,
@@ -424,11 +451,26 @@ fn predictions_of(
     (preds, seen_as)
 }
 
-/// The sample as the model saw it for `p`: frames reordered and boxes moved as stored.
-/// `None` when it saw the sample as it is.
+/// The sample as the model saw it for `p`: frames reordered and boxes moved as stored,
+/// options rotated (and the reference with them) as the condition says. `None` when it
+/// saw the sample as it is.
 fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
-    let (frames, boxes) = seen_as.get(&(p.id.clone(), p.condition.clone()))?;
+    let task = crate::perturb::options::task_as_asked(
+        &p.condition.perturbation,
+        p.condition.severity,
+        &s.task,
+    );
+    let stored = seen_as.get(&(p.id.clone(), p.condition.clone()));
+    if task.is_none() && stored.is_none() {
+        return None;
+    }
     let mut seen = s.clone();
+    if let Some(task) = task {
+        seen.task = task;
+    }
+    let Some((frames, boxes)) = stored else {
+        return Some(seen);
+    };
     if let Some(order) = frames {
         seen.images = order
             .iter()

@@ -133,6 +133,9 @@ pub fn summary_text(r: &Report) -> String {
     if let Some(line) = report::clustering_line(r) {
         let _ = writeln!(text, "{line}");
     }
+    if let Some(line) = r.option_order.as_ref().and_then(report::option_order_line) {
+        let _ = writeln!(text, "{line}");
+    }
     for line in report::box_scope_lines(r) {
         let _ = writeln!(text, "{line}");
     }
@@ -216,6 +219,7 @@ pub(super) struct EvalThumbnails<'a> {
     pub ctx: &'a SeedContext,
     pub decoded: &'a ImageStore,
     pub apps: HashMap<Condition, Application>,
+    pub swaps: &'a crate::perturb::Swaps,
 }
 
 impl Thumbnails for EvalThumbnails<'_> {
@@ -227,7 +231,7 @@ impl Thumbnails for EvalThumbnails<'_> {
             Some(self.apps.get(condition)?)
         };
         let cache = PerturbedCache::new(4);
-        let seen = seen_images(s, app, self.ctx, self.decoded, &cache).ok()?;
+        let seen = seen_images(s, app, self.ctx, self.decoded, &cache, self.swaps).ok()?;
         let pixels = seen.images.get(image)?;
         Some(Thumbnail {
             png: report::thumbnail_png(pixels)?,

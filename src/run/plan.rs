@@ -72,11 +72,10 @@ pub(super) fn plan(
                 *skipped.entry(name).or_default() += 1;
             }
         }
-        let apps = presets::expand(
+        let apps = presets::expand_for(
             &cfg.perturb.perturbations,
             severities,
-            modality,
-            s.images.len(),
+            s,
             cfg.perturb.any_modality,
         )
         .map_err(|e| RunError::Invalid(format!("perturb.perturbations: {}", error_chain(&e))))?;

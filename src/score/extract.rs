@@ -124,6 +124,21 @@ impl Answer {
     }
 }
 
+/// The option indices of a letters answer as [`Answer::display`] writes it (`B`, `A, C`);
+/// `None` for anything else.
+pub fn letters_of(display: &str) -> Option<Vec<usize>> {
+    display
+        .split(',')
+        .map(|l| {
+            let mut c = l.trim().chars();
+            match (c.next(), c.next()) {
+                (Some(ch @ 'A'..='Z'), None) => Some(usize::from(ch as u8 - b'A')),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// The outcome of the cascade.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extraction {

@@ -305,6 +305,21 @@ impl Scored {
         Some(match (&self.extracted, self.kind) {
             (None, _) => "\u{0}unparsed".to_string(),
             (Some(a), QuestionKind::Open | QuestionKind::Grounding) => text::normalize(a),
+            // The options chosen, by text: an option rotation moves the letters, and the
+            // same option under another letter is the same answer.
+            (Some(a), QuestionKind::SingleChoice | QuestionKind::MultiChoice) => {
+                match extract::letters_of(a) {
+                    Some(ix) => {
+                        let mut texts: Vec<&str> = ix
+                            .iter()
+                            .filter_map(|&i| self.options.get(i).map(String::as_str))
+                            .collect();
+                        texts.sort_unstable();
+                        texts.join("\u{1}")
+                    }
+                    None => a.clone(),
+                }
+            }
             (Some(a), _) => a.clone(),
         })
     }
