@@ -257,6 +257,87 @@ fn controls_and_option_rotation_run_in_eval_and_reach_the_report() {
 }
 
 #[test]
+fn frame_perturbations_remap_answers_or_report_them_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let o = eval(
+        &cfg,
+        &[
+            "--perturbation",
+            "frame-drop,frame-shuffle",
+            "--severity",
+            "4",
+            "--filter",
+            "set=frames",
+            "--dataset-n",
+            "20",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = tmp.path().join("run");
+    let scored: Vec<serde_json::Value> = lines(&run.join("scored.jsonl"))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let clean_ref = |id: &str| {
+        scored
+            .iter()
+            .find(|r| r["id"] == id && r["perturbation"] == "none")
+            .map(|r| r["reference"].clone())
+            .unwrap()
+    };
+    let shuffled: Vec<&serde_json::Value> = scored
+        .iter()
+        .filter(|r| r["perturbation"] != "none")
+        .collect();
+    // The phantom clips know which frames show the subject: "in how many frames" counts
+    // the frames left after a drop, "first appears in frame 3" becomes the frame it is seen
+    // in after the shuffle.
+    let remapped = shuffled
+        .iter()
+        .filter(|r| r["reference"] != clean_ref(r["id"].as_str().unwrap()))
+        .count();
+    assert!(remapped >= 1, "no answer followed the shuffled frames");
+    for r in &shuffled {
+        let id = r["id"].as_str().unwrap();
+        let has_rule = [
+            "first-frame",
+            "last-frame",
+            "frames-count",
+            "in-every-frame",
+            "visible-in-frame",
+        ]
+        .iter()
+        .any(|t| id.ends_with(t));
+        if r["reference"] != clean_ref(id) {
+            assert!(has_rule, "{id}: remapped without a rule");
+        }
+        // Questions without a rule cannot be followed: reported apart.
+        if !has_rule {
+            assert_eq!(r["order_dependent"], true, "{id}");
+        }
+    }
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let rows: Vec<&str> = rep["robustness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["perturbation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "frame-drop",
+            "frame-drop (order-dependent)",
+            "frame-shuffle",
+            "frame-shuffle (order-dependent)"
+        ]
+    );
+    assert_eq!(rep["robustness_summary"]["conditions"], 2);
+}
+
+#[test]
 fn a_run_killed_midway_resumes_to_the_same_report() {
     let tmp = tempfile::tempdir().unwrap();
     let whole_dir = tmp.path().join("whole");

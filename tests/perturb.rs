@@ -424,3 +424,40 @@ fn controls_and_option_rotation_export_deterministically_with_remapped_answers()
     assert_eq!(blank.dimensions(), b.dimensions());
     assert!(blank.pixels().all(|p| p.0 == [128; 3]));
 }
+
+#[test]
+fn frame_copies_carry_the_remapped_answer_or_the_order_dependent_mark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = dataset(&tmp.path().join("d"), false);
+    // v1 says nothing about how its answer follows the frames; v2 says which frames show
+    // the subject, and asks about frame 1.
+    let text = std::fs::read_to_string(&m).unwrap();
+    let v2 = r#"{"id": "v2", "images": ["img/a.png", "img/b.png", "img/c.png"], "question": "Is the polyp visible in frame 2?", "kind": "closed", "options": [], "answer": "yes", "boxes": [], "meta": {"modality": "video", "frame_answer": "at2:010"}}"#;
+    std::fs::write(&m, format!("{text}{v2}\n")).unwrap();
+    let out = tmp.path().join("out");
+    let o = perturb_with("frame-shuffle", &m, &out, "7", "1", "1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(out.join("manifest.jsonl"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+    let v1 = &lines["v1@frame-shuffle/s1"];
+    assert_eq!(v1["meta"]["order_dependent"], "true", "{v1}");
+    let v2 = &lines["v2@frame-shuffle/s1"];
+    assert!(v2["meta"]["order_dependent"].is_null(), "{v2}");
+    // Frame 2 as seen is the second image listed; the answer is whether that source frame
+    // shows the polyp (only b does).
+    let second = v2["images"][1].as_str().unwrap();
+    let expect = if second.ends_with("img/b.png") {
+        "yes"
+    } else {
+        "no"
+    };
+    assert_eq!(v2["answer"], expect, "{v2}");
+}

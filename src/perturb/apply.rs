@@ -5,7 +5,9 @@
 //! `eval`, `medvqa perturb`'s export and the contact sheets all go through here, so they
 //! agree on every rule:
 //! - A frame-level perturbation (drop, shuffle, duplicate) reorders the clean frames; each
-//!   box follows its frame, and the boxes of a dropped frame go with it.
+//!   box follows its frame, and the boxes of a dropped frame go with it. Where the sample
+//!   says how its answer follows the frames, the answer is remapped; where it cannot, the
+//!   condition is marked order-dependent ([`super::frames::answer_under_order`]).
 //! - An image-level perturbation changes each image's pixels; each box is moved by its
 //!   image's [`BoxMap`], and a box the perturbation moved out of the image is dropped and
 //!   counted.
@@ -22,6 +24,7 @@
 
 use std::sync::Arc;
 
+use super::frames::FrameTruth;
 use super::{
     Application, Apply, BoxMap, PerturbError, SeedContext, Swaps, map_frame_boxes, perturb_frames,
 };
@@ -37,8 +40,11 @@ pub struct View {
     frames: Option<Vec<usize>>,
     /// The images seen in place of the sample's own, for `swapped-image`.
     donors: Option<Vec<ImageRef>>,
-    /// The question as asked, when the condition changed its options.
+    /// The task as the condition has it, when it differs from the sample's: options
+    /// rotated, or the answer a frame reordering changed.
     task: Option<Task>,
+    /// A frame reordering whose effect on the answer the dataset cannot say.
+    order_dependent: bool,
     n_images: usize,
 }
 
@@ -57,6 +63,7 @@ pub fn view(
         frames: None,
         donors: None,
         task: None,
+        order_dependent: false,
         n_images: sample.images.len(),
     };
     let Some(a) = app.filter(|a| a.severity > 0) else {
@@ -65,7 +72,13 @@ pub fn view(
     match a.perturbation.apply {
         Apply::Image(_) => {}
         Apply::Frames(_) => {
-            v.frames = Some(perturb_frames(ctx, &sample.id, sample.images.len(), a)?);
+            let order = perturb_frames(ctx, &sample.id, sample.images.len(), a)?;
+            match super::frames::answer_under_order(sample, &order) {
+                FrameTruth::Same => {}
+                FrameTruth::Remapped(task) => v.task = Some(task),
+                FrameTruth::OrderDependent => v.order_dependent = true,
+            }
+            v.frames = Some(order);
         }
         Apply::NoImage => v.frames = Some(Vec::new()),
         Apply::Swap => {
@@ -128,10 +141,17 @@ impl View {
             .collect()
     }
 
-    /// The question as asked, when the condition changed its options (and the reference
-    /// with them); `None` when it is the sample's own.
+    /// The task as the condition has it: options rotated (and the reference with them), or
+    /// the answer a frame reordering changed ([`super::frames::answer_under_order`]);
+    /// `None` when it is the sample's own.
     pub fn task(&self) -> Option<&Task> {
         self.task.as_ref()
+    }
+
+    /// Whether a frame reordering left the answer unknown (the dataset cannot say how it
+    /// follows the frames): such answers are reported apart.
+    pub fn order_dependent(&self) -> bool {
+        self.order_dependent
     }
 
     /// The sample's boxes as seen. `maps` holds one [`BoxMap`] per source image and is read
@@ -204,8 +224,10 @@ pub struct AsSeen {
     /// The source frames in the order seen, when a frame-level perturbation reordered them.
     pub frames: Option<Vec<usize>>,
     pub boxes: SeenBoxes,
-    /// The question as asked, when the condition changed its options.
+    /// The task as the condition has it, when it differs from the sample's.
     pub task: Option<Task>,
+    /// A frame reordering whose effect on the answer the dataset cannot say.
+    pub order_dependent: bool,
 }
 
 /// `sample` under `app` (`None`: clean). `image(img, change)` gives the image `img`, with
@@ -233,6 +255,7 @@ pub fn apply_to_sample<E: From<PerturbError>>(
         images,
         frames: v.frames,
         boxes,
+        order_dependent: v.order_dependent,
         task: v.task,
     })
 }

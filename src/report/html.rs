@@ -445,7 +445,13 @@ fn robustness_table(o: &mut String, r: &Report) {
     if r.robustness.is_empty() {
         return;
     }
-    o.push_str(r#"<section id="robustness"><h2>Robustness table</h2><p class="note">Each cell: the metric under the perturbation, and in brackets its ratio to the clean value on the same samples.</p><div class="scroll"><table><tr><th>perturbation</th><th>severity</th><th>n</th>"#);
+    o.push_str(r#"<section id="robustness"><h2>Robustness table</h2><p class="note">Each cell: the metric under the perturbation, and in brackets its ratio to the clean value on the same samples."#);
+    if r.robustness.iter().any(|x| x.order_dependent) {
+        o.push_str(" Rows marked (order-dependent) hold the questions whose answer the dataset cannot follow through the frame perturbation; they are reported apart and not counted in the score.");
+    }
+    o.push_str(
+        r#"</p><div class="scroll"><table><tr><th>perturbation</th><th>severity</th><th>n</th>"#,
+    );
     let metrics: BTreeSet<&String> = r.robustness.iter().flat_map(|x| x.metrics.keys()).collect();
     for m in &metrics {
         let _ = write!(o, "<th>{} (relative)</th>", esc(m));

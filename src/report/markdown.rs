@@ -190,6 +190,12 @@ pub fn render(r: &Report) -> String {
                 fmt4(s)
             );
         }
+        if r.robustness.iter().any(|x| x.order_dependent) {
+            let _ = writeln!(
+                o,
+                "Rows marked *(order-dependent)* hold the questions whose answer the dataset cannot follow through the frame perturbation (docs/perturbations.md); they are reported apart and not counted in the score.\n"
+            );
+        }
         let metrics: std::collections::BTreeSet<&String> =
             r.robustness.iter().flat_map(|x| x.metrics.keys()).collect();
         let _ = write!(o, "| perturbation | severity | n |");

@@ -318,10 +318,11 @@ pub fn build(
     let rows = robustness::table(&runs.scored, &cfg);
     // Controls take the image away on purpose and option rotations change nothing a
     // reader would call worse: neither is a robustness condition, and the one-number
-    // robustness score leaves them out (they have their own tables).
+    // robustness score leaves them out (they have their own tables). So are the answers a
+    // frame perturbation made unknowable (order-dependent rows).
     let counted: Vec<ConditionRow> = rows
         .iter()
-        .filter(|r| analyses::is_degradation(&r.perturbation))
+        .filter(|r| analyses::is_degradation(&r.perturbation) && !r.order_dependent)
         .cloned()
         .collect();
     let summary = robustness::summary(&counted);

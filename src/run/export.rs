@@ -42,8 +42,9 @@ use crate::perturb::{
 };
 use crate::pixels::{Pixels, PixelsWriteError};
 use crate::progress::Progress;
-use crate::sample::{ImageRef, ImageSource, Sample};
+use crate::sample::{ImageRef, ImageSource, MetaValue, Sample};
 use crate::score::Condition;
+use crate::score::ORDER_DEPENDENT;
 
 /// What the export is asked.
 #[derive(Debug, Clone)]
@@ -378,6 +379,10 @@ fn assemble(
     let images = seen_images.iter().map(|img| image_ref(&img.key)).collect();
     let (boxes, dropped) = (seen.boxes, seen.dropped);
     let mut meta = s.meta.clone();
+    if view.order_dependent() {
+        // Read back by `score` through the folded copy: reported apart.
+        meta.insert(ORDER_DEPENDENT.into(), MetaValue::Str("true".into()));
+    }
     PerturbedMeta {
         source_id: s.id.clone(),
         condition: v.condition(),

@@ -46,6 +46,7 @@ use crate::failure::{Failure, Stage};
 use crate::infer::minilm::{SemanticFiles, SemanticModel};
 use crate::infer::{Model, ModelOptions, RuntimeOptions};
 use crate::perturb::SeedContext;
+use crate::perturb::frames::FrameTruth;
 use crate::report::{self, Timing};
 use crate::sample::{GtBox, Sample};
 use crate::score::{self, Condition, Prediction, RunScores, ScoreOptions, SemanticScorer};
@@ -452,7 +453,9 @@ fn predictions_of(
 }
 
 /// The sample as the model saw it for `p`: frames reordered and boxes moved as stored,
-/// options rotated (and the reference with them) as the condition says. `None` when it
+/// options rotated (and the reference with them) as the condition says, the answer
+/// remapped through a frame reordering, or marked order-dependent where the dataset cannot
+/// say how it follows the frames. `None` when it
 /// saw the sample as it is.
 fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
     let task = crate::perturb::options::task_as_asked(
@@ -476,6 +479,20 @@ fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
             .iter()
             .filter_map(|&i| s.images.get(i).cloned())
             .collect();
+        let reordered =
+            crate::perturb::find(&p.condition.perturbation).is_some_and(|x| x.is_frames());
+        if reordered {
+            match crate::perturb::frames::answer_under_order(s, order) {
+                FrameTruth::Same => {}
+                FrameTruth::Remapped(task) => seen.task = task,
+                FrameTruth::OrderDependent => {
+                    seen.meta.insert(
+                        score::ORDER_DEPENDENT.into(),
+                        crate::sample::MetaValue::Str("true".into()),
+                    );
+                }
+            }
+        }
     }
     if let Some(b) = boxes {
         seen.boxes = b.clone();

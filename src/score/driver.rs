@@ -34,7 +34,16 @@ pub fn score_run_with(
         .map(|p| {
             let sample = by_id[p.id.as_str()];
             let seen = truth(sample, p);
+            let dependent = seen.as_ref().is_some_and(|s| {
+                s.meta
+                    .get(ORDER_DEPENDENT)
+                    .is_some_and(|v| v.to_string() == "true")
+            });
             score_one(seen.as_ref().unwrap_or(sample), p, opts, sizes)
+                .map(|mut r| {
+                    r.order_dependent = dependent && !p.condition.is_clean();
+                    r
+                })
                 .map_err(|e| Failure::new(Stage::Score, &e).with_id(p.id.clone()))
         })
         .collect();
@@ -171,6 +180,7 @@ pub fn score_one(
         metrics,
         stats,
         cluster: None,
+        order_dependent: false,
     })
 }
 

@@ -62,6 +62,10 @@ pub struct Condition {
     pub severity: u8,
 }
 
+/// The meta key a seen sample carries (set to `true`) when a frame perturbation reordered
+/// its frames and its answer could not be remapped (docs/datasets.md).
+pub const ORDER_DEPENDENT: &str = "order_dependent";
+
 /// The perturbation name of clean predictions.
 pub const CLEAN: &str = "none";
 
@@ -286,6 +290,10 @@ pub struct Scored {
     /// see [`ClusterRule`]); absent: the question is its own cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Under a frame perturbation, the dataset could not say how the answer follows the
+    /// frames: the record is reported apart and not counted as a robustness failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub order_dependent: bool,
 }
 
 impl Scored {

@@ -10,6 +10,10 @@
 //!   own; samples with no answer to extract are left out);
 //! - `miou_drop`: paired clean mIoU minus perturbed mIoU.
 //!
+//! Under a frame perturbation, the records of questions whose answer the dataset could not
+//! follow through the new frame order ([`Scored::order_dependent`]) form a row of their own,
+//! marked `order_dependent`; the caller leaves such rows out of the summary.
+//!
 //! The summary per model is the mean relative score: for each condition the mean of the
 //! headline metrics' relative scores ([`super::Metric::headline`]: accuracy, token F1,
 //! mIoU), averaged over conditions. A model unaffected by every perturbation scores 1.
@@ -26,6 +30,10 @@ use super::{Condition, METRICS, MetricSummary, MetricValue, Scored, Unparsed, su
 pub struct ConditionRow {
     pub perturbation: String,
     pub severity: u8,
+    /// The records of questions whose answer the dataset could not follow through this
+    /// frame perturbation: reported apart, never counted in the summary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub order_dependent: bool,
     /// Records under this condition.
     pub n: usize,
     pub metrics: BTreeMap<String, MetricSummary>,
@@ -55,9 +63,12 @@ pub struct Summary {
 /// The table over every non-clean condition, in `(perturbation, severity)` order; its
 /// one-number [`summary`] is the caller's, over the rows it counts.
 pub fn table(scored: &[Scored], cfg: &Bootstrap) -> Vec<ConditionRow> {
-    let mut by_cond: BTreeMap<&Condition, Vec<&Scored>> = BTreeMap::new();
+    let mut by_cond: BTreeMap<(&Condition, bool), Vec<&Scored>> = BTreeMap::new();
     for s in scored {
-        by_cond.entry(&s.condition).or_default().push(s);
+        by_cond
+            .entry((&s.condition, s.order_dependent))
+            .or_default()
+            .push(s);
     }
     let clean: HashMap<&str, &Scored> = scored
         .iter()
@@ -65,11 +76,17 @@ pub fn table(scored: &[Scored], cfg: &Bootstrap) -> Vec<ConditionRow> {
         .map(|s| (s.id.as_str(), s))
         .collect();
     let mut rows = Vec::new();
-    for (cond, recs) in by_cond {
+    for ((cond, dependent), recs) in by_cond {
         if cond.is_clean() {
             continue;
         }
-        rows.push(row(cond, &recs, &clean, cfg));
+        let mut r = row(cond, &recs, &clean, cfg);
+        if dependent {
+            // A series of its own in every table and chart.
+            r.perturbation = format!("{} (order-dependent)", cond.perturbation);
+            r.order_dependent = true;
+        }
+        rows.push(r);
     }
     rows
 }
@@ -113,6 +130,7 @@ fn row(
     ConditionRow {
         perturbation: cond.perturbation.clone(),
         severity: cond.severity,
+        order_dependent: false,
         n: recs.len(),
         metrics,
         relative,

@@ -95,9 +95,26 @@ pub(super) fn open_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
         ),
     };
     let text = phrase(rng, &wordings, &vars);
-    Question::new(template, text, Task::Open { answer })
+    let q = Question::new(template, text, Task::Open { answer })
         .boxes(t.boxes())
-        .about(label)
+        .about(label);
+    // How the answer follows the frames, so a frame perturbation's answer is remapped.
+    let rule = match template {
+        "first-frame" => Some("first"),
+        "last-frame" => Some("last"),
+        "frames-count" => Some("count"),
+        _ => None,
+    };
+    match rule {
+        Some(rule) => q.meta("frame_answer", frame_answer(rule, &t, d.n_frames)),
+        None => q,
+    }
+}
+
+/// The `frame_answer` meta: `<rule>:<visibility per frame>` (docs/datasets.md).
+fn frame_answer(rule: &str, t: &Track, n: usize) -> MetaValue {
+    let facts: String = (0..n).map(|k| if t.seen(k) { '1' } else { '0' }).collect();
+    MetaValue::Str(format!("{rule}:{facts}"))
 }
 
 pub(super) fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
@@ -130,7 +147,8 @@ pub(super) fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
                 },
             )
             .boxes(t.boxes())
-            .about(label);
+            .about(label)
+            .meta("frame_answer", frame_answer("every", &t, n));
     }
     let by_frame: Vec<(usize, bool)> = (0..n).map(|k| (k, t.seen(k))).collect();
     let k = questions::balanced(rng, &by_frame).unwrap_or(0);
@@ -141,6 +159,7 @@ pub(super) fn closed_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
         .boxes(t.boxes_in(k))
         .about(label)
         .meta("frame", MetaValue::Int(k as i64 + 1))
+        .meta("frame_answer", frame_answer(&format!("at{}", k + 1), &t, n))
 }
 
 pub(super) fn single_question<R: Rng>(rng: &mut R, d: &Drawn) -> Question {
