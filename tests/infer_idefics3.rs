@@ -120,6 +120,38 @@ fn answers_decode_and_the_fingerprint_is_stable() {
     assert!(model.generation_key().contains("max_new_tokens=12"));
 }
 
+#[test]
+fn every_generated_token_has_a_probability_and_a_place_in_the_text() {
+    let g = golden("idefics3");
+    let cases = cases(&g);
+    let inputs = inputs(&cases);
+    let mut opts = options();
+    opts.max_new_tokens = Some(g["max_new_tokens"].as_u64().unwrap() as usize);
+    let model = Model::open(&model_dir("idefics3"), &opts).unwrap();
+    let batch = model.answer_batch(&inputs);
+    for (i, got) in batch.iter().enumerate() {
+        let got = got.as_ref().unwrap();
+        assert_eq!(got.token_probs.len(), got.token_ids.len());
+        let mut last = 0;
+        for t in &got.token_probs {
+            assert!(t.p > 0.0 && t.p <= 1.0, "probability {}", t.p);
+            assert!(t.end >= last && t.end <= got.text.len());
+            assert!(got.text.is_char_boundary(t.end));
+            last = t.end;
+        }
+        // Every character of the answer belongs to some token.
+        assert_eq!(last, got.text.len(), "{:?}", got.text);
+        // The same prompt alone gives the same probabilities as in the batch (padding
+        // changes nothing), up to the stored rounding.
+        let alone = model.answer_batch(&inputs[i..=i]).remove(0).unwrap();
+        assert_eq!(alone.token_ids, got.token_ids);
+        for (a, b) in alone.token_probs.iter().zip(&got.token_probs) {
+            assert!((a.p - b.p).abs() <= 2e-4, "{} vs {}", a.p, b.p);
+            assert_eq!(a.end, b.end);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Bad input: each case is a clear error naming the file and the fix, never a panic.
 
