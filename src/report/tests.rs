@@ -54,6 +54,7 @@ fn preds() -> Vec<Prediction> {
             id: id.to_string(),
             condition: Condition::new("gaussian_blur", sev),
             response: r.to_string(),
+            confidence: None,
             source: None,
         }));
     }
@@ -313,6 +314,7 @@ fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
             id: id.to_string(),
             condition: Condition::new("blank-image", 1),
             response: r.to_string(),
+            confidence: None,
             source: None,
         });
     }
