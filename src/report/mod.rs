@@ -19,6 +19,7 @@
 //!   dataset's images for `medvqa score`, the perturbed images for `medvqa eval`).
 
 pub mod analyses;
+pub mod calibration;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -188,6 +189,10 @@ pub struct Report {
     /// answers. Empty when the run has no control.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_reliance: Vec<RelianceRow>,
+    /// Whether the model's confidence tracks correctness, per condition and kind, with the
+    /// shift from clean; absent when no prediction has a confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<calibration::Calibration>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -376,6 +381,7 @@ pub fn build(
         robustness_summary: summary,
         clustering,
         image_reliance: analyses::reliance(&runs.scored, &by_id),
+        calibration: calibration::calibration(&runs.scored),
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,
