@@ -135,7 +135,8 @@ pub trait DecoderFamily: Send + Sync + Sized + 'static {
 /// `k` tokens, never moving back. Decoding prefixes, rather than tokens one by one, keeps
 /// the tokenizer's own joining (SentencePiece spaces, byte fallback: half a character
 /// decodes as U+FFFD and so counts only once complete). Quadratic in the answer length, but
-/// answers are short and the decoder's steps dominate: 48 tokens cost about a millisecond.
+/// answers are short and the decoder's steps dominate: 48 tokens of the reference model's
+/// tokenizer take about 0.2 ms, against tens of milliseconds per decoder step.
 pub fn token_ends(full: &str, ids: &[u32], decode: impl Fn(&[u32]) -> String) -> Vec<usize> {
     let mut ends = Vec::with_capacity(ids.len());
     let mut last = 0;

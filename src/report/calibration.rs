@@ -17,16 +17,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Scored;
+pub use crate::score::confidence::{CORRECT_BY, correct};
 use crate::score::stats::{self, ECE_BINS, ReliabilityBin, r6, round6, round6_opt};
-
-/// The per-sample metric whose value 1 makes an answer correct, by question kind.
-pub const CORRECT_BY: [(&str, &str); 5] = [
-    ("closed", "accuracy"),
-    ("single_choice", "accuracy"),
-    ("multi_choice", "accuracy"),
-    ("open", "exact_match"),
-    ("grounding", "acc@0.5"),
-];
 
 /// The group that pools every kind.
 pub const ALL: &str = "all";
@@ -97,14 +89,6 @@ pub struct Calibration {
     pub shift: Vec<ShiftRow>,
 }
 
-/// Whether a record's answer is right, by [`CORRECT_BY`]; `None` when its kind's metric
-/// does not apply (a grounding question without boxes).
-pub fn correct(r: &Scored) -> Option<bool> {
-    let kind = r.kind.to_string();
-    let metric = CORRECT_BY.iter().find(|(k, _)| *k == kind)?.1;
-    r.metrics.get(metric).map(|&v| v >= 1.0 - 1e-9)
-}
-
 /// The calibration block; `None` when no record has a confidence.
 pub fn calibration(scored: &[Scored]) -> Option<Calibration> {
     if !scored.iter().any(|r| r.confidence.is_some()) {
@@ -127,12 +111,14 @@ pub fn calibration(scored: &[Scored]) -> Option<Calibration> {
             }
         }
     }
-    let rows: Vec<CalibrationRow> = groups
+    let mut rows: Vec<CalibrationRow> = groups
         .into_iter()
         .filter_map(|((perturbation, severity, kind), (pairs, without))| {
             row(perturbation, severity, kind, &pairs, without)
         })
         .collect();
+    // Clean first, the baseline every other row is read against.
+    rows.sort_by_key(|r| r.perturbation != crate::score::CLEAN);
     let clean: BTreeMap<&str, &CalibrationRow> = rows
         .iter()
         .filter(|r| r.perturbation == crate::score::CLEAN)

@@ -17,7 +17,32 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Scored;
 use crate::store::TokenProb;
+
+/// The per-sample metric whose value 1 makes an answer correct, by question kind: binary
+/// correctness for calibration (token F1, the open headline, is graded, so open answers
+/// use exact match).
+pub const CORRECT_BY: [(&str, &str); 5] = [
+    ("closed", "accuracy"),
+    ("single_choice", "accuracy"),
+    ("multi_choice", "accuracy"),
+    ("open", "exact_match"),
+    ("grounding", "acc@0.5"),
+];
+
+/// Whether a record's answer is right, by [`CORRECT_BY`]; `None` when its kind's metric
+/// does not apply (a grounding question without boxes).
+pub fn correct(r: &Scored) -> Option<bool> {
+    let kind = r.kind.to_string();
+    let metric = CORRECT_BY.iter().find(|(k, _)| *k == kind)?.1;
+    r.metrics.get(metric).map(|&v| v >= 1.0 - 1e-9)
+}
+
+/// `(confidence, correct)` for a record that has both.
+pub fn pair(r: &Scored) -> Option<(f64, bool)> {
+    Some((r.confidence?, correct(r)?))
+}
 
 /// Where a prediction's confidence comes from.
 #[derive(Debug, Clone, PartialEq)]
