@@ -563,7 +563,7 @@ fn eval_records_confidences_and_reports_calibration() {
         }
     }
     // The report's clean calibration, recomputed here: Brier, and ECE over 15 equal-mass
-    // bins (sorted by confidence, wrong before right on ties).
+    // bins (sorted by confidence; a cut inside tied confidences moves past them).
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     let rows = report["calibration"]["rows"]
@@ -583,9 +583,19 @@ fn eval_records_confidences_and_reports_calibration() {
     assert!((row["brier"].as_f64().unwrap() - brier).abs() < 1e-5);
     clean.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let b = 15.min(clean.len());
+    let mut cuts = vec![0];
+    for k in 1..=b {
+        let mut c = k * clean.len() / b;
+        while c < clean.len() && clean[c - 1].0 == clean[c].0 {
+            c += 1;
+        }
+        if c > *cuts.last().unwrap() {
+            cuts.push(c);
+        }
+    }
     let mut ece = 0.0;
-    for i in 0..b {
-        let part = &clean[i * clean.len() / b..(i + 1) * clean.len() / b];
+    for w in cuts.windows(2) {
+        let part = &clean[w[0]..w[1]];
         let k = part.len() as f64;
         let conf = part.iter().map(|x| x.0).sum::<f64>() / k;
         let acc = part.iter().filter(|x| x.1).count() as f64 / k;

@@ -336,24 +336,37 @@ pub struct ReliabilityBin {
     pub accuracy: f64,
 }
 
-/// The pairs sorted by confidence ascending, then wrong before right, so that ties split
-/// over bins the same way whatever the input order.
+/// The pairs sorted by confidence ascending (then wrong before right, so that the order
+/// never depends on the input's).
 fn ascending(pairs: &[(f64, bool)]) -> Vec<(f64, bool)> {
     let mut v = pairs.to_vec();
     v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     v
 }
 
-/// Equal-mass bins: the pairs sorted by confidence and cut into `min(bins, n)` consecutive
-/// runs whose sizes differ by at most one (bin `b` holds sorted positions
-/// `[b·n/B, (b+1)·n/B)`).
+/// Equal-mass bins: the pairs sorted by confidence and cut at sorted positions `k·n/B`
+/// (`B = min(bins, n)`, `k = 1..B`), so that bin sizes differ by at most one. A cut inside
+/// a run of tied confidences moves to the run's end: tied answers share a bin, since
+/// splitting them would sort some into a bin by correctness alone (and with every
+/// confidence equal, make the ECE depend on that split rather than on `|accuracy − c|`).
+/// Ties can so leave fewer, larger bins.
 pub fn equal_mass_bins(pairs: &[(f64, bool)], bins: usize) -> Vec<ReliabilityBin> {
     let v = ascending(pairs);
     let n = v.len();
     let b = bins.min(n);
-    (0..b)
-        .map(|i| {
-            let part = &v[i * n / b..(i + 1) * n / b];
+    let mut cuts = vec![0usize];
+    for k in 1..=b {
+        let mut c = k * n / b;
+        while c > 0 && c < n && v[c - 1].0 == v[c].0 {
+            c += 1;
+        }
+        if cuts.last().is_some_and(|&l| c > l) {
+            cuts.push(c);
+        }
+    }
+    cuts.windows(2)
+        .map(|w| {
+            let part = &v[w[0]..w[1]];
             let k = part.len().max(1) as f64;
             ReliabilityBin {
                 n: part.len(),
@@ -653,5 +666,12 @@ mod tests {
         assert_eq!(aurc(&rev), aurc(&tied));
         assert_eq!(ece(&rev), ece(&tied));
         assert_eq!(equal_mass_bins(&rev, 2), equal_mass_bins(&tied, 2));
+        // 2 bins: the cut at position 2 (sorted 0.4 W, 0.8 W, 0.8 R, 0.8 R) falls inside the
+        // 0.8 run and moves past it: one bin, confidence 2.8/4 = 0.7, accuracy 1/2.
+        assert_eq!(equal_mass_bins(&tied, 2).len(), 1);
+        assert!(close(ece_with(&tied, 2).unwrap(), 0.2));
+        // All confidences equal: one bin, ECE = |accuracy − c| = |1/2 − 0.9|.
+        let flat = [(0.9, true), (0.9, false), (0.9, false), (0.9, true)];
+        assert!(close(ece(&flat).unwrap(), 0.4));
     }
 }
