@@ -211,3 +211,30 @@ pub fn plotted(c: &Calibration) -> Vec<&CalibrationRow> {
     out.extend(worst.into_values());
     out
 }
+
+/// One line for the printed summary: the clean calibration, all kinds together, and the
+/// worst ECE under a perturbation.
+pub fn clean_line(c: &Calibration) -> Option<String> {
+    let clean = c
+        .rows
+        .iter()
+        .find(|r| r.perturbation == crate::score::CLEAN && r.kind == ALL)?;
+    let auroc = clean.auroc.map_or("-".to_string(), |a| format!("{a:.3}"));
+    let worst = c
+        .rows
+        .iter()
+        .filter(|r| r.perturbation != crate::score::CLEAN && r.kind == ALL)
+        .max_by(|a, b| a.ece.total_cmp(&b.ece))
+        .map(|w| {
+            format!(
+                "; worst ECE {:.3} under {}",
+                w.ece,
+                condition_label(&w.perturbation, w.severity)
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "calibration (clean, n={}): ECE {:.3}, Brier {:.3}, AUROC {auroc}, AURC {:.3}, mean confidence {:.3}{worst}",
+        clean.n, clean.ece, clean.brier, clean.aurc, clean.mean_confidence
+    ))
+}

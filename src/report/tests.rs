@@ -446,6 +446,12 @@ fn calibration_matches_a_hand_computation() {
     assert!(csv.contains("calibration_shift,kind,all,gaussian_blur,3,ece_change,0.4,"));
     let html = html::render(&r, &NoThumbnails);
     assert!(html.contains("Reliability diagram") && html.contains("Risk–coverage"));
+    let line = super::calibration::clean_line(c).unwrap();
+    assert!(
+        line.starts_with("calibration (clean, n=4): ECE 0.250, Brier 0.075, AUROC -")
+            && line.ends_with("worst ECE 0.650 under gaussian_blur@3"),
+        "{line}"
+    );
     // Without confidences there is no block.
     assert!(report_of(&preds()).calibration.is_none());
 }
