@@ -435,10 +435,7 @@ fn calibration_section(o: &mut String, r: &Report) {
         c.bins
     );
     let rows = plotted(c);
-    let mut reliability = vec![Series {
-        name: "perfect calibration".into(),
-        points: vec![(0.0, 0.0), (1.0, 1.0)],
-    }];
+    let mut reliability = Vec::new();
     let mut risk = Vec::new();
     for x in &rows {
         let name = condition_label(&x.perturbation, x.severity);
@@ -455,6 +452,11 @@ fn calibration_section(o: &mut String, r: &Report) {
             points: x.risk_coverage.iter().map(|p| (p[0], p[1])).collect(),
         });
     }
+    // The diagonal last, so that each condition has the same colour in both charts.
+    reliability.push(Series {
+        name: "perfect calibration".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+    });
     let ticks = [0.0, 0.25, 0.5, 0.75, 1.0];
     o.push_str(&line_chart(
         "Reliability diagram (equal-mass bins)",
