@@ -17,9 +17,9 @@
 //!   rejected.
 //! - A line that breaks these rules, an id the dataset does not have, and duplicates are
 //!   [`Rejected`] with the reason, never dropped silently. Several records for one
-//!   `(id, perturbation, severity)` with the same response keep one and reject the rest;
-//!   with different responses all are rejected, since any choice would depend on the
-//!   order of the file.
+//!   `(id, perturbation, severity)` with the same response (and confidence) keep one and
+//!   reject the rest; with different responses or confidences all are rejected, since any
+//!   choice would depend on the order of the file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -263,7 +263,10 @@ pub fn accept(
         let first = group[0];
         if group.len() == 1 {
             accepted.push(first.clone());
-        } else if group.iter().all(|p| p.response == first.response) {
+        } else if group
+            .iter()
+            .all(|p| p.response == first.response && p.confidence == first.confidence)
+        {
             accepted.push(first.clone());
             for p in &group[1..] {
                 rejected.push(Rejected::of(
@@ -279,7 +282,7 @@ pub fn accept(
                 rejected.push(Rejected::of(
                     p,
                     format!(
-                        "conflicting duplicates: {} records with different responses for this id and condition; none was scored",
+                        "conflicting duplicates: {} records with different responses (or confidences) for this id and condition; none was scored",
                         group.len()
                     ),
                 ));
@@ -349,6 +352,25 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn duplicates_that_differ_only_in_confidence_conflict() {
+        let sample = crate::score::tests::battery()
+            .into_iter()
+            .find(|s| s.id == "closed")
+            .unwrap();
+        let samples: HashMap<&str, &Sample> = [("closed", &sample)].into_iter().collect();
+        let mut a = Prediction::clean("closed", "yes");
+        a.confidence = Some(Confidence::Given(0.9));
+        let mut b = a.clone();
+        b.confidence = Some(Confidence::Given(0.2));
+        let (ok, rejected) = accept(&[a.clone(), b], &samples);
+        assert!(ok.is_empty());
+        assert_eq!(rejected.len(), 2);
+        assert!(rejected[0].reason.contains("conflicting"));
+        let (ok, rejected) = accept(&[a.clone(), a], &samples);
+        assert_eq!((ok.len(), rejected.len()), (1, 1));
     }
 
     #[test]
