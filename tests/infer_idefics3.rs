@@ -152,6 +152,53 @@ fn every_generated_token_has_a_probability_and_a_place_in_the_text() {
     }
 }
 
+#[test]
+fn probabilities_come_from_the_logits_before_the_repetition_penalty() {
+    let g = golden("idefics3");
+    let cases = cases(&g);
+    let inputs = inputs(&cases);
+    let mut opts = options();
+    opts.max_new_tokens = Some(g["max_new_tokens"].as_u64().unwrap() as usize);
+    let plain = Model::open(&model_dir("idefics3"), &opts).unwrap();
+    let dir = copy_model("idefics3");
+    let cfg = dir.path().join("generation_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["repetition_penalty"] = serde_json::json!(3.0);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let penalised = Model::open(dir.path(), &opts).unwrap();
+    let mut diverged = 0;
+    for (a, b) in plain
+        .answer_batch(&inputs)
+        .into_iter()
+        .zip(penalised.answer_batch(&inputs))
+    {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // While the two runs emit the same tokens they see the same logits, and the recorded
+        // probabilities agree: the penalty does not enter them.
+        let same = a
+            .token_ids
+            .iter()
+            .zip(&b.token_ids)
+            .take_while(|(x, y)| x == y)
+            .count();
+        for k in 0..same {
+            assert_eq!(a.token_probs[k].p, b.token_probs[k].p, "step {k}");
+        }
+        // Where the penalty changed the choice, the penalised token's probability under
+        // the unpenalised distribution is at most that of its argmax (the plain run's
+        // token at the same step, after the same prefix).
+        if same < a.token_ids.len().min(b.token_ids.len()) {
+            diverged += 1;
+            assert!(b.token_probs[same].p <= a.token_probs[same].p);
+        }
+    }
+    assert!(
+        diverged > 0,
+        "a penalty of 3 changed no answer: the test checks nothing"
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Bad input: each case is a clear error naming the file and the fix, never a panic.
 
