@@ -64,7 +64,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Compare two scored runs on their shared samples: a summary of each question kind's
     /// headline metric first (--full adds every metric under every condition); McNemar's
-    /// exact test for accuracy, a paired bootstrap for the other metrics.
+    /// exact test for accuracy, a paired bootstrap for the other metrics; and, where both runs
+    /// record confidences, their calibration (ECE, Brier, AUROC, AURC) side by side.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
     /// Run an evaluation from a config: load, perturb, infer, score, report. Rerunning the
@@ -87,6 +88,10 @@ const SCORE_HELP: &str = "\
 Predictions JSONL, one object per line:
   {\"id\": \"q1\", \"response\": \"B\"}
   {\"id\": \"q1\", \"response\": \"C\", \"perturbation\": \"gaussian-blur\", \"severity\": 3}
+  {\"id\": \"q1\", \"response\": \"B\", \"confidence\": 0.82}
+An optional confidence (a number in [0, 1], the probability the model gave its answer) or
+token_probs (as predictions.jsonl stores them) feeds the calibration block: ECE, Brier, AUROC,
+AURC per condition (docs/scoring.md).
 Unknown ids, malformed lines and duplicates are rejected and listed, never dropped silently.
 
 Exit codes:
@@ -118,7 +123,8 @@ impl std::str::FromStr for PredFrameArg {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
-    /// The predictions: JSONL with id, response, and optional perturbation and severity.
+    /// The predictions: JSONL with id, response, and optional perturbation, severity and
+    /// confidence.
     #[arg(long, value_name = "FILE")]
     pub predictions: PathBuf,
     /// Output folder for the reports (created if needed).

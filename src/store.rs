@@ -53,6 +53,39 @@ pub struct Record {
     /// Per-sample timings in milliseconds (preprocess, model), for timing.json only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub timing_ms: BTreeMap<String, f64>,
+    /// The probability of each generated token and where its text ends in `response`,
+    /// when the backend gives them (a decoder run through ONNX; a served model that
+    /// returns `logprobs` could fill the same field). Scoring turns them into the
+    /// answer's confidence (docs/scoring.md, Calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_probs: Option<Vec<TokenProb>>,
+}
+
+/// One generated token: the probability the model gave it and the byte offset in the
+/// response where its text ends. A token that adds no text (the end-of-sequence token,
+/// the first bytes of a character split over tokens) ends where the previous one did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokenProb {
+    pub end: usize,
+    /// In (0, 1], rounded to 4 decimals: the last bits of ONNX Runtime's float kernels
+    /// differ between CPUs, and rounding keeps stored runs comparable across machines.
+    pub p: f64,
+}
+
+impl TokenProb {
+    /// Rounds `p` as stored (4 decimals), keeping it above 0 so that a geometric mean
+    /// over tokens stays defined.
+    pub fn new(end: usize, p: f64) -> TokenProb {
+        let p = if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        TokenProb {
+            end,
+            p: ((p * 1e4).round() / 1e4).max(1e-4),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +312,7 @@ mod tests {
             frames: None,
             gt_boxes: None,
             timing_ms: BTreeMap::new(),
+            token_probs: None,
         }
     }
 

@@ -143,15 +143,22 @@ fn eval_with_the_reference_model_is_unchanged() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The model's answers, in key order: they come from ONNX Runtime's float kernels,
-    // which may differ in the last bits on another CPU and so flip a near-tie token.
-    let mut answers: Vec<(String, String)> = std::fs::read_to_string(out.join("predictions.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["key"].to_string(), v["response"].to_string())
-        })
-        .collect();
+    // which may differ in the last bits on another CPU and so flip a near-tie token. The
+    // token probabilities (rounded to 4 decimals) feed the calibration numbers, so they
+    // count as part of the answer too.
+    let mut answers: Vec<(String, String, String)> =
+        std::fs::read_to_string(out.join("predictions.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["key"].to_string(),
+                    v["response"].to_string(),
+                    v["token_probs"].to_string(),
+                )
+            })
+            .collect();
     answers.sort();
     let answers = sha(format!("{answers:?}").as_bytes());
     let bless = std::env::var_os("MEDVQA_BLESS").is_some();

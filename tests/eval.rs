@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -651,4 +651,126 @@ fn the_model_flag_overrides_the_model_path_only() {
     assert_eq!(report["header"]["model"], "fixture under test");
     let notes = report["header"]["notes"].to_string();
     assert!(notes.contains("random weights"), "{notes}");
+}
+
+/// `(confidence, correct)` of a scored.jsonl line, correct by the calibration rule:
+/// accuracy (closed, choice), exact_match (open), acc@0.5 (grounding).
+fn confidence_pair(v: &serde_json::Value) -> Option<(f64, bool)> {
+    let metric = match v["kind"].as_str()? {
+        "open" => "exact_match",
+        "grounding" => "acc@0.5",
+        _ => "accuracy",
+    };
+    Some((
+        v["confidence"].as_f64()?,
+        v["metrics"][metric].as_f64()? >= 1.0,
+    ))
+}
+
+#[test]
+fn eval_records_confidences_and_reports_calibration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let o = eval(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let run = tmp.path().join("run");
+    // Every answered prediction carries one probability per generated token, ends rising
+    // through the response.
+    let mut probs: HashMap<String, Vec<f64>> = HashMap::new();
+    for l in lines(&run.join("predictions.jsonl")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let Some(response) = v["response"].as_str() else {
+            continue;
+        };
+        let t = v["token_probs"].as_array().expect("token_probs");
+        assert_eq!(t.len() as u64, v["tokens"].as_u64().unwrap());
+        let mut last = 0;
+        for x in t {
+            let (end, p) = (x["end"].as_u64().unwrap(), x["p"].as_f64().unwrap());
+            assert!(p > 0.0 && p <= 1.0, "{p}");
+            assert!(end >= last && end as usize <= response.len());
+            last = end;
+        }
+        let key = format!("{}|{}|{}", v["id"], v["perturbation"], v["severity"]);
+        probs.insert(key, t.iter().map(|x| x["p"].as_f64().unwrap()).collect());
+    }
+    // Each scored confidence is the geometric mean of a run of its tokens' probabilities:
+    // all of them (scope response) or those of the answer (scope answer).
+    let gm = |p: &[f64]| (p.iter().map(|v| v.ln()).sum::<f64>() / p.len() as f64).exp();
+    let mut clean = Vec::new();
+    for l in lines(&run.join("scored.jsonl")) {
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        let pert = if v["perturbation"] == "none" {
+            serde_json::Value::Null
+        } else {
+            v["perturbation"].clone()
+        };
+        let p = &probs[&format!("{}|{}|{}", v["id"], pert, v["severity"])];
+        let c = v["confidence"].as_f64().expect("a confidence");
+        match v["confidence_scope"].as_str().unwrap() {
+            "response" => assert!((c - gm(p)).abs() < 1e-6, "{c} vs {}", gm(p)),
+            "answer" => assert!(
+                (0..p.len()).any(|i| (i..p.len()).any(|j| (gm(&p[i..=j]) - c).abs() < 1e-6)),
+                "{c} is no run of {p:?}"
+            ),
+            other => panic!("scope {other}"),
+        }
+        if v["perturbation"] == "none"
+            && let Some(pair) = confidence_pair(&v)
+        {
+            clean.push(pair);
+        }
+    }
+    // The report's clean calibration, recomputed here: Brier, and ECE over 15 equal-mass
+    // bins (sorted by confidence; a cut inside tied confidences moves past them).
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let rows = report["calibration"]["rows"]
+        .as_array()
+        .expect("calibration rows");
+    let row = rows
+        .iter()
+        .find(|r| r["perturbation"] == "none" && r["kind"] == "all")
+        .unwrap();
+    assert_eq!(row["n"].as_u64().unwrap() as usize, clean.len());
+    let n = clean.len() as f64;
+    let brier = clean
+        .iter()
+        .map(|&(c, y)| (c - f64::from(u8::from(y))).powi(2))
+        .sum::<f64>()
+        / n;
+    assert!((row["brier"].as_f64().unwrap() - brier).abs() < 1e-5);
+    clean.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let b = 15.min(clean.len());
+    let mut cuts = vec![0];
+    for k in 1..=b {
+        let mut c = k * clean.len() / b;
+        while c < clean.len() && clean[c - 1].0 == clean[c].0 {
+            c += 1;
+        }
+        if c > *cuts.last().unwrap() {
+            cuts.push(c);
+        }
+    }
+    let mut ece = 0.0;
+    for w in cuts.windows(2) {
+        let part = &clean[w[0]..w[1]];
+        let k = part.len() as f64;
+        let conf = part.iter().map(|x| x.0).sum::<f64>() / k;
+        let acc = part.iter().filter(|x| x.1).count() as f64 / k;
+        ece += k / n * (acc - conf).abs();
+    }
+    assert!((row["ece"].as_f64().unwrap() - ece).abs() < 1e-5);
+    assert!(
+        !report["calibration"]["shift"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let csv = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    assert!(csv.contains("\ncalibration,kind,all,none,0,ece,"), "{csv}");
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("## Calibration"));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Reliability diagram"));
 }

@@ -120,6 +120,85 @@ fn answers_decode_and_the_fingerprint_is_stable() {
     assert!(model.generation_key().contains("max_new_tokens=12"));
 }
 
+#[test]
+fn every_generated_token_has_a_probability_and_a_place_in_the_text() {
+    let g = golden("idefics3");
+    let cases = cases(&g);
+    let inputs = inputs(&cases);
+    let mut opts = options();
+    opts.max_new_tokens = Some(g["max_new_tokens"].as_u64().unwrap() as usize);
+    let model = Model::open(&model_dir("idefics3"), &opts).unwrap();
+    let batch = model.answer_batch(&inputs);
+    for (i, got) in batch.iter().enumerate() {
+        let got = got.as_ref().unwrap();
+        assert_eq!(got.token_probs.len(), got.token_ids.len());
+        let mut last = 0;
+        for t in &got.token_probs {
+            assert!(t.p > 0.0 && t.p <= 1.0, "probability {}", t.p);
+            assert!(t.end >= last && t.end <= got.text.len());
+            assert!(got.text.is_char_boundary(t.end));
+            last = t.end;
+        }
+        // Every character of the answer belongs to some token.
+        assert_eq!(last, got.text.len(), "{:?}", got.text);
+        // The same prompt alone gives the same probabilities as in the batch (padding
+        // changes nothing), up to the stored rounding.
+        let alone = model.answer_batch(&inputs[i..=i]).remove(0).unwrap();
+        assert_eq!(alone.token_ids, got.token_ids);
+        for (a, b) in alone.token_probs.iter().zip(&got.token_probs) {
+            assert!((a.p - b.p).abs() <= 2e-4, "{} vs {}", a.p, b.p);
+            assert_eq!(a.end, b.end);
+        }
+    }
+}
+
+#[test]
+fn probabilities_come_from_the_logits_before_the_repetition_penalty() {
+    let g = golden("idefics3");
+    let cases = cases(&g);
+    let inputs = inputs(&cases);
+    let mut opts = options();
+    opts.max_new_tokens = Some(g["max_new_tokens"].as_u64().unwrap() as usize);
+    let plain = Model::open(&model_dir("idefics3"), &opts).unwrap();
+    let dir = copy_model("idefics3");
+    let cfg = dir.path().join("generation_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["repetition_penalty"] = serde_json::json!(3.0);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let penalised = Model::open(dir.path(), &opts).unwrap();
+    let mut diverged = 0;
+    for (a, b) in plain
+        .answer_batch(&inputs)
+        .into_iter()
+        .zip(penalised.answer_batch(&inputs))
+    {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // While the two runs emit the same tokens they see the same logits, and the recorded
+        // probabilities agree: the penalty does not enter them.
+        let same = a
+            .token_ids
+            .iter()
+            .zip(&b.token_ids)
+            .take_while(|(x, y)| x == y)
+            .count();
+        for k in 0..same {
+            assert_eq!(a.token_probs[k].p, b.token_probs[k].p, "step {k}");
+        }
+        // Where the penalty changed the choice, the penalised token's probability under
+        // the unpenalised distribution is at most that of its argmax (the plain run's
+        // token at the same step, after the same prefix).
+        if same < a.token_ids.len().min(b.token_ids.len()) {
+            diverged += 1;
+            assert!(b.token_probs[same].p <= a.token_probs[same].p);
+        }
+    }
+    assert!(
+        diverged > 0,
+        "a penalty of 3 changed no answer: the test checks nothing"
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Bad input: each case is a clear error naming the file and the fix, never a panic.
 

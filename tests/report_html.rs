@@ -112,6 +112,20 @@ fn report_html_renders_in_headless_chromium_with_charts_and_no_console_errors() 
     let manifest = scoring_fixture::write_dataset(&tmp.path().join("data"));
     let preds = tmp.path().join("p.jsonl");
     scoring_fixture::write_predictions(&preds, false);
+    // Confidences spread over (0, 1), so that the calibration section and its two charts
+    // render too.
+    let with_confidence: Vec<String> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["confidence"] = serde_json::json!(((i * 37) % 100) as f64 / 100.0);
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&preds, with_confidence.join("\n")).unwrap();
     let out = tmp.path().join("run");
     let o = common::run(&[
         "score",
@@ -199,6 +213,7 @@ fn report_html_renders_in_headless_chromium_with_charts_and_no_console_errors() 
         "groups",
         "worst",
         "robustness",
+        "calibration",
         "examples",
     ] {
         assert!(

@@ -256,6 +256,67 @@ fn compare_pairs_two_runs_and_writes_json_and_markdown() {
     assert!(cmp.join("compare.md").is_file());
 }
 
+#[test]
+fn given_confidences_reach_the_report_and_compare_and_bad_ones_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scoring_fixture::write_dataset(&tmp.path().join("data"));
+    // Run A is sure of everything (0.9), run B hesitant (0.6); same answers.
+    let with = |c: f64| -> Vec<String> {
+        scoring_fixture::prediction_lines()
+            .into_iter()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(&l).unwrap();
+                v["confidence"] = serde_json::json!(c);
+                v.to_string()
+            })
+            .collect()
+    };
+    let (pa, pb) = (tmp.path().join("a.jsonl"), tmp.path().join("b.jsonl"));
+    std::fs::write(&pa, with(0.9).join("\n")).unwrap();
+    std::fs::write(&pb, with(0.6).join("\n")).unwrap();
+    let (ra, rb) = (tmp.path().join("ra"), tmp.path().join("rb"));
+    assert_eq!(score(&manifest, &pa, &ra, &[]).status.code(), Some(0));
+    assert_eq!(score(&manifest, &pb, &rb, &[]).status.code(), Some(0));
+    let r = read_json(&ra.join("report.json"));
+    let clean = r["calibration"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["perturbation"] == "none" && x["kind"] == "all")
+        .unwrap()
+        .clone();
+    // Every answer at 0.9: one value, so ECE = |accuracy − 0.9| and the mean confidence 0.9.
+    let acc = clean["accuracy"].as_f64().unwrap();
+    assert_eq!(clean["mean_confidence"], 0.9);
+    assert!((clean["ece"].as_f64().unwrap() - (acc - 0.9).abs()).abs() < 1e-6);
+    let scored = jsonl(&ra.join("scored.jsonl"));
+    assert!(scored.iter().all(|v| v["confidence_scope"] == "given"));
+    let cmp = tmp.path().join("cmp");
+    let o = common::run(&[
+        "compare",
+        ra.to_str().unwrap(),
+        rb.to_str().unwrap(),
+        "--out",
+        cmp.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert!(common::stdout(&o).contains("ECE A"));
+    let c = read_json(&cmp.join("compare.json"));
+    let x = &c["calibration"][0];
+    // Same answers, so the same correctness: the Brier scores differ by the confidences alone.
+    assert!(x["brier_a"].as_f64().unwrap() != x["brier_b"].as_f64().unwrap());
+    // A confidence outside [0, 1] is rejected with the reason.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        r#"{"id": "cxr-closed-1", "response": "yes", "confidence": 1.5}"#,
+    )
+    .unwrap();
+    let o = score(&manifest, &bad, &tmp.path().join("rbad"), &[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(common::stderr(&o).contains("confidence must be a number in [0, 1]"));
+}
+
 // -----------------------------------------------------------------------------------------
 // Done-when checks on the real GEMeX subset (all four question files) and the six real
 // Kvasir-VQA-x1 rows.

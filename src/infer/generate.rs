@@ -314,13 +314,38 @@ fn penalise(logits: &mut [f32], seen: &BTreeSet<u32>, p: f32) {
     }
 }
 
+/// The softmax probability of entry `i` of a logits row: `exp(x_i - max) / Σ exp(x_j - max)`,
+/// one pass for the maximum and one for the sum, so that it costs about what `argmax` does.
+pub fn softmax_at(row: &[f32], i: usize) -> Option<f64> {
+    let x = f64::from(*row.get(i)?);
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return None;
+    }
+    let max = f64::from(max);
+    let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+    Some((x - max).exp() / sum)
+}
+
+/// What greedy generation gives for one prompt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tokens {
+    /// The new ids, the eos id included when one ended the answer.
+    pub ids: Vec<u32>,
+    /// The probability of each id under the model's own distribution at its step: the
+    /// softmax of the logits as the decoder returned them, *before* any repetition
+    /// penalty. The penalty only steers the choice; the model's belief is the unpenalised
+    /// distribution.
+    pub probs: Vec<f64>,
+}
+
 /// Greedy generation for a batch of prompts. Returns the new tokens of each prompt (the eos
-/// token included when one ended it).
+/// token included when one ended it) with their probabilities.
 pub fn generate(
     graphs: &DecoderGraphs,
     prompts: &[&DecoderPrompt],
     s: &Settings,
-) -> Result<(Vec<Vec<u32>>, BatchTiming), SampleErrorKind> {
+) -> Result<(Vec<Tokens>, BatchTiming), SampleErrorKind> {
     let lay = &graphs.layout;
     let b = prompts.len();
     let mut timing = BatchTiming::default();
@@ -392,7 +417,7 @@ pub fn generate(
         .iter()
         .map(|p| p.ids.iter().map(|&t| t as u32).collect())
         .collect();
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
+    let mut out: Vec<Tokens> = vec![Tokens::default(); b];
     let mut done = vec![false; b];
     let mut decoder = graphs.decoder.get();
 
@@ -488,8 +513,10 @@ pub fn generate(
                         "decoder_model_merged returned NaN logits".into(),
                     ));
                 };
+                let p = softmax_at(row, tok).unwrap_or(0.0);
                 let tok = tok as u32;
-                out[r].push(tok);
+                out[r].ids.push(tok);
+                out[r].probs.push(p);
                 seen[r].insert(tok);
                 next[r] = tok;
                 if s.eos.contains(&tok) {
@@ -552,6 +579,20 @@ mod tests {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), Some(1));
         assert_eq!(argmax(&[]), None);
         assert_eq!(argmax(&[0.0, f32::NAN]), None);
+    }
+
+    #[test]
+    fn softmax_at_matches_a_direct_computation() {
+        let row = [1.0f32, 3.0, 0.5, -2.0];
+        let z: f64 = row.iter().map(|&v| f64::from(v).exp()).sum();
+        let want = 3f64.exp() / z;
+        let got = softmax_at(&row, 1).unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        // Large logits do not overflow: the maximum is subtracted first.
+        let big = [1000.0f32, 1000.0];
+        assert!((softmax_at(&big, 0).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(softmax_at(&row, 9), None);
+        assert_eq!(softmax_at(&[f32::NEG_INFINITY], 0), None);
     }
 
     #[test]

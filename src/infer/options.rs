@@ -105,6 +105,9 @@ pub struct Generated {
     pub text: String,
     /// The generated ids, the eos id included when one ended the answer.
     pub token_ids: Vec<u32>,
+    /// One per generated id: the softmax probability of the emitted token and where its
+    /// text ends in `text` (empty for engines that do not generate, e.g. dual encoders).
+    pub token_probs: Vec<crate::store::TokenProb>,
     pub prompt_tokens: usize,
     pub timings: Timings,
 }

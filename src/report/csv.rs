@@ -117,6 +117,53 @@ pub fn render(report: &Report) -> String {
     if let Some(o) = &report.option_order {
         super::option_order::csv_rows(&mut out, o);
     }
+    // Calibration per condition and kind (group = kind, `all` pooling them; n = records
+    // with a confidence), then its shift from clean (metric `<name>_change` and the mean
+    // confidence of wrong answers).
+    if let Some(c) = &report.calibration {
+        for x in &c.rows {
+            for (m, v) in [
+                ("mean_confidence", Some(x.mean_confidence)),
+                ("mean_confidence_wrong", x.mean_confidence_wrong),
+                ("ece", Some(x.ece)),
+                ("brier", Some(x.brier)),
+                ("auroc", x.auroc),
+                ("aurc", Some(x.aurc)),
+            ] {
+                if let Some(v) = v {
+                    let _ = writeln!(
+                        out,
+                        "calibration,kind,{},{},{},{m},{},,,{},",
+                        field(&x.kind),
+                        field(&x.perturbation),
+                        x.severity,
+                        r6(v),
+                        x.n
+                    );
+                }
+            }
+        }
+        for x in &c.shift {
+            for (m, v) in [
+                ("ece_change", Some(x.ece_change)),
+                ("confidence_change", Some(x.confidence_change)),
+                ("accuracy_change", Some(x.accuracy_change)),
+                ("confidence_wrong_clean", x.confidence_wrong_clean),
+                ("confidence_wrong", x.confidence_wrong),
+            ] {
+                if let Some(v) = v {
+                    let _ = writeln!(
+                        out,
+                        "calibration_shift,kind,{},{},{},{m},{},,,,",
+                        field(&x.kind),
+                        field(&x.perturbation),
+                        x.severity,
+                        r6(v)
+                    );
+                }
+            }
+        }
+    }
     if let Some(s) = report.robustness_summary.as_ref().and_then(|s| s.score) {
         let _ = writeln!(
             out,

@@ -177,6 +177,7 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
     if let Some(x) = &r.option_order {
         super::option_order::html(&mut o, x);
     }
+    calibration_section(&mut o, r);
     examples_section(&mut o, r, thumbs);
     counts_section(&mut o, r);
 
@@ -434,6 +435,95 @@ fn reliance_section(o: &mut String, r: &Report) {
                 x.consistent_ignores_image,
                 x.inconsistent_reliant,
                 x.inconsistent_ignores_image
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</section>");
+}
+
+/// Calibration: the reliability diagram, the risk–coverage plot, and the tables.
+fn calibration_section(o: &mut String, r: &Report) {
+    use super::calibration::{condition_label, plotted};
+    use super::svg::line_chart;
+    let Some(c) = &r.calibration else {
+        return;
+    };
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
+    let _ = write!(
+        o,
+        r#"<section id="calibration"><h2>Calibration</h2><p class="note">Confidence = the probability the model gave its answer; correct = accuracy 1 (closed, choice), exact match (open), Acc@0.5 (grounding). ECE over {} equal-mass bins; Brier = mean (confidence − correct)²; AUROC of confidence for correctness; AURC = area under the risk–coverage curve (lower is better). The plots show clean images and each perturbation at its highest severity, all kinds together.</p>"#,
+        c.bins
+    );
+    let rows = plotted(c);
+    let mut reliability = Vec::new();
+    let mut risk = Vec::new();
+    for x in &rows {
+        let name = condition_label(&x.perturbation, x.severity);
+        reliability.push(Series {
+            name: name.clone(),
+            points: x
+                .reliability
+                .iter()
+                .map(|b| (b.confidence, b.accuracy))
+                .collect(),
+        });
+        risk.push(Series {
+            name,
+            points: x.risk_coverage.iter().map(|p| (p[0], p[1])).collect(),
+        });
+    }
+    // The diagonal last, so that each condition has the same colour in both charts.
+    reliability.push(Series {
+        name: "perfect calibration".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+    });
+    let ticks = [0.0, 0.25, 0.5, 0.75, 1.0];
+    o.push_str(&line_chart(
+        "Reliability diagram (equal-mass bins)",
+        "mean confidence in bin",
+        "accuracy in bin",
+        &ticks,
+        &reliability,
+    ));
+    o.push_str(&line_chart(
+        "Risk–coverage (most confident answers first)",
+        "coverage",
+        "risk (share wrong)",
+        &ticks,
+        &risk,
+    ));
+    o.push_str("<table><tr><th>condition</th><th>kind</th><th>n</th><th>accuracy</th><th>mean conf.</th><th>conf. (wrong)</th><th>ECE</th><th>Brier</th><th>AUROC</th><th>AURC</th></tr>");
+    for x in &c.rows {
+        let _ = write!(
+            o,
+            r#"<tr><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{:.3}</td><td class="num">{:.3}</td><td class="num">{}</td><td class="num">{:.3}</td><td class="num">{:.3}</td><td class="num">{}</td><td class="num">{:.3}</td></tr>"#,
+            esc(&condition_label(&x.perturbation, x.severity)),
+            esc(&x.kind),
+            x.n,
+            x.accuracy,
+            x.mean_confidence,
+            opt(x.mean_confidence_wrong),
+            x.ece,
+            x.brier,
+            opt(x.auroc),
+            x.aurc
+        );
+    }
+    o.push_str("</table>");
+    if !c.shift.is_empty() {
+        o.push_str(r#"<h3>Calibration shift from clean</h3><p class="note">Each condition minus clean, same kind. A confidence of wrong answers that stays high while accuracy falls is the dangerous case.</p><table><tr><th>condition</th><th>kind</th><th>ECE change</th><th>confidence change</th><th>accuracy change</th><th>conf. (wrong), clean</th><th>conf. (wrong), here</th></tr>"#);
+        for x in &c.shift {
+            let _ = write!(
+                o,
+                r#"<tr><td>{}</td><td>{}</td><td class="num">{:+.3}</td><td class="num">{:+.3}</td><td class="num">{:+.3}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                esc(&condition_label(&x.perturbation, x.severity)),
+                esc(&x.kind),
+                x.ece_change,
+                x.confidence_change,
+                x.accuracy_change,
+                opt(x.confidence_wrong_clean),
+                opt(x.confidence_wrong)
             );
         }
         o.push_str("</table>");

@@ -180,6 +180,10 @@ pub fn render(r: &Report) -> String {
         super::option_order::markdown(&mut o, x);
     }
 
+    if let Some(c) = &r.calibration {
+        calibration(&mut o, c);
+    }
+
     if !r.robustness.is_empty() {
         let _ = writeln!(o, "\n## Robustness\n");
         if let Some(s) = r.robustness_summary.as_ref().and_then(|s| s.score) {
@@ -295,4 +299,60 @@ pub fn render(r: &Report) -> String {
         }
     }
     o
+}
+
+/// The calibration tables: per condition and kind, then the shift from clean.
+fn calibration(o: &mut String, c: &super::calibration::Calibration) {
+    use super::calibration::condition_label;
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), fmt4);
+    let _ = writeln!(
+        o,
+        "\n## Calibration\n\nConfidence = the probability the model gave its answer; correct = accuracy 1 (closed, choice), exact match (open), Acc@0.5 (grounding). ECE over {} equal-mass bins; Brier = mean (confidence − correct)²; AUROC of confidence for correctness; AURC = area under the risk–coverage curve (lower is better). n counts answers with a confidence.\n",
+        c.bins
+    );
+    let _ = writeln!(
+        o,
+        "| condition | kind | n | accuracy | mean conf. | conf. (wrong) | ECE | Brier | AUROC | AURC |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for x in &c.rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            condition_label(&x.perturbation, x.severity),
+            x.kind,
+            x.n,
+            fmt4(x.accuracy),
+            fmt4(x.mean_confidence),
+            opt(x.mean_confidence_wrong),
+            fmt4(x.ece),
+            fmt4(x.brier),
+            opt(x.auroc),
+            fmt4(x.aurc)
+        );
+    }
+    if !c.shift.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n### Calibration shift from clean\n\nEach condition minus clean, same kind. A confidence of wrong answers that stays high while accuracy falls is the dangerous case.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| condition | kind | ECE change | confidence change | accuracy change | conf. (wrong), clean | conf. (wrong), here |"
+        );
+        let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|");
+        for x in &c.shift {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:+.4} | {:+.4} | {:+.4} | {} | {} |",
+                condition_label(&x.perturbation, x.severity),
+                x.kind,
+                x.ece_change,
+                x.confidence_change,
+                x.accuracy_change,
+                opt(x.confidence_wrong_clean),
+                opt(x.confidence_wrong)
+            );
+        }
+    }
 }

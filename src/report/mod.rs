@@ -19,6 +19,7 @@
 //!   dataset's images for `medvqa score`, the perturbed images for `medvqa eval`).
 
 pub mod analyses;
+pub mod calibration;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -196,6 +197,10 @@ pub struct Report {
     /// when the run has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub option_order: Option<OptionOrder>,
+    /// Whether the model's confidence tracks correctness, per condition and kind, with the
+    /// shift from clean; absent when no prediction has a confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<calibration::Calibration>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -388,6 +393,7 @@ pub fn build(
         image_reliance: analyses::reliance(&runs.scored, &by_id),
         consistency_by_reliance: analyses::consistency_by_reliance(&runs.scored),
         option_order: option_order::option_order(&runs.scored),
+        calibration: calibration::calibration(&runs.scored),
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,

@@ -55,6 +55,7 @@ fn preds() -> Vec<Prediction> {
             id: id.to_string(),
             condition: Condition::new("gaussian_blur", sev),
             response: r.to_string(),
+            confidence: None,
             source: None,
         }));
     }
@@ -314,6 +315,7 @@ fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
             id: id.to_string(),
             condition: Condition::new("blank-image", 1),
             response: r.to_string(),
+            confidence: None,
             source: None,
         });
     }
@@ -396,6 +398,7 @@ fn option_order_gives_circular_accuracy_and_position_bias_from_scripted_answers(
                     Condition::new("option-rotate", r)
                 },
                 response: letter.into(),
+                confidence: None,
                 source: None,
             });
         }
@@ -490,6 +493,7 @@ fn consistency_by_reliance_puts_each_question_in_its_cell() {
                 id: id.into(),
                 condition: Condition::new(cond, if cond == "blank-image" { 1 } else { 3 }),
                 response: r.into(),
+                confidence: None,
                 source: None,
             });
         }
@@ -522,4 +526,101 @@ fn consistency_by_reliance_puts_each_question_in_its_cell() {
         "{csv}"
     );
     assert!(markdown::render(&rep).contains("Consistency × image reliance"));
+}
+
+#[test]
+fn calibration_matches_a_hand_computation() {
+    use crate::score::confidence::Confidence;
+    // Confidences on the four accuracy-scored questions; the others carry none.
+    let given = |id: &str, sev: u8| -> Option<f64> {
+        let clean = [
+            ("closed", 0.9),
+            ("closed_boxed", 0.8),
+            ("single", 0.7),
+            ("multi", 0.6),
+        ];
+        let blur = [
+            ("closed", 0.9),
+            ("closed_boxed", 0.6),
+            ("single", 0.8),
+            ("multi", 0.5),
+        ];
+        let table: &[(&str, f64)] = match sev {
+            0 => &clean,
+            3 => &blur,
+            _ => &[],
+        };
+        table.iter().find(|(i, _)| *i == id).map(|x| x.1)
+    };
+    let mut p = preds();
+    for x in &mut p {
+        x.confidence = given(&x.id, x.condition.severity).map(Confidence::Given);
+    }
+    let r = report_of(&p);
+    let c = r.calibration.as_ref().expect("a calibration block");
+    assert_eq!(c.bins, 15);
+    let row = |pert: &str, sev: u8, kind: &str| {
+        c.rows
+            .iter()
+            .find(|x| x.perturbation == pert && x.severity == sev && x.kind == kind)
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    // Clean: all four right. ECE = mean |1 − c| = (0.1+0.2+0.3+0.4)/4 = 0.25 (one answer
+    // a bin); Brier = (0.01+0.04+0.09+0.16)/4 = 0.075; AURC 0; AUROC undefined.
+    let clean = row("none", 0, "all").unwrap();
+    assert_eq!((clean.n, clean.without), (4, 3));
+    assert!(close(clean.ece, 0.25) && close(clean.brier, 0.075) && close(clean.aurc, 0.0));
+    assert_eq!(clean.auroc, None);
+    assert_eq!(clean.mean_confidence_wrong, None);
+    // Blur@3: closed 0.9 wrong ("No."), closed_boxed 0.6 right, single 0.8 wrong
+    // (unparsed), multi 0.5 wrong ("A" for A, D).
+    // ECE = (0.9+0.4+0.8+0.5)/4 = 0.65; Brier = (0.81+0.16+0.64+0.25)/4 = 0.465;
+    // AUROC: the right 0.6 beats only the wrong 0.5: 1/3. AURC: most confident first
+    // W W R W: risks 1, 1, 2/3, 3/4, mean 0.8541666...
+    let blur = row("gaussian_blur", 3, "all").unwrap();
+    assert_eq!(blur.n, 4);
+    assert!(close(blur.accuracy, 0.25));
+    assert!(close(blur.ece, 0.65), "{}", blur.ece);
+    assert!(close(blur.brier, 0.465));
+    assert!(close(blur.auroc.unwrap(), 1.0 / 3.0));
+    assert!(close(blur.aurc, (1.0 + 1.0 + 2.0 / 3.0 + 0.75) / 4.0));
+    assert!(close(blur.mean_confidence_wrong.unwrap(), 2.2 / 3.0));
+    // No confidence at severity 1: no row.
+    assert!(row("gaussian_blur", 1, "all").is_none());
+    // By kind: closed at blur@3 is closed 0.9 wrong and closed_boxed 0.6 right.
+    let closed = row("gaussian_blur", 3, "closed").unwrap();
+    assert!(close(closed.brier, (0.81 + 0.16) / 2.0));
+    // The shift: ECE 0.65 − 0.25, confidence 0.7 − 0.75, accuracy 0.25 − 1.
+    let s = c
+        .shift
+        .iter()
+        .find(|x| x.perturbation == "gaussian_blur" && x.severity == 3 && x.kind == "all")
+        .unwrap();
+    assert!(close(s.ece_change, 0.4) && close(s.confidence_change, -0.05));
+    assert!(close(s.accuracy_change, -0.75));
+    assert_eq!(s.confidence_wrong_clean, None);
+    // Every format carries it.
+    let v: serde_json::Value = serde_json::from_str(&json::render(&r).unwrap()).unwrap();
+    assert_eq!(v["calibration"]["rows"][0]["kind"], "all");
+    let md = markdown::render(&r);
+    assert!(
+        md.contains("## Calibration") && md.contains("Calibration shift"),
+        "{md}"
+    );
+    let csv = csv::render(&r);
+    assert!(
+        csv.contains("calibration,kind,all,gaussian_blur,3,ece,0.65,,,4,"),
+        "{csv}"
+    );
+    assert!(csv.contains("calibration_shift,kind,all,gaussian_blur,3,ece_change,0.4,"));
+    let html = html::render(&r, &NoThumbnails);
+    assert!(html.contains("Reliability diagram") && html.contains("Risk–coverage"));
+    let line = super::calibration::clean_line(c).unwrap();
+    assert!(
+        line.starts_with("calibration (clean, n=4): ECE 0.250, Brier 0.075, AUROC -")
+            && line.ends_with("worst ECE 0.650 under gaussian_blur@3"),
+        "{line}"
+    );
+    // Without confidences there is no block.
+    assert!(report_of(&preds()).calibration.is_none());
 }

@@ -203,6 +203,7 @@ impl Runner<'_> {
                     times.model_compute += g.timings.graph_share();
                     r.response = Some(g.text);
                     r.tokens = Some(g.token_ids.len());
+                    r.token_probs = (!g.token_probs.is_empty()).then_some(g.token_probs);
                     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
                     r.timing_ms = [
                         ("preprocess", ms(g.timings.preprocess)),
@@ -250,6 +251,7 @@ impl Runner<'_> {
             frames: None,
             gt_boxes: None,
             timing_ms: BTreeMap::new(),
+            token_probs: None,
         }
     }
 

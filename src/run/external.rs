@@ -225,6 +225,7 @@ mod tests {
                 id: "q".into(),
                 condition: Condition::new(*l, 2),
                 response: String::new(),
+                confidence: None,
                 source: None,
             })
             .collect();

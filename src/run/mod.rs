@@ -436,6 +436,13 @@ fn predictions_of(
                     id: r.id.clone(),
                     condition,
                     response: response.clone(),
+                    // Probabilities that do not fit the response (a hand-edited store)
+                    // give no confidence rather than a wrong one.
+                    confidence: r
+                        .token_probs
+                        .as_ref()
+                        .filter(|t| crate::score::predictions::valid_tokens(t, response.len()))
+                        .map(|t| crate::score::confidence::Confidence::Tokens(t.clone())),
                     source: None,
                 });
             }

@@ -136,6 +136,13 @@ pub fn summary_text(r: &Report) -> String {
     if let Some(line) = r.option_order.as_ref().and_then(report::option_order_line) {
         let _ = writeln!(text, "{line}");
     }
+    if let Some(line) = r
+        .calibration
+        .as_ref()
+        .and_then(report::calibration::clean_line)
+    {
+        let _ = writeln!(text, "{line}");
+    }
     for line in report::box_scope_lines(r) {
         let _ = writeln!(text, "{line}");
     }

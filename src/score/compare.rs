@@ -19,7 +19,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{Bootstrap, mcnemar, paired_bootstrap_clustered, r6, round6, round6_opt};
+use super::stats::{self, Bootstrap, mcnemar, paired_bootstrap_clustered, r6, round6, round6_opt};
 use super::{Condition, METRICS, MetricValue, Scored};
 
 /// One metric under one condition.
@@ -77,6 +77,58 @@ pub struct Comparison {
     /// grounding), clean and over every perturbed condition pooled ([`PERTURBED`]).
     pub headline: Vec<KindRow>,
     pub rows: Vec<CompareRow>,
+    /// Calibration of both runs per condition, on the pairs where both give a confidence;
+    /// empty when either run has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<CalibrationPair>,
+}
+
+/// Both runs' calibration under one condition (docs/scoring.md, Calibration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationPair {
+    pub perturbation: String,
+    pub severity: u8,
+    /// Pairs where both records have a confidence.
+    pub n: usize,
+    #[serde(serialize_with = "round6")]
+    pub ece_a: f64,
+    #[serde(serialize_with = "round6")]
+    pub ece_b: f64,
+    #[serde(serialize_with = "round6")]
+    pub brier_a: f64,
+    #[serde(serialize_with = "round6")]
+    pub brier_b: f64,
+    #[serde(serialize_with = "round6_opt")]
+    pub auroc_a: Option<f64>,
+    #[serde(serialize_with = "round6_opt")]
+    pub auroc_b: Option<f64>,
+    #[serde(serialize_with = "round6")]
+    pub aurc_a: f64,
+    #[serde(serialize_with = "round6")]
+    pub aurc_b: f64,
+}
+
+/// [`CalibrationPair`] over the pairs where both records have a confidence; `None` if none.
+fn calibration_pair(cond: &Condition, pairs: &[(&Scored, &Scored)]) -> Option<CalibrationPair> {
+    use super::confidence::pair;
+    type Pairs = Vec<(f64, bool)>;
+    let (a, b): (Pairs, Pairs) = pairs
+        .iter()
+        .filter_map(|(x, y)| Some((pair(x)?, pair(y)?)))
+        .unzip();
+    Some(CalibrationPair {
+        perturbation: cond.perturbation.clone(),
+        severity: cond.severity,
+        n: a.len(),
+        ece_a: stats::ece(&a)?,
+        ece_b: stats::ece(&b)?,
+        brier_a: stats::brier(&a)?,
+        brier_b: stats::brier(&b)?,
+        auroc_a: stats::auroc(&a),
+        auroc_b: stats::auroc(&b),
+        aurc_a: stats::aurc(&a)?,
+        aurc_b: stats::aurc(&b)?,
+    })
 }
 
 /// A headline row: one question kind's headline metric.
@@ -169,6 +221,10 @@ pub fn compare(
         conditions: by_cond.len(),
         headline,
         rows,
+        calibration: by_cond
+            .iter()
+            .filter_map(|(c, p)| calibration_pair(c, p))
+            .collect(),
     }
 }
 
@@ -334,6 +390,43 @@ pub fn render_summary(c: &Comparison) -> String {
             count("no significant difference")
         );
     }
+    if !c.calibration.is_empty() {
+        let _ = writeln!(
+            o,
+            "\ncalibration (pairs where both runs give a confidence; ECE over 15 equal-mass bins, lower is better; AUROC higher is better):"
+        );
+        let _ = writeln!(
+            o,
+            "{:<22} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+            "condition",
+            "n",
+            "ECE A",
+            "ECE B",
+            "Brier A",
+            "Brier B",
+            "AUROC A",
+            "AUROC B",
+            "AURC A",
+            "AURC B"
+        );
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+        for x in &c.calibration {
+            let _ = writeln!(
+                o,
+                "{:<22} {:>5} {:>7.3} {:>7.3} {:>8.3} {:>8.3} {:>8} {:>8} {:>7.3} {:>7.3}",
+                Condition::new(x.perturbation.clone(), x.severity).to_string(),
+                x.n,
+                x.ece_a,
+                x.ece_b,
+                x.brier_a,
+                x.brier_b,
+                opt(x.auroc_a),
+                opt(x.auroc_b),
+                x.aurc_a,
+                x.aurc_b
+            );
+        }
+    }
     o
 }
 
@@ -445,6 +538,40 @@ mod tests {
             .map(|(i, r)| Prediction::clean(*i, *r))
             .collect();
         score_run(&battery(), &p, &o, &NoSizes).scored
+    }
+
+    #[test]
+    fn calibration_is_compared_on_pairs_with_confidences() {
+        let mut a = run(&[("closed", "yes"), ("single", "C"), ("multi", "A")]);
+        let mut b = run(&[("closed", "no"), ("single", "C"), ("multi", "A")]);
+        assert!(
+            compare("a", &a, "b", &b, &Bootstrap::default())
+                .calibration
+                .is_empty()
+        );
+        // A: closed right 0.9, single right 0.8, multi wrong 0.4 (no confidence in B).
+        // B: closed wrong 0.7, single right 0.6.
+        let conf =
+            |id: &str, table: &[(&str, f64)]| table.iter().find(|(i, _)| *i == id).map(|x| x.1);
+        for r in &mut a {
+            r.confidence = conf(&r.id, &[("closed", 0.9), ("single", 0.8), ("multi", 0.4)]);
+        }
+        for r in &mut b {
+            r.confidence = conf(&r.id, &[("closed", 0.7), ("single", 0.6)]);
+        }
+        let c = compare("a", &a, "b", &b, &Bootstrap::default());
+        let x = &c.calibration[0];
+        assert_eq!(x.n, 2);
+        // A over its two pairs: both right, ECE = (0.1 + 0.2) / 2 = 0.15, Brier
+        // (0.01 + 0.04) / 2 = 0.025. B: (0.7 + 0.4) / 2 = 0.55, Brier (0.49 + 0.16) / 2.
+        let close = |p: f64, q: f64| (p - q).abs() < 1e-12;
+        assert!(close(x.ece_a, 0.15) && close(x.brier_a, 0.025));
+        assert!(close(x.ece_b, 0.55) && close(x.brier_b, 0.325));
+        assert_eq!(x.auroc_a, None);
+        // B: the right 0.6 ranks below the wrong 0.7: AUROC 0; AURC = (1 + 1/2) / 2.
+        assert_eq!(x.auroc_b, Some(0.0));
+        assert!(close(x.aurc_b, 0.75));
+        assert!(render_summary(&c).contains("ECE A"));
     }
 
     #[test]

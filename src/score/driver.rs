@@ -133,6 +133,16 @@ pub fn score_one(
         Task::Grounding { answer: None } => None,
         task => Some(extract::extract(task, &answer_source)),
     };
+    // The span is in the response only when no box markup was cut out of it; otherwise
+    // the confidence falls back to the whole response.
+    let span = match answer_source {
+        std::borrow::Cow::Borrowed(_) => extraction.as_ref().and_then(|e| e.span),
+        std::borrow::Cow::Owned(_) => None,
+    };
+    let confidence = p
+        .confidence
+        .as_ref()
+        .and_then(|c| confidence::confidence(c, span));
     let ctx = Ctx {
         sample,
         extraction: extraction.as_ref(),
@@ -181,6 +191,8 @@ pub fn score_one(
         stats,
         cluster: None,
         order_dependent: false,
+        confidence: confidence.map(|c| c.0),
+        confidence_scope: confidence.map(|c| c.1),
     })
 }
 

@@ -146,6 +146,11 @@ pub struct Extraction {
     pub rule: Rule,
     /// Whether the answer was read from an `<answer>` tag.
     pub answer_tag: bool,
+    /// Where the answer was read, as byte offsets `[start, end)` in the response given to
+    /// [`extract`]: the `yes`/`no` word, the option letter (a letter list from its first
+    /// letter to its last), the trimmed open answer. `None` when the answer was matched by
+    /// option text (normalised, so it has no place in the raw response) or not found.
+    pub span: Option<(usize, usize)>,
 }
 
 impl Extraction {
@@ -154,6 +159,7 @@ impl Extraction {
             answer: Some(answer),
             rule,
             answer_tag,
+            span: None,
         }
     }
     fn unparsed(answer_tag: bool) -> Extraction {
@@ -161,14 +167,26 @@ impl Extraction {
             answer: None,
             rule: Rule::Unparsed,
             answer_tag,
+            span: None,
         }
     }
+    /// The same, read at `[start, end)` of `part`, a slice of `whole`: the span in `whole`.
+    fn at(mut self, whole: &str, part: &str, (start, end): (usize, usize)) -> Extraction {
+        let base = offset(whole, part);
+        self.span = Some((base + start, base + end));
+        self
+    }
+}
+
+/// Where `part`, a subslice of `whole`, starts in it.
+fn offset(whole: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
 }
 
 /// Runs the cascade for the task's kind on a response (box markup already removed).
 pub fn extract(task: &Task, response: &str) -> Extraction {
     let (region, tag) = answer_region(response);
-    match task {
+    let mut e = match task {
         Task::Closed { .. } => closed(region, tag),
         Task::SingleChoice { options, .. } => choice(region, options, false, tag),
         Task::MultiChoice { options, .. } => choice(region, options, true, tag),
@@ -177,10 +195,18 @@ pub fn extract(task: &Task, response: &str) -> Extraction {
             if t.is_empty() {
                 Extraction::unparsed(tag)
             } else {
-                Extraction::found(Answer::Text(t.to_string()), Rule::OpenText, tag)
+                Extraction::found(Answer::Text(t.to_string()), Rule::OpenText, tag).at(
+                    region,
+                    t,
+                    (0, t.len()),
+                )
             }
         }
-    }
+    };
+    // The cases above give spans in the region; the caller wants them in the response.
+    let base = offset(response, region);
+    e.span = e.span.map(|(a, b)| (a + base, b + base));
+    e
 }
 
 /// Drops `<think>` blocks and narrows to the last `<answer>` tag's content, if any.
@@ -203,17 +229,19 @@ pub fn answer_region(response: &str) -> (&str, bool) {
 
 fn closed(text: &str, tag: bool) -> Extraction {
     if let Some(inner) = last_boxed(text)
-        && let Some(b) = first_yes_no(inner)
+        && let Some((b, span)) = yes_no_at(inner)
     {
-        return Extraction::found(Answer::YesNo(b), Rule::Boxed, tag);
+        return Extraction::found(Answer::YesNo(b), Rule::Boxed, tag).at(text, inner, span);
     }
     if let Some(t) = marker_tail(text)
-        && let Some(b) = first_yes_no(t)
+        && let Some((b, span)) = yes_no_at(t)
     {
-        return Extraction::found(Answer::YesNo(b), Rule::AnswerMarker, tag);
+        return Extraction::found(Answer::YesNo(b), Rule::AnswerMarker, tag).at(text, t, span);
     }
-    match first_yes_no(text) {
-        Some(b) => Extraction::found(Answer::YesNo(b), Rule::YesNo, tag),
+    match yes_no_at(text) {
+        Some((b, span)) => {
+            Extraction::found(Answer::YesNo(b), Rule::YesNo, tag).at(text, text, span)
+        }
         None => Extraction::unparsed(tag),
     }
 }
@@ -221,12 +249,18 @@ fn closed(text: &str, tag: bool) -> Extraction {
 /// The first `yes` or `no` that is a whole word (letters, digits and `_` are word
 /// characters, as `\b` in a regex).
 pub fn first_yes_no(text: &str) -> Option<bool> {
-    for (_, word) in words(text, |c| c.is_alphanumeric() || c == '_') {
+    yes_no_at(text).map(|(b, _)| b)
+}
+
+/// [`first_yes_no`] with the word's byte span.
+fn yes_no_at(text: &str) -> Option<(bool, (usize, usize))> {
+    for (at, word) in words(text, |c| c.is_alphanumeric() || c == '_') {
+        let span = (at, at + word.len());
         if word.eq_ignore_ascii_case("yes") {
-            return Some(true);
+            return Some((true, span));
         }
         if word.eq_ignore_ascii_case("no") {
-            return Some(false);
+            return Some((false, span));
         }
     }
     None
@@ -259,13 +293,17 @@ fn choice(text: &str, options: &[String], multi: bool, tag: bool) -> Extraction 
         };
         ok.then(|| Extraction::found(Answer::Letters(set), rule, tag))
     };
+    let pick_at = |part: &str, lenient: bool, rule: Rule| -> Option<Extraction> {
+        let (set, span) = letters_in(part, n, lenient)?;
+        pick(set, rule).map(|e| e.at(text, part, span))
+    };
     if let Some(inner) = last_boxed(text)
-        && let Some(e) = letters_in(inner, n, true).and_then(|s| pick(s, Rule::Boxed))
+        && let Some(e) = pick_at(inner, true, Rule::Boxed)
     {
         return e;
     }
     if let Some(t) = marker_tail(text)
-        && let Some(e) = letters_in(t, n, true).and_then(|s| pick(s, Rule::AnswerMarker))
+        && let Some(e) = pick_at(t, true, Rule::AnswerMarker)
     {
         return e;
     }
@@ -274,7 +312,7 @@ fn choice(text: &str, options: &[String], multi: bool, tag: bool) -> Extraction 
     } else {
         Rule::Letter
     };
-    if let Some(e) = letters_in(text, n, false).and_then(|s| pick(s, rule)) {
+    if let Some(e) = pick_at(text, false, rule) {
         return e;
     }
     let matched = option_texts(text, options);
@@ -405,31 +443,32 @@ fn reads_as_word(text: &str, end: usize, ws: &[(usize, &str)], k: usize) -> bool
 }
 
 /// The letter set a text gives, if its mentions are consistent: all letters mentioned lie
-/// in one list (a run of letters joined only by separators). `None` if there is no letter
-/// or the mentions are scattered over several lists.
-fn letters_in(text: &str, n: usize, lenient: bool) -> Option<Vec<usize>> {
+/// in one list (a run of letters joined only by separators), with that list's span from
+/// its first letter to its last. `None` if there is no letter or the mentions are
+/// scattered over several lists.
+fn letters_in(text: &str, n: usize, lenient: bool) -> Option<(Vec<usize>, (usize, usize))> {
     let toks = letter_tokens(text, n, lenient);
-    if toks.is_empty() {
-        return None;
-    }
+    let first = toks.first()?;
     let mut all: Vec<usize> = toks.iter().map(|t| t.index).collect();
     all.sort_unstable();
     all.dedup();
-    // Runs of tokens separated only by list separators.
-    let mut runs: Vec<Vec<usize>> = vec![vec![toks[0].index]];
+    // Runs of tokens separated only by list separators, with their spans.
+    let mut runs: Vec<(Vec<usize>, (usize, usize))> =
+        vec![(vec![first.index], (first.start, first.end))];
     for w in toks.windows(2) {
         if is_separator(&text[w[0].end..w[1].start]) {
             if let Some(r) = runs.last_mut() {
-                r.push(w[1].index);
+                r.0.push(w[1].index);
+                r.1.1 = w[1].end;
             }
         } else {
-            runs.push(vec![w[1].index]);
+            runs.push((vec![w[1].index], (w[1].start, w[1].end)));
         }
     }
-    runs.into_iter().find_map(|mut r| {
+    runs.into_iter().find_map(|(mut r, span)| {
         r.sort_unstable();
         r.dedup();
-        (r == all).then_some(r)
+        (r == all).then_some((r, span))
     })
 }
 

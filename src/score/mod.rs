@@ -26,6 +26,7 @@
 pub mod bleu;
 pub mod boxes;
 pub mod compare;
+pub mod confidence;
 pub mod extract;
 pub mod predictions;
 pub mod robustness;
@@ -294,6 +295,18 @@ pub struct Scored {
     /// frames: the record is reported apart and not counted as a robustness failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub order_dependent: bool,
+    /// The probability the model gave its answer (see [`confidence`]), when the
+    /// prediction came with probabilities; rounded to 6 decimals.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "stats::round6_opt"
+    )]
+    pub confidence: Option<f64>,
+    /// What the confidence covers: the answer's tokens, the whole response, or a number
+    /// the predictions file gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_scope: Option<confidence::Scope>,
 }
 
 impl Scored {

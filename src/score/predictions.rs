@@ -9,11 +9,17 @@
 //!   string) are required; `perturbation` and `severity` are optional. Absent, or
 //!   `"none"` with severity 0, means clean. A named perturbation needs a severity ≥ 1.
 //!   Other fields are ignored, so a prediction store's lines can be scored as they are.
+//! - Optional, for calibration: `confidence`, the probability the model gave its answer (a
+//!   number in [0, 1]), or `token_probs` as a prediction store writes them
+//!   (`[{"end": 3, "p": 0.91}, …]`: each generated token's probability and the byte offset
+//!   in `response` where its text ends), from which the answer's confidence is derived
+//!   (docs/scoring.md). `confidence` wins when both are given; a value out of range is
+//!   rejected.
 //! - A line that breaks these rules, an id the dataset does not have, and duplicates are
 //!   [`Rejected`] with the reason, never dropped silently. Several records for one
-//!   `(id, perturbation, severity)` with the same response keep one and reject the rest;
-//!   with different responses all are rejected, since any choice would depend on the
-//!   order of the file.
+//!   `(id, perturbation, severity)` with the same response (and confidence) keep one and
+//!   reject the rest; with different responses or confidences all are rejected, since any
+//!   choice would depend on the order of the file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -22,8 +28,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::confidence::Confidence;
 use super::{CLEAN, Condition};
 use crate::sample::Sample;
+use crate::store::TokenProb;
 
 /// One response to score.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +39,9 @@ pub struct Prediction {
     pub id: String,
     pub condition: Condition,
     pub response: String,
+    /// The probability the model gave its answer, or the token probabilities to derive it
+    /// from; `None` when the predictions carry none.
+    pub confidence: Option<Confidence>,
     /// Where it came from (`file:line`), for messages.
     pub source: Option<String>,
 }
@@ -42,6 +53,7 @@ impl Prediction {
             id: id.into(),
             condition: Condition::clean(),
             response: response.into(),
+            confidence: None,
             source: None,
         }
     }
@@ -184,11 +196,44 @@ pub fn parse_line(line: &str) -> Result<Prediction, (Option<String>, String)> {
         }
         (Some(p), Some(s)) => Condition::new(p, s),
     };
+    let confidence = match (o.get("confidence"), o.get("token_probs")) {
+        (Some(v), _) if !v.is_null() => match v.as_f64() {
+            Some(c) if (0.0..=1.0).contains(&c) => Some(Confidence::Given(c)),
+            _ => {
+                return Err(bad(format!(
+                    "confidence must be a number in [0, 1], got {v}"
+                )));
+            }
+        },
+        (_, Some(v)) if !v.is_null() => match serde_json::from_value::<Vec<TokenProb>>(v.clone()) {
+            Ok(t) if valid_tokens(&t, response.len()) => Some(Confidence::Tokens(t)),
+            _ => {
+                return Err(bad(
+                    "token_probs must be a list of {end, p} with p in (0, 1] and ends \
+                         rising within the response"
+                        .to_string(),
+                ));
+            }
+        },
+        _ => None,
+    };
     Ok(Prediction {
         id,
         condition,
         response,
+        confidence,
         source: None,
+    })
+}
+
+/// Whether token probabilities can stand for a response of `len` bytes: each `p` in
+/// (0, 1], ends never moving back and within the response.
+pub fn valid_tokens(t: &[TokenProb], len: usize) -> bool {
+    let mut last = 0;
+    t.iter().all(|tok| {
+        let ok = tok.p > 0.0 && tok.p <= 1.0 && tok.end >= last && tok.end <= len;
+        last = tok.end;
+        ok
     })
 }
 
@@ -218,7 +263,10 @@ pub fn accept(
         let first = group[0];
         if group.len() == 1 {
             accepted.push(first.clone());
-        } else if group.iter().all(|p| p.response == first.response) {
+        } else if group
+            .iter()
+            .all(|p| p.response == first.response && p.confidence == first.confidence)
+        {
             accepted.push(first.clone());
             for p in &group[1..] {
                 rejected.push(Rejected::of(
@@ -234,7 +282,7 @@ pub fn accept(
                 rejected.push(Rejected::of(
                     p,
                     format!(
-                        "conflicting duplicates: {} records with different responses for this id and condition; none was scored",
+                        "conflicting duplicates: {} records with different responses (or confidences) for this id and condition; none was scored",
                         group.len()
                     ),
                 ));
@@ -276,6 +324,53 @@ mod tests {
         let p =
             parse_line(r#"{"id":"q1","response":"","perturbation":"none","severity":0}"#).unwrap();
         assert!(p.condition.is_clean());
+    }
+
+    #[test]
+    fn a_confidence_is_read_and_checked() {
+        let p = parse_line(r#"{"id": "q1", "response": "yes", "confidence": 0.75}"#).unwrap();
+        assert_eq!(p.confidence, Some(Confidence::Given(0.75)));
+        let p =
+            parse_line(r#"{"id": "q1", "response": "yes", "token_probs": [{"end": 3, "p": 0.5}]}"#)
+                .unwrap();
+        assert_eq!(
+            p.confidence,
+            Some(Confidence::Tokens(vec![TokenProb { end: 3, p: 0.5 }]))
+        );
+        for line in [
+            r#"{"id": "q1", "response": "yes", "confidence": 1.5}"#,
+            r#"{"id": "q1", "response": "yes", "confidence": -0.1}"#,
+            r#"{"id": "q1", "response": "yes", "confidence": "high"}"#,
+            r#"{"id": "q1", "response": "yes", "token_probs": [{"end": 9, "p": 0.5}]}"#,
+            r#"{"id": "q1", "response": "yes", "token_probs": [{"end": 1, "p": 0}]}"#,
+            r#"{"id": "q1", "response": "yes", "token_probs": "x"}"#,
+        ] {
+            let (id, why) = parse_line(line).unwrap_err();
+            assert_eq!(id.as_deref(), Some("q1"));
+            assert!(
+                why.contains("confidence") || why.contains("token_probs"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_that_differ_only_in_confidence_conflict() {
+        let sample = crate::score::tests::battery()
+            .into_iter()
+            .find(|s| s.id == "closed")
+            .unwrap();
+        let samples: HashMap<&str, &Sample> = [("closed", &sample)].into_iter().collect();
+        let mut a = Prediction::clean("closed", "yes");
+        a.confidence = Some(Confidence::Given(0.9));
+        let mut b = a.clone();
+        b.confidence = Some(Confidence::Given(0.2));
+        let (ok, rejected) = accept(&[a.clone(), b], &samples);
+        assert!(ok.is_empty());
+        assert_eq!(rejected.len(), 2);
+        assert!(rejected[0].reason.contains("conflicting"));
+        let (ok, rejected) = accept(&[a.clone(), a], &samples);
+        assert_eq!((ok.len(), rejected.len()), (1, 1));
     }
 
     #[test]

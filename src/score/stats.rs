@@ -1,5 +1,6 @@
 //! Statistics for reports and comparisons: seeded percentile bootstrap intervals, the
-//! exact McNemar test, and the paired bootstrap.
+//! exact McNemar test, the paired bootstrap, and calibration (ECE over equal-mass bins,
+//! Brier, AUROC of confidence for correctness, risk–coverage and AURC).
 //!
 //! Every resample stream is `ChaCha8Rng` seeded from
 //! `SHA-256("medvqa/bootstrap|{seed}|{label}")` (first 8 bytes, little-endian), where the
@@ -316,6 +317,164 @@ pub fn paired_bootstrap_clustered(
     })
 }
 
+// ---------------------------------------------------------------------------------------
+// Calibration: how well a model's confidence in its answer tracks whether it is right.
+// Each function takes `(confidence, correct)` pairs, confidence in [0, 1]; none depends on
+// the order of its input.
+
+/// The number of equal-mass bins of the expected calibration error.
+pub const ECE_BINS: usize = 15;
+
+/// One bin of a reliability diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub n: usize,
+    /// The bin's mean confidence and its share of correct answers.
+    #[serde(serialize_with = "round6")]
+    pub confidence: f64,
+    #[serde(serialize_with = "round6")]
+    pub accuracy: f64,
+}
+
+/// The pairs sorted by confidence ascending (then wrong before right, so that the order
+/// never depends on the input's).
+fn ascending(pairs: &[(f64, bool)]) -> Vec<(f64, bool)> {
+    let mut v = pairs.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    v
+}
+
+/// Equal-mass bins: the pairs sorted by confidence and cut at sorted positions `k·n/B`
+/// (`B = min(bins, n)`, `k = 1..B`), so that bin sizes differ by at most one. A cut inside
+/// a run of tied confidences moves to the run's end: tied answers share a bin, since
+/// splitting them would sort some into a bin by correctness alone (and with every
+/// confidence equal, make the ECE depend on that split rather than on `|accuracy − c|`).
+/// Ties can so leave fewer, larger bins.
+pub fn equal_mass_bins(pairs: &[(f64, bool)], bins: usize) -> Vec<ReliabilityBin> {
+    let v = ascending(pairs);
+    let n = v.len();
+    let b = bins.min(n);
+    let mut cuts = vec![0usize];
+    for k in 1..=b {
+        let mut c = k * n / b;
+        while c > 0 && c < n && v[c - 1].0 == v[c].0 {
+            c += 1;
+        }
+        if cuts.last().is_some_and(|&l| c > l) {
+            cuts.push(c);
+        }
+    }
+    cuts.windows(2)
+        .map(|w| {
+            let part = &v[w[0]..w[1]];
+            let k = part.len().max(1) as f64;
+            ReliabilityBin {
+                n: part.len(),
+                confidence: part.iter().map(|p| p.0).sum::<f64>() / k,
+                accuracy: part.iter().filter(|p| p.1).count() as f64 / k,
+            }
+        })
+        .collect()
+}
+
+/// The expected calibration error over `bins` equal-mass bins:
+/// `Σ_b (n_b / N) · |accuracy_b − confidence_b|`. `None` for no pairs.
+pub fn ece_with(pairs: &[(f64, bool)], bins: usize) -> Option<f64> {
+    if pairs.is_empty() || bins == 0 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    Some(
+        equal_mass_bins(pairs, bins)
+            .iter()
+            .map(|b| b.n as f64 / n * (b.accuracy - b.confidence).abs())
+            .sum(),
+    )
+}
+
+/// [`ece_with`] over [`ECE_BINS`] bins.
+pub fn ece(pairs: &[(f64, bool)]) -> Option<f64> {
+    ece_with(pairs, ECE_BINS)
+}
+
+/// The Brier score: the mean of `(confidence − correct)²`, correct counting 1.
+pub fn brier(pairs: &[(f64, bool)]) -> Option<f64> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let sq: f64 = pairs
+        .iter()
+        .map(|&(c, y)| (c - f64::from(u8::from(y))).powi(2))
+        .sum();
+    Some(sq / pairs.len() as f64)
+}
+
+/// The area under the ROC curve of confidence as a detector of correct answers: the chance
+/// that a random right answer has a higher confidence than a random wrong one, ties
+/// counting half (the Mann–Whitney U over both counts, from mid-ranks). `None` when all
+/// answers are right or all wrong.
+pub fn auroc(pairs: &[(f64, bool)]) -> Option<f64> {
+    let v = ascending(pairs);
+    let pos = v.iter().filter(|p| p.1).count();
+    let neg = v.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j < v.len() && v[j].0 == v[i].0 {
+            j += 1;
+        }
+        // Ranks i+1..=j share their mean.
+        let mid = (i + 1 + j) as f64 / 2.0;
+        rank_sum += mid * v[i..j].iter().filter(|p| p.1).count() as f64;
+        i = j;
+    }
+    let (p, q) = (pos as f64, neg as f64);
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * q))
+}
+
+/// The risk–coverage curve: answers kept from the most confident down, one point per
+/// distinct confidence (tied answers are kept or dropped together), each `(coverage,
+/// risk)`: the share kept and the share of wrong answers among them.
+pub fn risk_coverage(pairs: &[(f64, bool)]) -> Vec<(f64, f64)> {
+    let mut v = ascending(pairs);
+    v.reverse();
+    let n = v.len();
+    let mut out = Vec::new();
+    let (mut kept, mut wrong, mut i) = (0usize, 0usize, 0usize);
+    while i < n {
+        let c = v[i].0;
+        while i < n && v[i].0 == c {
+            kept += 1;
+            wrong += usize::from(!v[i].1);
+            i += 1;
+        }
+        out.push((kept as f64 / n as f64, wrong as f64 / kept as f64));
+    }
+    out
+}
+
+/// The area under the risk–coverage curve: the mean risk over the `N` coverage points
+/// `1/N, 2/N, …, 1`, where every answer of a tie group takes the risk at the group's end
+/// (so `Σ_groups (size / N) · risk`). Lower is better; a model whose confidence carries no
+/// information has AURC near its error rate.
+pub fn aurc(pairs: &[(f64, bool)]) -> Option<f64> {
+    let curve = risk_coverage(pairs);
+    if curve.is_empty() {
+        return None;
+    }
+    let mut prev = 0.0;
+    let mut area = 0.0;
+    for (cov, risk) in curve {
+        area += (cov - prev) * risk;
+        prev = cov;
+    }
+    Some(area)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +583,95 @@ mod tests {
             paired_bootstrap_clustered(&values, &zero, &own, Aggregate::Mean, &cfg, "p"),
             Some(naive)
         );
+    }
+    // Five answers, by hand. Confidence ascending: 0.3 wrong, 0.6 right, 0.7 wrong,
+    // 0.8 right, 0.9 right.
+    const FIVE: [(f64, bool); 5] = [
+        (0.9, true),
+        (0.7, false),
+        (0.3, false),
+        (0.8, true),
+        (0.6, true),
+    ];
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn ece_on_hand_made_answers() {
+        // 15 bins of 5 answers: one answer a bin, so ECE is the mean |correct - conf|:
+        // (0.1 + 0.2 + 0.7 + 0.4 + 0.3) / 5 = 0.34.
+        assert!(close(ece(&FIVE).unwrap(), 0.34));
+        // 2 bins: positions [0, 2) and [2, 5). Bin 1: conf (0.3+0.6)/2 = 0.45, accuracy
+        // 1/2, gap 0.05, weight 2/5. Bin 2: conf (0.7+0.8+0.9)/3 = 0.8, accuracy 2/3, gap
+        // 0.1333.., weight 3/5. ECE = 0.02 + 0.08 = 0.1.
+        assert!(close(ece_with(&FIVE, 2).unwrap(), 0.1));
+        let bins = equal_mass_bins(&FIVE, 2);
+        assert_eq!(bins.iter().map(|b| b.n).collect::<Vec<_>>(), vec![2, 3]);
+        // 1 bin: |3/5 - 3.3/5| = 0.06.
+        assert!(close(ece_with(&FIVE, 1).unwrap(), 0.06));
+        assert_eq!(ece(&[]), None);
+        // 16 answers in 15 bins: sizes differ by one at most.
+        let many: Vec<(f64, bool)> = (0..16).map(|i| (i as f64 / 16.0, i % 2 == 0)).collect();
+        let sizes: Vec<usize> = equal_mass_bins(&many, 15).iter().map(|b| b.n).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 16);
+        assert!(sizes.iter().all(|&s| s == 1 || s == 2));
+    }
+
+    #[test]
+    fn brier_on_hand_made_answers() {
+        // 0.9 right, 0.7 wrong, 0.3 wrong, 0.8 right, 0.6 right:
+        // (0.1² + 0.7² + 0.3² + 0.2² + 0.4²) / 5 = (0.01+0.49+0.09+0.04+0.16)/5 = 0.158.
+        let want = (0.01 + 0.49 + 0.09 + 0.04 + 0.16) / 5.0;
+        assert!(close(brier(&FIVE).unwrap(), want));
+        assert!(close(want, 0.158));
+        assert_eq!(brier(&[(1.0, true), (0.0, false)]), Some(0.0));
+        assert_eq!(brier(&[]), None);
+    }
+
+    #[test]
+    fn auroc_and_aurc_on_hand_made_answers() {
+        // Right {0.9, 0.8, 0.6} against wrong {0.7, 0.3}: 5 of the 6 pairs are ordered
+        // (0.6 < 0.7 is not).
+        assert!(close(auroc(&FIVE).unwrap(), 5.0 / 6.0));
+        // Most confident first: 0.9 R, 0.8 R, 0.7 W, 0.6 R, 0.3 W. Risk after k kept:
+        // 0, 0, 1/3, 1/4, 2/5; AURC is their mean.
+        let want = (0.0 + 0.0 + 1.0 / 3.0 + 0.25 + 0.4) / 5.0;
+        assert!(close(aurc(&FIVE).unwrap(), want));
+        let curve = risk_coverage(&FIVE);
+        assert_eq!(curve.len(), 5);
+        assert!(close(curve[2].0, 0.6) && close(curve[2].1, 1.0 / 3.0));
+        assert_eq!(auroc(&[(0.2, true), (0.9, true)]), None);
+        assert_eq!(auroc(&[(0.2, false)]), None);
+        assert_eq!(aurc(&[]), None);
+        // Perfect ranking: every right answer above every wrong one.
+        assert_eq!(auroc(&[(0.9, true), (0.1, false)]), Some(1.0));
+    }
+
+    #[test]
+    fn ties_count_half_and_are_kept_together() {
+        // Right {0.8, 0.8}, wrong {0.8, 0.4}: the two tied pairs count 1/2 each, the
+        // other two 1: AUROC = 3/4.
+        let tied = [(0.8, true), (0.8, false), (0.8, true), (0.4, false)];
+        assert!(close(auroc(&tied).unwrap(), 0.75));
+        // The three 0.8 answers are kept or dropped together: coverage 3/4 at risk 1/3,
+        // then 1 at risk 2/4. AURC = 3/4 · 1/3 + 1/4 · 1/2 = 0.375.
+        assert_eq!(risk_coverage(&tied).len(), 2);
+        assert!(close(aurc(&tied).unwrap(), 0.375));
+        // The input order changes nothing.
+        let mut rev = tied;
+        rev.reverse();
+        assert_eq!(auroc(&rev), auroc(&tied));
+        assert_eq!(aurc(&rev), aurc(&tied));
+        assert_eq!(ece(&rev), ece(&tied));
+        assert_eq!(equal_mass_bins(&rev, 2), equal_mass_bins(&tied, 2));
+        // 2 bins: the cut at position 2 (sorted 0.4 W, 0.8 W, 0.8 R, 0.8 R) falls inside the
+        // 0.8 run and moves past it: one bin, confidence 2.8/4 = 0.7, accuracy 1/2.
+        assert_eq!(equal_mass_bins(&tied, 2).len(), 1);
+        assert!(close(ece_with(&tied, 2).unwrap(), 0.2));
+        // All confidences equal: one bin, ECE = |accuracy − c| = |1/2 − 0.9|.
+        let flat = [(0.9, true), (0.9, false), (0.9, false), (0.9, true)];
+        assert!(close(ece(&flat).unwrap(), 0.4));
     }
 }

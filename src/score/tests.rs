@@ -285,7 +285,7 @@ proptest! {
         for (i, s) in samples.iter().enumerate() {
             for (k, cond) in [Condition::clean(), Condition::new("blur", 2)].into_iter().enumerate() {
                 let r = RESPONSES[(i * 3 + k + seed as usize) % RESPONSES.len()];
-                preds.push(Prediction { id: s.id.clone(), condition: cond, response: r.into(), source: None });
+                preds.push(Prediction { id: s.id.clone(), condition: cond, response: r.into(), confidence: None, source: None });
             }
         }
         preds.push(Prediction::clean("unknown", "x"));

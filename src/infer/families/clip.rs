@@ -470,6 +470,7 @@ impl DualEncoder {
                         results[i] = Some(Ok(Generated {
                             text: decide(s.kind(), logits, self.link, self.options.multi_threshold),
                             token_ids: Vec::new(),
+                            token_probs: Vec::new(),
                             prompt_tokens: ids[first..first + count].iter().map(Vec::len).sum(),
                             timings: Timings {
                                 preprocess,

@@ -237,3 +237,36 @@ fn canonical_answers_compare_texts_after_normalisation() {
     assert_eq!(Answer::Text("The polyp.".into()).canonical(), "polyp");
     assert_eq!(Answer::Letters(vec![0, 2]).canonical(), "A, C");
 }
+
+#[test]
+fn the_answer_span_points_into_the_response() {
+    let span_text = |task: &Task, r: &str| -> Option<String> {
+        let (a, b) = extract(task, r).span?;
+        Some(r[a..b].to_string())
+    };
+    let closed = Task::Closed { answer: true };
+    assert_eq!(
+        span_text(&closed, "Notice: no effusion."),
+        Some("no".into())
+    );
+    assert_eq!(
+        span_text(&closed, "<think>yes?</think> Answer: Yes"),
+        Some("Yes".into())
+    );
+    assert_eq!(span_text(&closed, r"maybe \boxed{no}"), Some("no".into()));
+    let s = single(&FOUR);
+    assert_eq!(span_text(&s, "The answer is (B)."), Some("B".into()));
+    assert_eq!(
+        span_text(&s, "Reasoning: A is unlikely.\nAnswer: C"),
+        Some("C".into())
+    );
+    // An option matched by its text has no place in the raw response.
+    assert_eq!(span_text(&s, "the cardiac region"), None);
+    assert_eq!(span_text(&multi(&SIX), "A and C"), Some("A and C".into()));
+    let open = Task::Open { answer: "x".into() };
+    assert_eq!(
+        span_text(&open, "<answer>  left lung </answer>"),
+        Some("left lung".into())
+    );
+    assert_eq!(extract(&open, "   ").span, None);
+}
