@@ -338,6 +338,50 @@ fn frame_perturbations_remap_answers_or_report_them_apart() {
 }
 
 #[test]
+fn a_second_process_on_the_same_run_folder_stops_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "");
+    let run = tmp.path().join("run");
+    // Enough work that the first process still runs when the second starts.
+    let args = ["--dataset-n", "30"];
+    let mut first = medvqa()
+        .args(["eval", "--quiet", "--config", cfg.to_str().unwrap()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    let lock = run.join(".medvqa.lock");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&lock).ok() != Some(format!("pid {pid}\n")) {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first eval ended early"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(120), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = eval(&cfg, &args);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert!(
+        err.contains("in use by another medvqa process") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(first.wait().unwrap().success());
+    // Every record once: the second process wrote nothing.
+    let keys = keys(&run.join("predictions.jsonl"));
+    let unique: HashSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len());
+    // Once the first is gone the folder is free again: a rerun resumes, answering nothing.
+    let o = eval(&cfg, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(self::keys(&run.join("predictions.jsonl")).len(), keys.len());
+}
+
+#[test]
 fn a_run_killed_midway_resumes_to_the_same_report() {
     let tmp = tempfile::tempdir().unwrap();
     let whole_dir = tmp.path().join("whole");

@@ -184,7 +184,9 @@ pub fn is_control(perturbation: &str) -> bool {
 /// Consistency under the perturbations crossed with reliance on the image, per control and
 /// question kind: "stable because it ignores the image" made visible. Over the questions
 /// answered clean, under the control and under at least one degrading condition:
-/// - consistent: the parsed answer is the clean one under every degrading condition;
+/// - consistent: the parsed answer is the clean one under most (more than half) of the
+///   degrading conditions it was asked under (a sweep has dozens; "every" would leave
+///   almost nothing consistent);
 /// - image-reliant: the control changed the parsed answer.
 ///
 /// The four shares add up to 1.
@@ -234,7 +236,8 @@ pub fn consistency_by_reliance(scored: &[Scored]) -> Vec<ConsistencyRow> {
         if degraded.is_empty() || clean.is_none() {
             continue;
         }
-        let consistent = degraded.iter().all(|k| k == clean);
+        let kept = degraded.iter().filter(|k| *k == clean).count();
+        let consistent = 2 * kept > degraded.len();
         for (control, key) in controls {
             let reliant = key != clean;
             let cell = match (consistent, reliant) {

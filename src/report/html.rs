@@ -423,7 +423,7 @@ fn reliance_section(o: &mut String, r: &Report) {
     }
     o.push_str("</table>");
     if !r.consistency_by_reliance.is_empty() {
-        o.push_str(r#"<h3>Consistency × image reliance</h3><p class="note">Questions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under every perturbation. Reliant: the control changes it. "Consistent, ignores image" is stability that comes from not looking.</p><table><tr><th>control</th><th>kind</th><th>n</th><th>consistent, reliant</th><th>consistent, ignores image</th><th>inconsistent, reliant</th><th>inconsistent, ignores image</th></tr>"#);
+        o.push_str(r#"<h3>Consistency × image reliance</h3><p class="note">Questions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under most (more than half) of the perturbations. Reliant: the control changes it. "Consistent, ignores image" is stability that comes from not looking.</p><table><tr><th>control</th><th>kind</th><th>n</th><th>consistent, reliant</th><th>consistent, ignores image</th><th>inconsistent, reliant</th><th>inconsistent, ignores image</th></tr>"#);
         for x in &r.consistency_by_reliance {
             let _ = write!(
                 o,

@@ -159,7 +159,7 @@ pub fn render(r: &Report) -> String {
     if !r.consistency_by_reliance.is_empty() {
         let _ = writeln!(
             o,
-            "\n### Consistency × image reliance\n\nQuestions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under every perturbation. Reliant: the control changes it. *Consistent, ignores the image* is stability that comes from not looking.\n\n| control | kind | n | consistent, reliant | consistent, ignores image | inconsistent, reliant | inconsistent, ignores image |\n|---|---|---:|---:|---:|---:|---:|"
+            "\n### Consistency × image reliance\n\nQuestions answered clean, under the control and under the perturbations. Consistent: the answer stays the clean one under most (more than half) of the perturbations. Reliant: the control changes it. *Consistent, ignores the image* is stability that comes from not looking.\n\n| control | kind | n | consistent, reliant | consistent, ignores image | inconsistent, reliant | inconsistent, ignores image |\n|---|---|---:|---:|---:|---:|---:|"
         );
         for x in &r.consistency_by_reliance {
             let _ = writeln!(

@@ -141,6 +141,8 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         ));
     }
 
+    // Only one process writes a run folder at a time.
+    let _lock = super::lock::acquire(&req.out)?;
     let t2 = Instant::now();
     let rep = report::build(
         &ds.samples,

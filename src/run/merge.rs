@@ -50,6 +50,8 @@ pub fn merge(
             }
         }
     }
+    // Held through the report `eval` builds (the lock is re-entrant in one process).
+    let _lock = super::lock::acquire(&cfg.run.out)?;
     let (added, duplicates) = merge_stores(&cfg.run.out, &req.runs)?;
     let summary = eval(
         &cfg,

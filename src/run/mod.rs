@@ -29,6 +29,7 @@ mod execute;
 pub mod export;
 mod external;
 pub mod folded;
+pub mod lock;
 mod merge;
 pub mod outputs;
 mod plan;
@@ -119,6 +120,11 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the run folder {dir} is in use by another medvqa process{}; one writer per run folder: wait for it to end or stop it (its lock goes with it)",
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, holder: Option<u32> },
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -211,11 +217,8 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     } = open(cfg, opts)?;
 
     // The run folder is written only once the config, the dataset, the selection and the
-    // model have all been read without error.
-    std::fs::create_dir_all(&out).map_err(|source| RunError::RunFolder {
-        path: out.clone(),
-        source,
-    })?;
+    // model have all been read without error, and only by the process holding its lock.
+    let _lock = lock::acquire(&out)?;
     cfg.write_resolved(&out)?;
 
     let t = Instant::now();
