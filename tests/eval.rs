@@ -124,6 +124,12 @@ fn eval_writes_every_report_and_resumes_without_rerunning() {
     }
     let timing: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("timing.json")).unwrap()).unwrap();
+    // Peak resident memory, where the system reports it (Linux): more than the binary
+    // alone, less than this machine has.
+    if std::path::Path::new("/proc/self/status").exists() {
+        let mib = timing["peak_rss_mib"].as_f64().unwrap();
+        assert!(mib > 5.0 && mib < 64.0 * 1024.0, "{mib}");
+    }
     for stage in [
         "load",
         "perturb",

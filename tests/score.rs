@@ -113,6 +113,9 @@ fn score_writes_every_report_file_and_is_byte_identical_across_reruns_and_orders
     );
     let t = read_json(&a.join("timing.json"));
     assert!(t["wall_seconds"].as_f64().unwrap() >= 0.0);
+    if std::path::Path::new("/proc/self/status").exists() {
+        assert!(t["peak_rss_mib"].as_f64().unwrap() > 1.0, "{t}");
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::{Outcome, out};
 use crate::cli::CompareArgs;
 use crate::report::SCORED_FILE;
 use crate::score::Scored;
-use crate::score::compare::{compare, render_markdown, render_summary, render_text};
+use crate::score::compare::{SideBySide, compare, render_markdown, render_summary, render_text};
 use crate::score::stats::Bootstrap;
 
 pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
@@ -42,6 +42,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<Outcome> {
     }
     c.model_a = model_name(&a.run_a);
     c.model_b = model_name(&a.run_b);
+    c.analyses = analyses(&ra, &rb);
     if a.full {
         out(&render_text(&c))?;
     } else {
@@ -86,4 +87,101 @@ fn read_scored(dir: &Path) -> anyhow::Result<Vec<Scored>> {
         v.push(s);
     }
     Ok(v)
+}
+
+/// Image reliance (per control and kind) and option order (per kind) of each run on its own
+/// records, side by side.
+fn analyses(ra: &[Scored], rb: &[Scored]) -> Vec<SideBySide> {
+    use std::collections::BTreeMap;
+    let none = std::collections::HashMap::new();
+    // (analysis, kind, metric) -> (A, B)
+    type Key = (String, String, &'static str);
+    let mut table: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for (side, records) in [(0, ra), (1, rb)] {
+        let mut put = |key: (String, String, &'static str), v: f64| {
+            let e = table.entry(key).or_default();
+            if side == 0 {
+                e.0 = Some(v)
+            } else {
+                e.1 = Some(v)
+            }
+        };
+        for r in crate::report::analyses::reliance(records, &none) {
+            let name = format!("image_reliance:{}", r.control);
+            put((name.clone(), r.group.clone(), "reliance"), r.reliance);
+            put((name, r.group, "unchanged"), r.unchanged);
+        }
+        if let Some(o) = crate::report::option_order::option_order(records) {
+            for c in o.circular {
+                put(
+                    ("option_order".into(), c.kind.clone(), "circular_accuracy"),
+                    c.circular_accuracy,
+                );
+                put(("option_order".into(), c.kind, "changed"), c.changed);
+            }
+        }
+    }
+    table
+        .into_iter()
+        .map(|((analysis, group, metric), (a, b))| SideBySide {
+            analysis,
+            group,
+            metric: metric.to_string(),
+            a,
+            b,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::BoxFrame;
+    use crate::score::{Condition, GroundingScope, Prediction, ScoreOptions, score_run};
+
+    fn run(blank: &str) -> Vec<Scored> {
+        let samples = crate::score::tests::battery();
+        let o = ScoreOptions {
+            box_frame: BoxFrame::Normalized,
+            grounding: GroundingScope::Boxed,
+            semantic: None,
+        };
+        let p = vec![
+            Prediction::clean("closed", "Yes."),
+            Prediction {
+                id: "closed".into(),
+                condition: Condition::new("blank-image", 1),
+                response: blank.into(),
+                confidence: None,
+                source: None,
+            },
+        ];
+        score_run(&samples, &p, &o, &crate::run::HeaderSizes::default()).scored
+    }
+
+    #[test]
+    fn analyses_sit_side_by_side() {
+        // A keeps its answer without the image; B changes it.
+        let rows = analyses(&run("Yes."), &run("No."));
+        let get = |metric: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.analysis == "image_reliance:blank-image"
+                        && r.group == "closed"
+                        && r.metric == metric
+                })
+                .map(|r| (r.a, r.b))
+                .unwrap()
+        };
+        assert_eq!(get("unchanged"), (Some(1.0), Some(0.0)));
+        let (a, b) = get("reliance");
+        assert_eq!(a, Some(0.0));
+        assert_eq!(
+            b.map(f64::abs),
+            Some(1.0),
+            "a closed answer flipped: accuracy moves by 1"
+        );
+        // No rotation in either run: no option-order rows.
+        assert!(rows.iter().all(|r| r.analysis != "option_order"));
+    }
 }

@@ -126,9 +126,11 @@ pub fn reliance(scored: &[Scored], samples: &HashMap<&str, &Sample>) -> Vec<Reli
         .iter()
         .filter(|r| is_control(&r.condition.perturbation))
     {
-        let (Some(c), Some(s)) = (clean.get(r.id.as_str()), samples.get(r.id.as_str())) else {
+        let Some(c) = clean.get(r.id.as_str()) else {
             continue;
         };
+        // Without the sample (compare reads only scored records), by kind alone.
+        let modality = samples.get(r.id.as_str()).map(|s| s.modality());
         let kind = r.kind.to_string();
         let Some(metric) = reliance_metric(&kind) else {
             continue;
@@ -136,7 +138,9 @@ pub fn reliance(scored: &[Scored], samples: &HashMap<&str, &Sample>) -> Vec<Reli
         let (Some(cv), Some(rv)) = (c.metrics.get(metric), r.metrics.get(metric)) else {
             continue;
         };
-        for (dim, group) in [("kind", kind.clone()), ("modality", s.modality())] {
+        let groups =
+            std::iter::once(("kind", kind.clone())).chain(modality.map(|m| ("modality", m)));
+        for (dim, group) in groups {
             let e = acc
                 .entry((
                     r.condition.perturbation.clone(),

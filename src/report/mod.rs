@@ -664,14 +664,26 @@ pub enum ReportError {
     },
 }
 
+/// Writes `bytes` to `path` whole or not at all: into `<path>.tmp`, then renamed over
+/// `path`. A full disk leaves the previous file (or none) and an error naming `path`, never
+/// a truncated report.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |source| ReportError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::create(path).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(())
 }
 
 /// Writes `report.json`, `summary.csv`, `report.md` and `report.html` into `dir` (created
@@ -723,6 +735,24 @@ pub struct Timing {
     pub records: usize,
     pub records_per_second: f64,
     pub threads: usize,
+    /// The process's peak resident memory (`VmHWM` from `/proc/self/status`) when the
+    /// timing was written, in MiB; absent where the system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// This process's peak resident memory so far, in MiB (`VmHWM`, Linux); `None` elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
 /// Writes `timing.json`.

@@ -106,6 +106,7 @@ impl StageTimes {
             records: answered,
             records_per_second: if w > 0.0 { answered as f64 / w } else { 0.0 },
             threads: rayon::current_num_threads(),
+            peak_rss_mib: crate::report::peak_rss_mib(),
         }
     }
 }
@@ -131,6 +132,10 @@ impl Runner<'_> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Prepared<'_>, PreparedBatch, Duration)>(1);
         let mut answered = 0;
         let result = std::thread::scope(|scope| -> Result<(), RunError> {
+            // The receiver lives in this closure: when an error (a full disk) ends the loop
+            // early, it is dropped before the scope joins the producer, whose next send then
+            // fails and ends it, instead of blocking forever on a full channel.
+            let rx = rx;
             scope.spawn(move || {
                 for chunk in pending.chunks(step) {
                     let t = Instant::now();

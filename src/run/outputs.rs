@@ -95,6 +95,7 @@ pub(super) fn timing(
         records,
         records_per_second: if w > 0.0 { records as f64 / w } else { 0.0 },
         threads: rayon::current_num_threads(),
+        peak_rss_mib: report::peak_rss_mib(),
     }
 }
 

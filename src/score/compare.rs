@@ -81,6 +81,26 @@ pub struct Comparison {
     /// empty when either run has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calibration: Vec<CalibrationPair>,
+    /// The analyses of each run on its own records, side by side (image reliance under
+    /// each control, option order); filled in by the caller, which has the report's
+    /// analyses. Empty when neither run has a control or an option rotation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyses: Vec<SideBySide>,
+}
+
+/// One analysis number for both runs, each computed on its own records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideBySide {
+    /// `image_reliance:<control>` or `option_order`.
+    pub analysis: String,
+    /// The question kind.
+    pub group: String,
+    /// `reliance`, `unchanged`, `circular_accuracy`, `changed`.
+    pub metric: String,
+    #[serde(serialize_with = "super::stats::round6_opt")]
+    pub a: Option<f64>,
+    #[serde(serialize_with = "super::stats::round6_opt")]
+    pub b: Option<f64>,
 }
 
 /// Both runs' calibration under one condition (docs/scoring.md, Calibration).
@@ -225,6 +245,7 @@ pub fn compare(
             .iter()
             .filter_map(|(c, p)| calibration_pair(c, p))
             .collect(),
+        analyses: Vec::new(),
     }
 }
 
@@ -389,6 +410,29 @@ pub fn render_summary(c: &Comparison) -> String {
             count("B better"),
             count("no significant difference")
         );
+    }
+    if !c.analyses.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nanalyses (each run on its own records; reliance = clean minus control, circular accuracy = right under every option order):"
+        );
+        let _ = writeln!(
+            o,
+            "{:<28} {:<14} {:<18} {:>7} {:>7}",
+            "analysis", "kind", "metric", "A", "B"
+        );
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+        for x in &c.analyses {
+            let _ = writeln!(
+                o,
+                "{:<28} {:<14} {:<18} {:>7} {:>7}",
+                x.analysis,
+                x.group,
+                x.metric,
+                opt(x.a),
+                opt(x.b)
+            );
+        }
     }
     if !c.calibration.is_empty() {
         let _ = writeln!(
