@@ -450,6 +450,7 @@ fn a_run_killed_midway_resumes_to_the_same_report() {
 
 #[test]
 fn shards_merged_equal_an_unsharded_run_and_threads_do_not_matter() {
+    // (issue 15, part 6: thread counts never change the predictions or the report)
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), "");
     let one = medvqa()
@@ -487,6 +488,30 @@ fn shards_merged_equal_an_unsharded_run_and_threads_do_not_matter() {
     let reference = std::fs::read(tmp.path().join("t1/report.json")).unwrap();
     assert_eq!(
         std::fs::read(tmp.path().join("t2/report.json")).unwrap(),
+        reference
+    );
+    // The same config on 1 and 2 threads: the same predictions, byte for byte, once each
+    // record's timing is set aside.
+    let three = medvqa()
+        .args(["--threads", "2", "eval", "--quiet", "--config"])
+        .arg(&cfg)
+        .args(["--out", tmp.path().join("t3").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(three.status.code(), Some(0), "{}", stderr(&three));
+    let untimed = |dir: &str| -> Vec<String> {
+        lines(&tmp.path().join(dir).join("predictions.jsonl"))
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("timing_ms");
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(untimed("t1"), untimed("t3"));
+    assert_eq!(
+        std::fs::read(tmp.path().join("t3/report.json")).unwrap(),
         reference
     );
 

@@ -253,7 +253,9 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     })
 }
 
-fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, RecordError> {
+/// One manifest line as a sample: image paths resolved under `root` (never read here),
+/// boxes read in `frame`. Public for the fuzz targets (`fuzz/`).
+pub fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, RecordError> {
     let r: Record = serde_json::from_str(line)?;
     if r.id.trim().is_empty() {
         return Err(RecordError::EmptyId);

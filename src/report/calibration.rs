@@ -197,18 +197,26 @@ pub fn condition_label(perturbation: &str, severity: u8) -> String {
     crate::score::Condition::new(perturbation, severity).to_string()
 }
 
-/// The rows the plots draw: the clean row and, for each perturbation, its highest
-/// severity, kind `all` (one line per perturbation keeps the plots readable).
+/// How many conditions the plots draw besides clean.
+pub const PLOTTED: usize = 5;
+
+/// The rows the plots draw, kind `all`: the clean row and the [`PLOTTED`] conditions with
+/// the largest ECE (ties by condition order). A sweep has dozens of conditions; a line for
+/// each would bury the ones a reader needs, the least trustworthy.
 pub fn plotted(c: &Calibration) -> Vec<&CalibrationRow> {
-    let mut worst: BTreeMap<&str, &CalibrationRow> = BTreeMap::new();
-    for r in c.rows.iter().filter(|r| r.kind == ALL) {
-        let e = worst.entry(r.perturbation.as_str()).or_insert(r);
-        if r.severity > e.severity {
-            *e = r;
-        }
-    }
-    let mut out: Vec<&CalibrationRow> = worst.remove(crate::score::CLEAN).into_iter().collect();
-    out.extend(worst.into_values());
+    let all: Vec<&CalibrationRow> = c.rows.iter().filter(|r| r.kind == ALL).collect();
+    let mut out: Vec<&CalibrationRow> = all
+        .iter()
+        .copied()
+        .filter(|r| r.perturbation == crate::score::CLEAN)
+        .collect();
+    let mut others: Vec<&CalibrationRow> = all
+        .into_iter()
+        .filter(|r| r.perturbation != crate::score::CLEAN)
+        .collect();
+    // Stable: equal ECEs keep the rows' own (condition) order.
+    others.sort_by(|a, b| b.ece.total_cmp(&a.ece));
+    out.extend(others.into_iter().take(PLOTTED));
     out
 }
 

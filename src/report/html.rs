@@ -452,8 +452,9 @@ fn calibration_section(o: &mut String, r: &Report) {
     let opt = |v: Option<f64>| v.map_or("–".to_string(), |x| format!("{x:.3}"));
     let _ = write!(
         o,
-        r#"<section id="calibration"><h2>Calibration</h2><p class="note">Confidence = the probability the model gave its answer; correct = accuracy 1 (closed, choice), exact match (open), Acc@0.5 (grounding). ECE over {} equal-mass bins; Brier = mean (confidence − correct)²; AUROC of confidence for correctness; AURC = area under the risk–coverage curve (lower is better). The plots show clean images and each perturbation at its highest severity, all kinds together.</p>"#,
-        c.bins
+        r#"<section id="calibration"><h2>Calibration</h2><p class="note">Confidence = the probability the model gave its answer; correct = accuracy 1 (closed, choice), exact match (open), Acc@0.5 (grounding). ECE over {} equal-mass bins; Brier = mean (confidence − correct)²; AUROC of confidence for correctness; AURC = area under the risk–coverage curve (lower is better). The plots show clean images and the {} conditions with the largest ECE, all kinds together; the table has every condition.</p>"#,
+        c.bins,
+        super::calibration::PLOTTED
     );
     let rows = plotted(c);
     let mut reliability = Vec::new();

@@ -1,0 +1,7 @@
+#![no_main]
+//! `cargo +nightly fuzz run extract` (see fuzz/README.md).
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::extract_answer(data));
