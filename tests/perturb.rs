@@ -64,6 +64,19 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// An exported manifest's samples by id (the header line skipped).
+fn manifest_by_id(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    std::fs::read_to_string(dir.join("manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
 const NAMES: &str = "gaussian-noise,rotate,flip-h,endo-bubbles,jpeg,frame-shuffle,kvasir-weak";
 
 fn perturb(
@@ -349,16 +362,7 @@ fn controls_and_option_rotation_export_deterministically_with_remapped_answers()
         "input order or threads changed the export"
     );
     let dir = &outs[0].0;
-    let lines: BTreeMap<String, serde_json::Value> =
-        std::fs::read_to_string(dir.join("manifest.jsonl"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["id"].as_str().unwrap().to_string(), v)
-            })
-            .collect();
+    let lines = manifest_by_id(dir);
     // Option rotation: three options give rotations 1 and 2, the reference follows.
     let rot1 = &lines["v1@option-rotate/s1"];
     assert_eq!(
@@ -437,16 +441,7 @@ fn frame_copies_carry_the_remapped_answer_or_the_order_dependent_mark() {
     let out = tmp.path().join("out");
     let o = perturb_with("frame-shuffle", &m, &out, "7", "1", "1");
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines: BTreeMap<String, serde_json::Value> =
-        std::fs::read_to_string(out.join("manifest.jsonl"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["id"].as_str().unwrap().to_string(), v)
-            })
-            .collect();
+    let lines = manifest_by_id(&out);
     let v1 = &lines["v1@frame-shuffle/s1"];
     assert_eq!(v1["meta"]["order_dependent"], "true", "{v1}");
     let v2 = &lines["v2@frame-shuffle/s1"];

@@ -308,14 +308,12 @@ pub fn mentions(names: &[String], name: &str) -> bool {
         n == name
             || track(n).is_some_and(|t| match t.kind {
                 TrackKind::Fixed(items) => items.iter().any(|i| i.perturbation == name),
-                TrackKind::ByModality => [
-                    "cxr-default",
-                    "endoscopy-default",
-                    "video-default",
-                    "generic-default",
-                ]
-                .iter()
-                .any(|t| fixed(t).iter().any(|i| i.perturbation == name)),
+                // What the modality track gives any modality, multi-image samples included.
+                TrackKind::ByModality => Modality::ALL
+                    .iter()
+                    .map(|m| Some(*m))
+                    .chain([None])
+                    .any(|m| modality_items(m, 2).iter().any(|i| i.perturbation == name)),
             })
     })
 }
