@@ -131,8 +131,10 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Frame of predicted boxes written as JSON lists or `<location> [[...]]`: dataset (the
-    /// dataset's declared frame), normalized, grid:N, pixels (of each image as given) or
-    /// pixels:WxH. Model-specific syntaxes (Qwen <|box_start|>, Florence <loc_N>,
+    /// dataset's declared frame), normalized, grid:N, pixels (of each image as given),
+    /// pixels:WxH, yx-grid:N (y first; Gemini: yx-grid:1000) or
+    /// qwen2.5-vl:min_pixels=M,max_pixels=N,factor=F (pixels after Qwen2.5-VL's smart resize).
+    /// Model-specific syntaxes (Qwen <|box_start|>, Florence <loc_N>,
     /// PaliGemma <locNNNN>) always use their own frame.
     #[arg(long, value_name = "FRAME", default_value = "dataset")]
     pub box_frame: PredFrameArg,
@@ -311,9 +313,28 @@ pub struct InspectArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Model folder in the Hugging Face onnx-community layout (config.json, tokenizer.json,
-    /// onnx/*.onnx, …).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    /// onnx/*.onnx, …). Or ask a served model with --url and --served-model.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    pub model: Option<PathBuf>,
+    /// A served model's OpenAI-compatible API base, e.g. http://localhost:8000/v1 (vLLM,
+    /// SGLang, Ollama, llama.cpp's server, OpenAI, Gemini).
+    #[arg(long, value_name = "URL", requires = "served_model")]
+    pub url: Option<String>,
+    /// The served model's name, as the server knows it (e.g. Qwen/Qwen2.5-VL-7B-Instruct).
+    #[arg(long, value_name = "NAME", requires = "url")]
+    pub served_model: Option<String>,
+    /// The environment variable that holds the served model's API key.
+    #[arg(long, value_name = "VAR", requires = "url")]
+    pub api_key_env: Option<String>,
+    /// The frame the served model answers boxes in (normalized, pixels, grid:1000,
+    /// yx-grid:1000, qwen2.5-vl:min_pixels=M,max_pixels=N,factor=F); needed for grounding.
+    #[arg(long, value_name = "FRAME", requires = "url")]
+    pub box_frame: Option<crate::geometry::BoxFrame>,
     /// ONNX files to load: fp32 (the plain files), q4, quantized, … or per graph, e.g.
     /// decoder_model_merged=q4,vision_encoder=fp32.
     #[arg(long, value_name = "V", default_value = "fp32")]

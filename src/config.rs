@@ -136,11 +136,27 @@ fn default_max_pixels() -> u64 {
     DEFAULT_MAX_PIXELS
 }
 
-/// The model folder and how to run it.
+/// Which kind of model answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A model folder in the onnx-community layout, run here through ONNX Runtime.
+    #[default]
+    Onnx,
+    /// A served model behind an OpenAI-compatible chat-completions endpoint (vLLM, SGLang,
+    /// Ollama, llama.cpp's server, OpenAI, Gemini's OpenAI-compatible API).
+    Openai,
+}
+
+/// The model and how to run it: a model folder (`backend = "onnx"`, the default) or a
+/// served model (`backend = "openai"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// A folder in the onnx-community layout.
+    #[serde(default)]
+    pub backend: Backend,
+    /// A folder in the onnx-community layout (backend `onnx`).
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub path: PathBuf,
     /// The name in the report header (default: the folder name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +173,8 @@ pub struct ModelSection {
     /// Prompts per decoder batch; answers never depend on it.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The most tokens an answer may have (`max_tokens` is the same key, as OpenAI names it).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "max_tokens")]
     pub max_new_tokens: Option<usize>,
     /// Image budget in pixels: fewer tiles or patches for large images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +191,219 @@ pub struct ModelSection {
     /// Dual encoders (CLIP/SigLIP): how questions become captions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_shot: Option<ZeroShotSection>,
+
+    // Served models (backend = "openai"); an error with the onnx backend.
+    /// The API base, e.g. `http://localhost:8000/v1` (or the full `…/chat/completions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The model name the server knows, e.g. `Qwen/Qwen2.5-VL-7B-Instruct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The environment variable that holds the API key (the key itself is never in a config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// The most requests in flight (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
+    /// Seconds one request may take, reply included (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Retries after a 429, a 5xx, a timeout or a dropped connection (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// The first retry's backoff in seconds, doubling each time up to 60 s (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_s: Option<f64>,
+    /// `png` (lossless, the default) or `jpeg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_format: Option<crate::infer::served::ImageFormat>,
+    /// JPEG quality, 1-100 (default 95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg_quality: Option<u8>,
+    /// Downscale each image after perturbation so that its longer side is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_side: Option<u32>,
+    /// Sampling temperature (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The request's `seed`, for servers that honour it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// US dollars per million prompt / completion tokens: `timing.json` then gives a cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_prompt_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_completion_per_mtok: Option<f64>,
+}
+
+fn is_empty_path(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+impl ModelSection {
+    /// The served-model keys that are set, by name.
+    fn served_keys(&self) -> Vec<&'static str> {
+        [
+            ("url", self.url.is_some()),
+            ("model", self.model.is_some()),
+            ("api_key_env", self.api_key_env.is_some()),
+            ("max_concurrency", self.max_concurrency.is_some()),
+            ("timeout_s", self.timeout_s.is_some()),
+            ("max_retries", self.max_retries.is_some()),
+            ("retry_backoff_s", self.retry_backoff_s.is_some()),
+            ("image_format", self.image_format.is_some()),
+            ("jpeg_quality", self.jpeg_quality.is_some()),
+            ("max_side", self.max_side.is_some()),
+            ("temperature", self.temperature.is_some()),
+            ("seed", self.seed.is_some()),
+            (
+                "price_prompt_per_mtok",
+                self.price_prompt_per_mtok.is_some(),
+            ),
+            (
+                "price_completion_per_mtok",
+                self.price_completion_per_mtok.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
+    /// The ONNX-only keys that are set (away from their defaults), by name.
+    fn onnx_keys(&self) -> Vec<&'static str> {
+        [
+            ("path", !is_empty_path(&self.path)),
+            ("variant", self.variant != Variant::default()),
+            ("device", self.device != Device::default()),
+            ("sessions", self.sessions != 1),
+            ("image_budget", self.image_budget.is_some()),
+            ("zero_shot", self.zero_shot.is_some()),
+            ("random_weights", self.random_weights),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
+    /// Checks the keys against the backend.
+    fn validate(&self) -> Result<(), String> {
+        match self.backend {
+            Backend::Onnx => {
+                if let Some(k) = self.served_keys().first() {
+                    return Err(format!(
+                        "model.{k} is a served-model setting: add backend = \"openai\" to [model], or remove it"
+                    ));
+                }
+                if is_empty_path(&self.path) {
+                    return Err(
+                        "model.path is missing: a model folder in the onnx-community layout (or backend = \"openai\" with url and model for a served model)"
+                            .into(),
+                    );
+                }
+            }
+            Backend::Openai => {
+                if let Some(k) = self.onnx_keys().first() {
+                    return Err(format!(
+                        "model.{k} applies to ONNX model folders, not to a served model (backend = \"openai\")"
+                    ));
+                }
+                self.served_settings()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The served model's settings (backend `openai`), checked.
+    pub fn served_settings(&self) -> Result<crate::infer::served::ServedSettings, String> {
+        use crate::infer::served::{ImageFormat, Prices, ServedSettings};
+        let need = |v: &Option<String>, k: &str, eg: &str| -> Result<String, String> {
+            match v.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() => Ok(s.to_string()),
+                _ => Err(format!(
+                    "model.{k} is missing: a served model needs it, e.g. {k} = {eg:?}"
+                )),
+            }
+        };
+        let url = need(&self.url, "url", "http://localhost:8000/v1")?;
+        let model = need(&self.model, "model", "Qwen/Qwen2.5-VL-7B-Instruct")?;
+        let box_frame = self.box_frame.ok_or_else(|| {
+            "model.box_frame is missing: a served model's box frame is declared, never guessed \
+             (normalized, pixels, grid:1000, yx-grid:1000 for Gemini, \
+             qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=28 for Qwen2.5-VL)"
+                .to_string()
+        })?;
+        if self.max_side.is_some() && box_frame.needs_image_size() {
+            return Err(format!(
+                "model.max_side with box_frame {box_frame}: the model would answer in pixels of the downscaled image, which the scorer does not see; drop max_side (or use a frame relative to the image size)"
+            ));
+        }
+        let mut s = ServedSettings::new(url, model, box_frame);
+        s.api_key_env = self.api_key_env.clone();
+        if let Some(c) = self.max_concurrency {
+            if c == 0 {
+                return Err("model.max_concurrency must be at least 1".into());
+            }
+            s.max_concurrency = c;
+        }
+        let seconds = |v: Option<f64>, k: &str| -> Result<Option<std::time::Duration>, String> {
+            match v {
+                None => Ok(None),
+                Some(x) if x.is_finite() && x > 0.0 && x < 1e6 => {
+                    Ok(Some(std::time::Duration::from_secs_f64(x)))
+                }
+                Some(x) => Err(format!(
+                    "model.{k} = {x}: give a positive number of seconds"
+                )),
+            }
+        };
+        if let Some(t) = seconds(self.timeout_s, "timeout_s")? {
+            s.retry.timeout = t;
+        }
+        if let Some(b) = seconds(self.retry_backoff_s, "retry_backoff_s")? {
+            s.retry.base = b;
+        }
+        if let Some(r) = self.max_retries {
+            s.retry.max_retries = r;
+        }
+        s.image_format = self.image_format.unwrap_or_default();
+        if let Some(q) = self.jpeg_quality {
+            if !(1..=100).contains(&q) {
+                return Err(format!("model.jpeg_quality = {q}: give 1-100"));
+            }
+            if s.image_format != ImageFormat::Jpeg {
+                return Err("model.jpeg_quality applies with image_format = \"jpeg\" only".into());
+            }
+            s.jpeg_quality = q;
+        }
+        if self.max_side == Some(0) {
+            return Err("model.max_side must be at least 1".into());
+        }
+        s.max_side = self.max_side;
+        s.max_tokens = self.max_new_tokens;
+        if let Some(t) = self.temperature {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(format!("model.temperature = {t}: give 0 or more"));
+            }
+            s.temperature = t;
+        }
+        s.seed = self.seed;
+        s.max_images = self.max_images;
+        s.prices = match (self.price_prompt_per_mtok, self.price_completion_per_mtok) {
+            (None, None) => None,
+            (p, c) => {
+                let (p, c) = (p.unwrap_or(0.0), c.unwrap_or(0.0));
+                if !(p.is_finite() && c.is_finite() && p >= 0.0 && c >= 0.0) {
+                    return Err("model.price_*_per_mtok: give prices of 0 or more".into());
+                }
+                Some(Prices {
+                    prompt_per_mtok: p,
+                    completion_per_mtok: c,
+                })
+            }
+        };
+        Ok(s)
+    }
 }
 
 fn one() -> usize {
@@ -450,7 +680,9 @@ impl Config {
             self.dataset.spec = format!("{format}:{}", resolved.display());
         }
         self.dataset.image_root = self.dataset.image_root.as_deref().map(g);
-        self.model.path = g(&self.model.path);
+        if !is_empty_path(&self.model.path) {
+            self.model.path = g(&self.model.path);
+        }
         self.score.semantic_model = self.score.semantic_model.as_deref().map(g);
     }
 
@@ -467,6 +699,7 @@ impl Config {
     /// overrides, before a run writes anything: perturbation and track names exist, and
     /// the selection filters are `KEY=VALUE`.
     pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
         for name in &self.perturb.perturbations {
             if crate::perturb::find(name).is_none()
                 && crate::perturb::presets::track(name).is_none()

@@ -107,8 +107,12 @@ pub enum BoxError {
     Inverted([f64; 4]),
     #[error("box frame {frame} needs the image size, which is not known here")]
     NeedsImageSize { frame: BoxFrame },
-    #[error("box frame {0:?} is not one of: normalized, pixels, pixels:WxH, grid:N")]
+    #[error(
+        "box frame {0:?} is not one of: normalized, pixels, pixels:WxH, grid:N, yx-grid:N (or gemini), qwen2.5-vl:min_pixels=M,max_pixels=N,factor=F"
+    )]
     UnknownFrame(String),
+    #[error("box frame {frame}: {reason}")]
+    Resize { frame: BoxFrame, reason: String },
 }
 
 /// A declared coordinate frame for raw `[x1, y1, x2, y2]` numbers.
@@ -122,6 +126,18 @@ pub enum BoxFrame {
     PixelsOf { width: u32, height: u32 },
     /// A `0..N` grid on both axes (Qwen2-VL: 1000).
     Grid(u32),
+    /// `[y1, x1, y2, x2]`, y first, on a `0..N` grid (Gemini: `yx-grid:1000`, also
+    /// written `gemini`).
+    GridYx(u32),
+    /// Absolute pixels of the image after Qwen2.5-VL's `smart_resize`, which a served
+    /// Qwen2.5-VL answers in: `qwen2.5-vl:min_pixels=M,max_pixels=N,factor=F`. The size depends
+    /// on each image's own size and on the processor's settings (`factor` is `patch_size ×
+    /// merge_size`, 28 for Qwen2.5-VL), so the config states them rather than medvqa guessing.
+    SmartResize {
+        min_pixels: u64,
+        max_pixels: u64,
+        factor: u32,
+    },
 }
 
 impl BoxFrame {
@@ -134,7 +150,31 @@ impl BoxFrame {
         image_size: Option<(u32, u32)>,
     ) -> Result<BBox, BoxError> {
         let (sx, sy) = self.scale(image_size)?;
-        BBox::new(raw[0] / sx, raw[1] / sy, raw[2] / sx, raw[3] / sy)
+        let [x1, y1, x2, y2] = self.xy_order(raw);
+        BBox::new(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
+    }
+
+    /// Whether converting needs the image's own size ([`BoxFrame::Pixels`],
+    /// [`BoxFrame::SmartResize`]).
+    pub fn needs_image_size(self) -> bool {
+        matches!(self, BoxFrame::Pixels | BoxFrame::SmartResize { .. })
+    }
+
+    /// How a box is written in this frame, for prompts: `[x1, y1, x2, y2]`, or
+    /// `[y1, x1, y2, x2]` for the y-first frame.
+    pub fn layout(self) -> &'static str {
+        match self {
+            BoxFrame::GridYx(_) => "[y1, x1, y2, x2]",
+            _ => "[x1, y1, x2, y2]",
+        }
+    }
+
+    /// Raw numbers in `[x1, y1, x2, y2]` order (the y-first frame swaps; its own inverse).
+    fn xy_order(self, raw: [f64; 4]) -> [f64; 4] {
+        match self {
+            BoxFrame::GridYx(_) => [raw[1], raw[0], raw[3], raw[2]],
+            _ => raw,
+        }
     }
 
     /// The inverse of [`BoxFrame::normalize`]: a normalised box in this frame's numbers.
@@ -144,7 +184,7 @@ impl BoxFrame {
         image_size: Option<(u32, u32)>,
     ) -> Result<[f64; 4], BoxError> {
         let (sx, sy) = self.scale(image_size)?;
-        Ok([b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy])
+        Ok(self.xy_order([b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy]))
     }
 
     fn scale(self, image_size: Option<(u32, u32)>) -> Result<(f64, f64), BoxError> {
@@ -154,7 +194,22 @@ impl BoxFrame {
                 .map(|(w, h)| (w.max(1) as f64, h.max(1) as f64))
                 .ok_or(BoxError::NeedsImageSize { frame: self }),
             BoxFrame::PixelsOf { width, height } => Ok((width.max(1) as f64, height.max(1) as f64)),
-            BoxFrame::Grid(n) => Ok((n.max(1) as f64, n.max(1) as f64)),
+            BoxFrame::Grid(n) | BoxFrame::GridYx(n) => Ok((n.max(1) as f64, n.max(1) as f64)),
+            BoxFrame::SmartResize {
+                min_pixels,
+                max_pixels,
+                factor,
+            } => {
+                let (w, h) = image_size.ok_or(BoxError::NeedsImageSize { frame: self })?;
+                let (rh, rw) =
+                    smart_resize(h, w, factor, min_pixels, max_pixels).map_err(|reason| {
+                        BoxError::Resize {
+                            frame: self,
+                            reason,
+                        }
+                    })?;
+                Ok((rw.max(1) as f64, rh.max(1) as f64))
+            }
         }
     }
 }
@@ -166,6 +221,15 @@ impl fmt::Display for BoxFrame {
             BoxFrame::Pixels => f.write_str("pixels"),
             BoxFrame::PixelsOf { width, height } => write!(f, "pixels:{width}x{height}"),
             BoxFrame::Grid(n) => write!(f, "grid:{n}"),
+            BoxFrame::GridYx(n) => write!(f, "yx-grid:{n}"),
+            BoxFrame::SmartResize {
+                min_pixels,
+                max_pixels,
+                factor,
+            } => write!(
+                f,
+                "qwen2.5-vl:min_pixels={min_pixels},max_pixels={max_pixels},factor={factor}"
+            ),
         }
     }
 }
@@ -177,6 +241,7 @@ impl FromStr for BoxFrame {
         match s {
             "normalized" => return Ok(BoxFrame::Normalized),
             "pixels" => return Ok(BoxFrame::Pixels),
+            "gemini" => return Ok(BoxFrame::GridYx(1000)),
             _ => {}
         }
         if let Some(wh) = s.strip_prefix("pixels:") {
@@ -188,12 +253,47 @@ impl FromStr for BoxFrame {
             }
             return Ok(BoxFrame::PixelsOf { width, height });
         }
-        if let Some(n) = s.strip_prefix("grid:") {
-            let n: u32 = n.parse().map_err(|_| bad())?;
-            if n == 0 {
+        for (prefix, make) in [
+            ("grid:", BoxFrame::Grid as fn(u32) -> BoxFrame),
+            ("yx-grid:", BoxFrame::GridYx),
+        ] {
+            if let Some(n) = s.strip_prefix(prefix) {
+                let n: u32 = n.parse().map_err(|_| bad())?;
+                if n == 0 {
+                    return Err(bad());
+                }
+                return Ok(make(n));
+            }
+        }
+        if let Some(settings) = s.strip_prefix("qwen2.5-vl:") {
+            // All three stated, each once, in any order: these are the server's processor
+            // settings, and a default here would be a guess.
+            let (mut min, mut max, mut factor) = (None, None, None);
+            for pair in settings.split(',') {
+                let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+                let v: u64 = v.trim().parse().map_err(|_| bad())?;
+                let slot = match k.trim() {
+                    "min_pixels" => &mut min,
+                    "max_pixels" => &mut max,
+                    "factor" => &mut factor,
+                    _ => return Err(bad()),
+                };
+                if slot.replace(v).is_some() {
+                    return Err(bad());
+                }
+            }
+            let (Some(min_pixels), Some(max_pixels), Some(factor)) = (min, max, factor) else {
+                return Err(bad());
+            };
+            let factor = u32::try_from(factor).map_err(|_| bad())?;
+            if factor == 0 || max_pixels == 0 || min_pixels > max_pixels {
                 return Err(bad());
             }
-            return Ok(BoxFrame::Grid(n));
+            return Ok(BoxFrame::SmartResize {
+                min_pixels,
+                max_pixels,
+                factor,
+            });
         }
         Err(bad())
     }
@@ -212,13 +312,53 @@ impl<'de> Deserialize<'de> for BoxFrame {
     }
 }
 
+/// transformers' `smart_resize`: `(height, width)`, or why the image cannot be used.
+pub fn smart_resize(
+    height: u32,
+    width: u32,
+    factor: u32,
+    min_pixels: u64,
+    max_pixels: u64,
+) -> Result<(u32, u32), String> {
+    let (h, w, f) = (height as f64, width as f64, factor as f64);
+    if height == 0 || width == 0 {
+        return Err("the image is empty".into());
+    }
+    if h.max(w) / h.min(w) > 200.0 {
+        return Err(format!(
+            "absolute aspect ratio must be smaller than 200, got {}",
+            h.max(w) / h.min(w)
+        ));
+    }
+    // Python's round(): half to even
+    let mut h_bar = (h / f).round_ties_even() * f;
+    let mut w_bar = (w / f).round_ties_even() * f;
+    if h_bar * w_bar > max_pixels as f64 {
+        let beta = ((height as u64 * width as u64) as f64 / max_pixels as f64).sqrt();
+        h_bar = f.max((h / beta / f).floor() * f);
+        w_bar = f.max((w / beta / f).floor() * f);
+    } else if h_bar * w_bar < min_pixels as f64 {
+        let beta = (min_pixels as f64 / (height as u64 * width as u64) as f64).sqrt();
+        h_bar = (h * beta / f).ceil() * f;
+        w_bar = (w * beta / f).ceil() * f;
+    }
+    Ok((h_bar as u32, w_bar as u32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn frames_parse_and_print_the_same_names() {
-        for s in ["normalized", "pixels", "pixels:224x224", "grid:1000"] {
+        for s in [
+            "normalized",
+            "pixels",
+            "pixels:224x224",
+            "grid:1000",
+            "yx-grid:1000",
+            "qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=28",
+        ] {
             assert_eq!(s.parse::<BoxFrame>().unwrap().to_string(), s);
         }
         for bad in [
@@ -229,6 +369,13 @@ mod tests {
             "pixels:224",
             "pixels:0x4",
             "auto",
+            "yx-grid:0",
+            "qwen2.5-vl",
+            "qwen2.5-vl:min_pixels=3136,max_pixels=12845056",
+            "qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=0",
+            "qwen2.5-vl:min_pixels=9,max_pixels=4,factor=28",
+            "qwen2.5-vl:min_pixels=1,min_pixels=2,max_pixels=4,factor=28",
+            "qwen2.5-vl:min_pixels=1,max_pixels=4,factor=28,patch=14",
         ] {
             assert!(bad.parse::<BoxFrame>().is_err(), "{bad}");
         }
@@ -239,6 +386,48 @@ mod tests {
         let f: BoxFrame = "pixels:224x224".parse().unwrap();
         let b = f.normalize([0.0, 112.0, 224.0, 230.0], None).unwrap();
         assert_eq!(b.to_array(), [0.0, 0.5, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn gemini_frame_reads_y_first_on_1000() {
+        assert_eq!(
+            "gemini".parse::<BoxFrame>().unwrap(),
+            BoxFrame::GridYx(1000)
+        );
+        let f = BoxFrame::GridYx(1000);
+        // [ymin, xmin, ymax, xmax]
+        let b = f.normalize([100.0, 200.0, 500.0, 900.0], None).unwrap();
+        assert_eq!(b.to_array(), [0.2, 0.1, 0.9, 0.5]);
+        assert_eq!(
+            f.denormalize(b, None).unwrap(),
+            [100.0, 200.0, 500.0, 900.0]
+        );
+        assert_eq!(f.layout(), "[y1, x1, y2, x2]");
+    }
+
+    #[test]
+    fn qwen25_frame_is_pixels_of_the_smart_resized_image() {
+        let f: BoxFrame = "qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=28"
+            .parse()
+            .unwrap();
+        assert!(f.needs_image_size());
+        assert!(f.normalize([0.0, 0.0, 1.0, 1.0], None).is_err());
+        // A 640x480 image: transformers' smart_resize(480, 640, 28, 3136, 12845056) gives
+        // (476, 644), so x is read over 644 and y over 476.
+        let b = f
+            .normalize([161.0, 119.0, 322.0, 238.0], Some((640, 480)))
+            .unwrap();
+        assert_eq!(b.to_array(), [0.25, 0.25, 0.5, 0.5]);
+        // A small budget shrinks the frame: 1000x1000 under max_pixels 200704 = 448x448.
+        let small: BoxFrame = "qwen2.5-vl:factor=28,max_pixels=200704,min_pixels=3136"
+            .parse()
+            .unwrap();
+        let b = small
+            .normalize([0.0, 0.0, 224.0, 448.0], Some((1000, 1000)))
+            .unwrap();
+        assert_eq!(b.to_array(), [0.0, 0.0, 0.5, 1.0]);
+        // An image the processor refuses is an error, not a guess.
+        assert!(f.normalize([0.0, 0.0, 1.0, 1.0], Some((1, 500))).is_err());
     }
 
     #[test]

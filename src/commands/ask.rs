@@ -1,6 +1,7 @@
-//! `medvqa ask`: one question about some images, answered by a model folder. The quickest
-//! check that a downloaded model runs: it uses the model's own preprocessing, tokenizer and
-//! chat template, exactly as an evaluation does.
+//! `medvqa ask`: one question about some images, answered by a model folder or a served
+//! model. The quickest check that a downloaded model runs (it uses the model's own
+//! preprocessing, tokenizer and chat template, exactly as an evaluation does), or that a
+//! server is reachable and takes images.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use anyhow::Context;
 use super::{Outcome, out};
 use crate::cli::AskArgs;
 use crate::data::decode::{DEFAULT_MAX_PIXELS, decode_bytes};
+use crate::geometry::BoxFrame;
+use crate::infer::served::ServedSettings;
 use crate::infer::{Model, PromptInput};
 use crate::pixels::Pixels;
 use crate::sample::{ImageRef, ImageSource, QuestionKind, Sample, Task};
@@ -48,7 +51,27 @@ pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
             a.kind
         );
     }
-    let model = Model::open(&a.model.model, &a.model.options(threads))?;
+    let m = &a.model;
+    let model = match (&m.model, &m.url, &m.served_model) {
+        (Some(dir), _, _) => Model::open(dir, &m.options(threads))?,
+        (None, Some(url), Some(name)) => {
+            let frame = match (m.box_frame, a.kind) {
+                (Some(f), _) => f,
+                (None, QuestionKind::Grounding) => anyhow::bail!(
+                    "a grounding question to a served model needs --box-frame: the frame its boxes come in is declared, never guessed (normalized, pixels, grid:1000, yx-grid:1000 for Gemini, qwen2.5-vl:min_pixels=…,max_pixels=…,factor=28 for Qwen2.5-VL)"
+                ),
+                // No box is read from the answer of another kind.
+                (None, _) => BoxFrame::Normalized,
+            };
+            let mut s = ServedSettings::new(url.as_str(), name.as_str(), frame);
+            s.api_key_env = m.api_key_env.clone();
+            s.max_tokens = m.max_new_tokens;
+            s.max_images = m.max_images;
+            s.max_concurrency = 1;
+            Model::served(s)?
+        }
+        _ => anyhow::bail!("ask needs --model DIR, or --url URL and --served-model NAME"),
+    };
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }
@@ -73,6 +96,12 @@ pub fn run(a: &AskArgs, threads: Option<usize>) -> anyhow::Result<Outcome> {
     };
     if a.show_prompt {
         match model.prompt(&input) {
+            // A served model's server renders its own chat template: medvqa shows the user
+            // turn it sends, without token ids.
+            Ok(view) if view.input_ids.is_empty() => out(&format!(
+                "--- user turn (the server applies its chat template) ---\n{}\n--- answer ---\n",
+                view.rendered
+            ))?,
             Ok(view) => out(&format!(
                 "--- prompt ({} tokens) ---\n{}\n--- answer ---\n",
                 view.input_ids.len(),

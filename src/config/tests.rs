@@ -37,7 +37,7 @@ fn a_misspelt_key_names_its_line_and_the_closest_key() {
         "{err}"
     );
     assert!(err.contains("   6 | batchsize = 4"), "{err}");
-    assert!(err.contains("keys allowed here: path"), "{err}");
+    assert!(err.contains("keys allowed here: backend, path"), "{err}");
 }
 
 #[test]
@@ -187,5 +187,68 @@ fn every_shipped_config_is_valid() {
     assert!(
         n >= 4,
         "expected default + three benchmark configs, found {n}"
+    );
+}
+
+const SERVED: &str = "[dataset]\nspec = \"phantom:all\"\n[model]\nbackend = \"openai\"\nurl = \"http://localhost:8000/v1\"\nmodel = \"Qwen/Qwen2.5-VL-7B-Instruct\"\nbox_frame = \"qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=28\"\n";
+
+#[test]
+fn a_served_model_reads_its_settings_and_defaults() {
+    let c = Config::from_toml(&format!(
+        "{SERVED}api_key_env = \"OPENAI_API_KEY\"\nmax_concurrency = 16\ntimeout_s = 30\nmax_retries = 2\nmax_tokens = 64\nseed = 5\nprice_prompt_per_mtok = 2.5\nprice_completion_per_mtok = 10\n"
+    ))
+    .unwrap();
+    c.validate().unwrap();
+    let s = c.model.served_settings().unwrap();
+    assert_eq!(s.endpoint(), "http://localhost:8000/v1/chat/completions");
+    assert_eq!(s.max_concurrency, 16);
+    assert_eq!(s.retry.timeout, std::time::Duration::from_secs(30));
+    assert_eq!(s.retry.max_retries, 2);
+    assert_eq!(s.max_tokens, Some(64));
+    assert_eq!(s.temperature, 0.0);
+    assert_eq!(s.seed, Some(5));
+    assert_eq!(s.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+    assert_eq!(s.prices.unwrap().completion_per_mtok, 10.0);
+    assert_eq!(s.image_format, crate::infer::served::ImageFormat::Png);
+    // `max_tokens` is read as max_new_tokens and written back under that name.
+    let back = Config::from_toml(&c.to_toml().unwrap()).unwrap();
+    assert_eq!(back, c);
+    assert!(!c.to_toml().unwrap().contains("path ="));
+}
+
+#[test]
+fn served_and_onnx_settings_do_not_mix() {
+    let err = |text: String| {
+        Config::from_toml(&text)
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err()
+    };
+    // An ONNX config with a served key, and the reverse.
+    assert!(err(format!("{MINIMAL}url = \"http://x/v1\"\n")).contains("backend = \"openai\""));
+    assert!(err(format!("{SERVED}path = \"m\"\n")).contains("model.path applies to ONNX"));
+    assert!(err(format!("{SERVED}sessions = 2\n")).contains("model.sessions"));
+    // What a served model must state.
+    let no_frame = SERVED.replace(
+        "box_frame = \"qwen2.5-vl:min_pixels=3136,max_pixels=12845056,factor=28\"\n",
+        "",
+    );
+    assert!(err(no_frame).contains("never guessed"));
+    assert!(
+        err(SERVED.replace("url = \"http://localhost:8000/v1\"\n", ""))
+            .contains("model.url is missing")
+    );
+    assert!(
+        err(SERVED.replace("model = \"Qwen/Qwen2.5-VL-7B-Instruct\"\n", ""))
+            .contains("model.model is missing")
+    );
+    assert!(err(format!("{SERVED}max_side = 512\n")).contains("max_side"));
+    assert!(err(format!("{SERVED}max_concurrency = 0\n")).contains("at least 1"));
+    assert!(err(format!("{SERVED}jpeg_quality = 80\n")).contains("image_format = \"jpeg\""));
+    assert!(err(format!("{SERVED}timeout_s = -1\n")).contains("timeout_s"));
+    assert!(err(format!("{SERVED}image_format = \"gif\"\n")).contains("gif"));
+    // An ONNX config without a folder.
+    assert!(
+        err("[dataset]\nspec = \"phantom:all\"\n[model]\n".into())
+            .contains("model.path is missing")
     );
 }

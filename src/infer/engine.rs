@@ -58,6 +58,10 @@ pub trait Engine: Send + Sync {
     fn generation_key(&self) -> String;
     /// Non-fatal notes from opening (ignored sampling settings, CUDA fallback, …).
     fn warnings(&self) -> Vec<String>;
+    /// Request statistics, for engines that call a server.
+    fn served_usage(&self) -> Option<super::served::Usage> {
+        None
+    }
 }
 
 /// The family-specific half of a decoder model. See the module docs.
@@ -499,6 +503,7 @@ impl<F: DecoderFamily> DecoderEngine<F> {
                         token_ids: toks.ids,
                         token_probs,
                         prompt_tokens: p.ids.len(),
+                        completion_tokens: None,
                         timings: Timings {
                             prefill: timing.prefill,
                             decode: timing.decode,
@@ -653,6 +658,7 @@ mod tests {
             prefill: ms(30),
             decode: ms(60),
             batch_size: 3,
+            ..Timings::default()
         });
         let total: Duration = batch.iter().map(Timings::graph_share).sum();
         assert_eq!(total, ms(3 + 5 + 7 + 30 + 60));

@@ -96,6 +96,8 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("served model: {0}")]
+    Served(String),
 }
 
 fn list(v: &[String]) -> String {
@@ -151,6 +153,10 @@ pub enum SampleErrorKind {
     },
     #[error("{0}")]
     Output(String),
+    /// A served model's request failed: the server's message or the transport's, the API key
+    /// cut out.
+    #[error("{0}")]
+    Served(String),
 }
 
 /// One sample that failed, with its id.

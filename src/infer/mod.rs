@@ -31,6 +31,7 @@ pub mod minilm;
 mod options;
 pub mod prompt;
 pub mod runtime;
+pub mod served;
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +86,32 @@ impl Model {
             model_type: folder.model_type.clone(),
             fingerprint,
         })
+    }
+
+    /// A model behind an OpenAI-compatible chat-completions endpoint ([`served`]). Nothing is
+    /// sent until it answers.
+    pub fn served(settings: served::ServedSettings) -> Result<Model, ModelError> {
+        use sha2::Digest;
+        // The store key covers the model's name, not where it is served: answers from
+        // another replica of the same model resume the same run.
+        let fingerprint = hex::encode(sha2::Sha256::digest(
+            format!("served-model\0{}", settings.model).as_bytes(),
+        ));
+        let name = settings.model.clone();
+        let endpoint = settings.endpoint();
+        let engine = served::ServedEngine::open(settings)?;
+        Ok(Model {
+            engine: Box::new(engine),
+            dir: PathBuf::from(endpoint),
+            family: "served",
+            model_type: name,
+            fingerprint,
+        })
+    }
+
+    /// Request statistics of a served model (`None` for an ONNX model).
+    pub fn served_usage(&self) -> Option<served::Usage> {
+        self.engine.served_usage()
     }
 
     /// Answers each input; result `i` is for `inputs[i]`. Failures are per sample.

@@ -86,6 +86,8 @@ pub struct Timings {
     pub vision: Duration,
     pub prefill: Duration,
     pub decode: Duration,
+    /// A served model's request, retries and waits included.
+    pub request: Duration,
     pub batch_size: usize,
 }
 
@@ -109,6 +111,8 @@ pub struct Generated {
     /// text ends in `text` (empty for engines that do not generate, e.g. dual encoders).
     pub token_probs: Vec<crate::store::TokenProb>,
     pub prompt_tokens: usize,
+    /// The answer's length in tokens where no ids are known (a server's usage count).
+    pub completion_tokens: Option<usize>,
     pub timings: Timings,
 }
 

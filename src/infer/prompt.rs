@@ -33,6 +33,12 @@ pub fn frame_words(frame: BoxFrame) -> String {
         BoxFrame::PixelsOf { width, height } => {
             format!("in pixel coordinates of the image scaled to {width}x{height}")
         }
+        BoxFrame::GridYx(n) => {
+            format!(
+                "with integer coordinates from 0 to {n}, relative to the image height and width"
+            )
+        }
+        BoxFrame::SmartResize { .. } => "in absolute pixel coordinates of the image".into(),
     }
 }
 
@@ -70,7 +76,8 @@ pub fn instruction(kind: QuestionKind, frame: BoxFrame, question: &str) -> Optio
                 "Answer with bounding boxes"
             };
             Some(format!(
-                "{lead} as [x1, y1, x2, y2] {}.",
+                "{lead} as {} {}.",
+                frame.layout(),
                 frame_words(frame)
             ))
         }

@@ -739,6 +739,9 @@ pub struct Timing {
     /// timing was written, in MiB; absent where the system does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_mib: Option<f64>,
+    /// A served model's requests, retries, tokens, latency and cost in this process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<crate::infer::served::Usage>,
 }
 
 /// This process's peak resident memory so far, in MiB (`VmHWM`, Linux); `None` elsewhere.

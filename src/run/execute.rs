@@ -107,6 +107,7 @@ impl StageTimes {
             records_per_second: if w > 0.0 { answered as f64 / w } else { 0.0 },
             threads: rayon::current_num_threads(),
             peak_rss_mib: crate::report::peak_rss_mib(),
+            served: None,
         }
     }
 }
@@ -207,18 +208,25 @@ impl Runner<'_> {
                     times.preprocess += g.timings.preprocess;
                     times.model_compute += g.timings.graph_share();
                     r.response = Some(g.text);
-                    r.tokens = Some(g.token_ids.len());
+                    r.tokens = Some(g.completion_tokens.unwrap_or(g.token_ids.len()));
                     r.token_probs = (!g.token_probs.is_empty()).then_some(g.token_probs);
                     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-                    r.timing_ms = [
-                        ("preprocess", ms(g.timings.preprocess)),
-                        ("vision", ms(g.timings.vision)),
-                        ("prefill_batch", ms(g.timings.prefill)),
-                        ("decode_batch", ms(g.timings.decode)),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
+                    let t = &g.timings;
+                    let stages: &[(&str, Duration)] = if t.request > Duration::ZERO {
+                        // A served model: the request, retries and waits included.
+                        &[("request", t.request)]
+                    } else {
+                        &[
+                            ("preprocess", t.preprocess),
+                            ("vision", t.vision),
+                            ("prefill_batch", t.prefill),
+                            ("decode_batch", t.decode),
+                        ]
+                    };
+                    r.timing_ms = stages
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), ms(*v)))
+                        .collect();
                 }
                 Err(e) => r.error = Some(e.failure().to_string()),
             }

@@ -39,7 +39,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::data::decode::ImageStore;
 use crate::data::select::Selected;
 use crate::data::{self, Dataset};
@@ -162,7 +162,14 @@ fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
     if let (Some(note), false) = (&selected.note, opts.quiet) {
         eprintln!("{note}");
     }
-    let model = Model::open(&cfg.model.path, &model_options(cfg, opts.threads))?;
+    let model = if opts.report_only && cfg.model.backend == Backend::Openai {
+        // Nothing is sent when reporting from the store, so no key is needed.
+        let mut s = cfg.model.served_settings().map_err(RunError::Invalid)?;
+        s.api_key_env = None;
+        Model::served(s)?
+    } else {
+        open_model(cfg, opts.threads)?
+    };
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }
@@ -306,7 +313,7 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     outputs::write_run_folder(&out, &rep, &runs, &thumbs, &fingerprint)?;
     let t_report = t.elapsed();
 
-    let timing = times.to_timing(
+    let mut timing = times.to_timing(
         t_start.elapsed(),
         [
             ("load", t_load),
@@ -316,6 +323,7 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
         ],
         answered,
     );
+    timing.served = model.served_usage();
     report::write_timing(&out, &timing)?;
     Ok(EvalSummary {
         out,
@@ -401,13 +409,9 @@ fn answer_pending(
         perturbed: PerturbedCache::new(PERTURBED_CACHE_ENTRIES),
         swaps,
     };
+    let (batch_size, sessions) = step_shape(cfg);
     let answered = runner.run(
-        &pending,
-        &mut store,
-        cfg.model.batch_size,
-        cfg.model.sessions,
-        opts.quiet,
-        times,
+        &pending, &mut store, batch_size, sessions, opts.quiet, times,
     )?;
     Ok((answered, reused))
 }
@@ -508,6 +512,29 @@ fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
         seen.boxes = b.clone();
     }
     Some(seen)
+}
+
+/// The config's model: a folder run through ONNX Runtime, or a served model.
+pub fn open_model(cfg: &Config, threads: Option<usize>) -> Result<Model, RunError> {
+    Ok(match cfg.model.backend {
+        Backend::Onnx => Model::open(&cfg.model.path, &model_options(cfg, threads))?,
+        Backend::Openai => Model::served(cfg.model.served_settings().map_err(RunError::Invalid)?)?,
+    })
+}
+
+/// Items per pipeline step and batches in flight. A served model gets at least four requests
+/// per worker in a step, so that one slow reply holds up little of the step.
+fn step_shape(cfg: &Config) -> (usize, usize) {
+    let m = &cfg.model;
+    match m.backend {
+        Backend::Onnx => (m.batch_size, m.sessions),
+        Backend::Openai => {
+            let workers = m
+                .max_concurrency
+                .unwrap_or(crate::infer::served::DEFAULT_CONCURRENCY);
+            (m.batch_size.max(4 * workers), 1)
+        }
+    }
 }
 
 fn model_options(cfg: &Config, threads: Option<usize>) -> ModelOptions {

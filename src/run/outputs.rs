@@ -96,6 +96,7 @@ pub(super) fn timing(
         records_per_second: if w > 0.0 { records as f64 / w } else { 0.0 },
         threads: rayon::current_num_threads(),
         peak_rss_mib: report::peak_rss_mib(),
+        served: None,
     }
 }
 
@@ -166,11 +167,15 @@ pub(super) fn eval_header(
         grounding,
     );
     h.model = Some(cfg.model.name.clone().unwrap_or_else(|| {
-        cfg.model
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| cfg.model.path.display().to_string())
+        match (&cfg.model.backend, &cfg.model.model) {
+            (crate::config::Backend::Openai, Some(m)) => m.clone(),
+            _ => cfg
+                .model
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| cfg.model.path.display().to_string()),
+        }
     }));
     h.by_meta = cfg.score.by.clone();
     h.bootstrap = Bootstrap {
@@ -183,12 +188,24 @@ pub(super) fn eval_header(
             "The model has random weights (a test fixture): its answers are random, and so are these scores. They show the pipeline working, not a model's ability.".into(),
         );
     }
-    h.notes.push(format!(
-        "model family {} ({}); answers' boxes read in the {} frame",
-        model.family(),
-        model.model_type(),
-        box_frame
-    ));
+    match cfg.model.served_settings() {
+        Ok(s) if cfg.model.backend == crate::config::Backend::Openai => {
+            h.notes.push(format!(
+                "served model {} through an OpenAI-compatible chat-completions endpoint (temperature {}{}); answers' boxes read in the declared {} frame",
+                s.model,
+                s.temperature,
+                s.seed.map(|x| format!(", seed {x}")).unwrap_or_default(),
+                box_frame
+            ));
+            h.notes.push(format!("images sent as {}", s.image_note()));
+        }
+        _ => h.notes.push(format!(
+            "model family {} ({}); answers' boxes read in the {} frame",
+            model.family(),
+            model.model_type(),
+            box_frame
+        )),
+    }
     if !cfg.perturb.perturbations.is_empty() {
         h.notes.push(format!(
             "robustness track: {} at severities {} (run seed {})",

@@ -167,7 +167,7 @@ pub fn normalize_boxes(
         let image = b.image.unwrap_or(default_image);
         let bbox = match b.coords {
             Some(c) if image < n_images => {
-                let size = if frame == BoxFrame::Pixels {
+                let size = if frame.needs_image_size() {
                     Some(image_size(image).ok_or(FrameError {
                         image,
                         source: BoxError::NeedsImageSize { frame },

@@ -472,6 +472,7 @@ impl DualEncoder {
                             token_ids: Vec::new(),
                             token_probs: Vec::new(),
                             prompt_tokens: ids[first..first + count].iter().map(Vec::len).sum(),
+                            completion_tokens: None,
                             timings: Timings {
                                 preprocess,
                                 vision: spent,

@@ -92,38 +92,8 @@ impl ImagePatches {
     }
 }
 
-/// transformers' `smart_resize`: `(height, width)`, or why the image cannot be used.
-pub fn smart_resize(
-    height: u32,
-    width: u32,
-    factor: u32,
-    min_pixels: u64,
-    max_pixels: u64,
-) -> Result<(u32, u32), String> {
-    let (h, w, f) = (height as f64, width as f64, factor as f64);
-    if height == 0 || width == 0 {
-        return Err("the image is empty".into());
-    }
-    if h.max(w) / h.min(w) > 200.0 {
-        return Err(format!(
-            "absolute aspect ratio must be smaller than 200, got {}",
-            h.max(w) / h.min(w)
-        ));
-    }
-    // Python's round(): half to even
-    let mut h_bar = (h / f).round_ties_even() * f;
-    let mut w_bar = (w / f).round_ties_even() * f;
-    if h_bar * w_bar > max_pixels as f64 {
-        let beta = ((height as u64 * width as u64) as f64 / max_pixels as f64).sqrt();
-        h_bar = f.max((h / beta / f).floor() * f);
-        w_bar = f.max((w / beta / f).floor() * f);
-    } else if h_bar * w_bar < min_pixels as f64 {
-        let beta = (min_pixels as f64 / (height as u64 * width as u64) as f64).sqrt();
-        h_bar = (h * beta / f).ceil() * f;
-        w_bar = (w * beta / f).ceil() * f;
-    }
-    Ok((h_bar as u32, w_bar as u32))
-}
+/// transformers' `smart_resize`; it lives with the box frames, which need it too.
+pub use crate::geometry::smart_resize;
 
 impl ImageProcessor {
     /// Reads `preprocessor_config.json`: `min_pixels`/`max_pixels` (or the newer
