@@ -35,6 +35,54 @@ pub struct Config {
     pub score: ScoreSection,
     #[serde(default)]
     pub report: ReportSection,
+    /// The prompt, when not medvqa's own wording (a benchmark's published prompt).
+    #[serde(default, skip_serializing_if = "PromptSection::is_default")]
+    pub prompt: PromptSection,
+}
+
+/// `[prompt]`: the system message, the question block and the instruction lines, for both
+/// backends (docs/eval.md, "Prompts"). Part of the store key.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// `{question}`, `{options}`, `{instruction}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// `{letter}`, `{text}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_separator: Option<String>,
+    /// Per question kind; an empty line asks nothing.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub instructions: std::collections::BTreeMap<crate::sample::QuestionKind, String>,
+    /// `first` (the default) or `last`: where the images go in the user turn.
+    #[serde(default, skip_serializing_if = "is_default_images")]
+    pub images: crate::infer::prompt::ImagesAt,
+}
+
+fn is_default_images(i: &crate::infer::prompt::ImagesAt) -> bool {
+    *i == crate::infer::prompt::ImagesAt::default()
+}
+
+impl PromptSection {
+    pub fn is_default(&self) -> bool {
+        self == &PromptSection::default()
+    }
+
+    /// The settings the engines take.
+    pub fn settings(&self) -> crate::infer::prompt::PromptSettings {
+        crate::infer::prompt::PromptSettings {
+            system: self.system.clone(),
+            template: self.template.clone(),
+            option_format: self.option_format.clone(),
+            option_separator: self.option_separator.clone(),
+            instructions: self.instructions.clone(),
+            images: self.images,
+        }
+    }
 }
 
 /// Where the run goes and what seeds it.
@@ -700,6 +748,7 @@ impl Config {
     /// the selection filters are `KEY=VALUE`.
     pub fn validate(&self) -> Result<(), String> {
         self.model.validate()?;
+        self.prompt.settings().validate()?;
         for name in &self.perturb.perturbations {
             if crate::perturb::find(name).is_none()
                 && crate::perturb::presets::track(name).is_none()

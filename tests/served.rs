@@ -525,3 +525,49 @@ fn ask_answers_through_a_served_model() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--box-frame"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_configured_prompt_is_sent_and_is_part_of_the_store_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ChatServer::answering();
+    let cfg = config(tmp.path(), &server.url(), 1, "");
+    let o = eval(&cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = server.log().len();
+    assert!(first > 0);
+    assert!(
+        server
+            .log()
+            .iter()
+            .all(|s| s.body["messages"].as_array().unwrap().len() == 1)
+    );
+
+    // A system message and the images after the text: every prediction is asked again.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[prompt]\nsystem = \"Answer as a radiologist.\"\nimages = \"last\"\n[prompt.instructions]\nopen = \"\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let o = eval(&cfg);
+    assert!(o.status.success(), "{:?} {}{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("(0 reused from the store)"),
+        "{}",
+        stdout(&o)
+    );
+    let log = server.log();
+    assert_eq!(log.len(), 2 * first);
+    for s in &log[first..] {
+        let m = s.body["messages"].as_array().unwrap();
+        assert_eq!(m[0]["role"], "system");
+        assert_eq!(m[0]["content"], "Answer as a radiologist.");
+        let content = m[1]["content"].as_array().unwrap();
+        assert_eq!(content[0]["type"], "text");
+        assert!(content[1..].iter().all(|c| c["type"] == "image_url"));
+    }
+    let report = std::fs::read_to_string(tmp.path().join("run/report.md")).unwrap();
+    assert!(
+        report.contains("prompt from the config's [prompt]"),
+        "{report}"
+    );
+}

@@ -180,7 +180,9 @@ fn every_shipped_config_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            let c = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            c.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }
@@ -251,4 +253,61 @@ fn served_and_onnx_settings_do_not_mix() {
         err("[dataset]\nspec = \"phantom:all\"\n[model]\n".into())
             .contains("model.path is missing")
     );
+}
+
+#[test]
+fn the_benchmark_configs_ask_their_papers_prompts() {
+    use crate::infer::prompt::{ImagesAt, sample_text_with};
+    use crate::sample::{Sample, Task};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mfq = Config::from_file(&dir.join("medframeqa.toml")).unwrap();
+    let p = mfq.prompt.settings();
+    assert!(
+        p.system
+            .as_deref()
+            .unwrap()
+            .starts_with("Answer the following multiple-choice question. Images are provided.")
+    );
+    assert!(
+        p.system
+            .as_deref()
+            .unwrap()
+            .ends_with("Think step by step before answering.\"\n")
+    );
+    assert_eq!(p.images, ImagesAt::Last);
+    let s = Sample {
+        id: "q".into(),
+        images: Vec::new(),
+        question: "Which is seen in the first image?".into(),
+        task: Task::SingleChoice {
+            options: vec!["Stent".into(), "Clot".into()],
+            answer: 0,
+        },
+        boxes: Vec::new(),
+        meta: Default::default(),
+    };
+    assert_eq!(
+        sample_text_with(&s, BoxFrame::Normalized, &p),
+        "Question:Which is seen in the first image? \n\nOptions:\n['A. Stent', 'B. Clot']\n"
+    );
+    let kv = Config::from_file(&dir.join("kvasir-vqa-x1.toml")).unwrap();
+    let p = kv.prompt.settings();
+    assert!(
+        p.system
+            .as_deref()
+            .unwrap()
+            .starts_with("You are a medical vision-language assistant;")
+    );
+    let open = Sample {
+        question: "Is there a polyp and where?".into(),
+        task: Task::Open { answer: "x".into() },
+        ..s
+    };
+    assert_eq!(
+        sample_text_with(&open, BoxFrame::Normalized, &p),
+        "Is there a polyp and where?"
+    );
+    // The resolved config keeps the prompt verbatim.
+    let back = Config::from_toml(&mfq.to_toml().unwrap()).unwrap();
+    assert_eq!(back.prompt, mfq.prompt);
 }

@@ -244,6 +244,7 @@ pub struct DecoderEngine<F: DecoderFamily> {
     batch_size: usize,
     parallel: usize,
     max_images: Option<usize>,
+    prompt: prompt::PromptSettings,
     warnings: Vec<String>,
 }
 
@@ -337,6 +338,7 @@ impl<F: DecoderFamily> DecoderEngine<F> {
             batch_size: opts.batch_size.max(1),
             parallel: cfg.sessions,
             max_images: opts.max_images,
+            prompt: opts.prompt.clone(),
             warnings,
         })
     }
@@ -368,10 +370,10 @@ impl<F: DecoderFamily> DecoderEngine<F> {
                 limit: format!("max_images is set to {max}"),
             });
         }
-        let text = prompt::sample_text(input.sample, self.family.box_frame());
+        let text = prompt::sample_text_with(input.sample, self.family.box_frame(), &self.prompt);
         let rendered = self
             .template
-            .render(prompt::user_turn(n, &text), true)
+            .render(prompt::messages(&self.prompt, n, &text), true)
             .map_err(SampleErrorKind::Template)?;
         let placeholder = self.family.image_placeholder();
         let found = rendered.matches(placeholder).count();
@@ -628,6 +630,11 @@ impl<F: DecoderFamily> Engine for DecoderEngine<F> {
             let line = prompt::instruction(k, self.family.box_frame(), "?").unwrap_or_default();
             h.update(line.as_bytes());
             h.update([0u8]);
+        }
+        // A configured prompt; the default adds nothing, so that keys stored before
+        // `[prompt]` existed still match.
+        if !self.prompt.is_default() {
+            h.update(self.prompt.key_text().as_bytes());
         }
         hex::encode(h.finalize())
     }

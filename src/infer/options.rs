@@ -28,6 +28,8 @@ pub struct ModelOptions {
     pub max_images: Option<usize>,
     /// How dual encoders (CLIP/SigLIP) turn questions into captions; decoders ignore it.
     pub zero_shot: ZeroShotOptions,
+    /// The configured prompt (`[prompt]`); dual encoders ignore it.
+    pub prompt: super::prompt::PromptSettings,
 }
 
 /// Zero-shot settings of the dual-encoder families (see `families::clip`).
@@ -65,6 +67,7 @@ impl Default for ModelOptions {
             max_pixels: None,
             max_images: None,
             zero_shot: ZeroShotOptions::default(),
+            prompt: Default::default(),
         }
     }
 }

@@ -111,6 +111,213 @@ pub fn sample_text(sample: &Sample, frame: BoxFrame) -> String {
     )
 }
 
+/// Where a user turn puts the images: before the text (the default, as transformers'
+/// processor examples do) or after it (MedFrameQA's evaluation code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImagesAt {
+    #[default]
+    First,
+    Last,
+}
+
+/// A configured prompt (`[prompt]`): an optional system message, the question block's
+/// template, how options are written, per-kind instruction lines and where the images go.
+/// The default is medvqa's own wording ([`question_text`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PromptSettings {
+    pub system: Option<String>,
+    /// With `{question}`, `{options}` and `{instruction}`; default: the three on their own
+    /// lines, each left out when empty.
+    pub template: Option<String>,
+    /// One option, with `{letter}` and `{text}`; default `{letter}. {text}`.
+    pub option_format: Option<String>,
+    /// Between options; default a newline.
+    pub option_separator: Option<String>,
+    /// The instruction line per kind, replacing medvqa's; empty: no line. A grounding line
+    /// may use `{layout}` (`[x1, y1, x2, y2]`) and `{frame}` (the frame in words).
+    pub instructions: BTreeMap<QuestionKind, String>,
+    pub images: ImagesAt,
+}
+
+/// The placeholders a question template may use.
+pub const TEMPLATE_PLACEHOLDERS: [&str; 3] = ["question", "options", "instruction"];
+
+impl PromptSettings {
+    pub fn is_default(&self) -> bool {
+        self == &PromptSettings::default()
+    }
+
+    /// Checks the templates' placeholders; the error names the unknown one.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |what: &str, text: &str, allowed: &[&str]| -> Result<(), String> {
+            for name in placeholders(text) {
+                if !allowed.contains(&name) {
+                    return Err(format!(
+                        "prompt.{what}: unknown placeholder {{{name}}} (allowed: {})",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            Ok(())
+        };
+        if let Some(t) = &self.template {
+            check("template", t, &TEMPLATE_PLACEHOLDERS)?;
+        }
+        if let Some(f) = &self.option_format {
+            check("option_format", f, &["letter", "text"])?;
+        }
+        for (kind, line) in &self.instructions {
+            let allowed: &[&str] = if *kind == QuestionKind::Grounding {
+                &["layout", "frame"]
+            } else {
+                &[]
+            };
+            check(&format!("instructions.{kind}"), line, allowed)?;
+        }
+        Ok(())
+    }
+
+    /// A stable text of every setting, for the store key.
+    pub fn key_text(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// The `{name}` placeholders in `text` (names of letters, digits and `_`).
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close)
+                if close > 0
+                    && after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                out.push(&after[..close]);
+                rest = &after[close + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    out
+}
+
+/// `text` with each `{name}` of `values` replaced, in one pass (a value's own braces are
+/// never expanded again); other braces stay as written.
+fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hit = values
+            .iter()
+            .find(|(name, _)| after.starts_with(name) && after[name.len()..].starts_with('}'));
+        match hit {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &after[name.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The user text for a sample under configured prompt settings; the default settings give
+/// exactly [`sample_text`].
+pub fn sample_text_with(sample: &Sample, frame: BoxFrame, settings: &PromptSettings) -> String {
+    if settings.template.is_none()
+        && settings.option_format.is_none()
+        && settings.option_separator.is_none()
+        && settings.instructions.is_empty()
+    {
+        return sample_text(sample, frame);
+    }
+    let kind = sample.kind();
+    let question = sample.question.trim();
+    let format = settings
+        .option_format
+        .as_deref()
+        .unwrap_or("{letter}. {text}");
+    let options: Vec<String> = sample
+        .task
+        .options()
+        .iter()
+        .enumerate()
+        .map(|(i, opt)| {
+            let letter = option_letter(i).unwrap_or('?').to_string();
+            fill(format, &[("letter", &letter), ("text", opt)])
+        })
+        .collect();
+    let options = options.join(settings.option_separator.as_deref().unwrap_or("\n"));
+    let instruction = match settings.instructions.get(&kind) {
+        Some(line) => fill(
+            line,
+            &[("layout", frame.layout()), ("frame", &frame_words(frame))],
+        ),
+        None => instruction(kind, frame, question).unwrap_or_default(),
+    };
+    match &settings.template {
+        Some(t) => fill(
+            t,
+            &[
+                ("question", question),
+                ("options", &options),
+                ("instruction", &instruction),
+            ],
+        ),
+        None => [question, options.as_str(), instruction.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// The messages of one question: the system message, if any, then one user turn of
+/// `n_images` images and the text, in the configured order.
+pub fn messages(settings: &PromptSettings, n_images: usize, text: &str) -> Value {
+    let mut content: Vec<Value> = (0..n_images)
+        .map(|_| object([("type", Value::from("image"))]))
+        .collect();
+    let text_part = object([("type", Value::from("text")), ("text", Value::from(text))]);
+    match settings.images {
+        ImagesAt::First => content.push(text_part),
+        ImagesAt::Last => content.insert(0, text_part),
+    }
+    let mut turns = Vec::new();
+    if let Some(system) = &settings.system {
+        turns.push(object([
+            ("role", Value::from("system")),
+            (
+                "content",
+                Value::from(vec![object([
+                    ("type", Value::from("text")),
+                    ("text", Value::from(system.as_str())),
+                ])]),
+            ),
+        ]));
+    }
+    turns.push(object([
+        ("role", Value::from("user")),
+        ("content", Value::from(content)),
+    ]));
+    Value::from(turns)
+}
+
 fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::from(
         pairs
@@ -295,6 +502,7 @@ fn fixed_strftime(fmt: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Task;
 
     #[test]
     fn generation_blocks_render_their_body() {
@@ -305,6 +513,134 @@ mod tests {
         assert_eq!(
             generation_tags_as_blocks("{{ x }}{% if y %}z{% endif %}"),
             "{{ x }}{% if y %}z{% endif %}"
+        );
+    }
+
+    fn sample(question: &str, task: Task) -> Sample {
+        Sample {
+            id: "s".into(),
+            images: Vec::new(),
+            question: question.into(),
+            task,
+            boxes: Vec::new(),
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_default_prompt_settings_give_medvqas_own_text() {
+        let s = sample(
+            "Which finding?",
+            Task::SingleChoice {
+                options: vec!["polyp".into(), "ulcer".into()],
+                answer: 0,
+            },
+        );
+        let d = PromptSettings::default();
+        assert_eq!(
+            sample_text_with(&s, BoxFrame::Normalized, &d),
+            sample_text(&s, BoxFrame::Normalized)
+        );
+        // Only a system message or the image order: the same text.
+        let only_system = PromptSettings {
+            system: Some("sys".into()),
+            images: ImagesAt::Last,
+            ..PromptSettings::default()
+        };
+        assert_eq!(
+            sample_text_with(&s, BoxFrame::Normalized, &only_system),
+            sample_text(&s, BoxFrame::Normalized)
+        );
+    }
+
+    #[test]
+    fn medframeqas_template_renders_as_its_eval_code_does() {
+        // eval_process.py: prompt_template.format(question=q, options=add_letter(options)),
+        // where the options are a Python list and so print as its repr.
+        let cfg: PromptSettings = PromptSettings {
+            template: Some("Question:{question} \n\nOptions:\n[{options}]\n".into()),
+            option_format: Some("'{letter}. {text}'".into()),
+            option_separator: Some(", ".into()),
+            instructions: [(QuestionKind::SingleChoice, String::new())].into(),
+            ..PromptSettings::default()
+        };
+        let s = sample(
+            " Which structure is enhanced in the second image? ",
+            Task::SingleChoice {
+                options: vec!["Aorta".into(), "Portal vein {x}".into(), "IVC".into()],
+                answer: 1,
+            },
+        );
+        assert_eq!(
+            sample_text_with(&s, BoxFrame::Normalized, &cfg),
+            "Question:Which structure is enhanced in the second image? \n\nOptions:\n['A. Aorta', 'B. Portal vein {x}', 'C. IVC']\n"
+        );
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn instruction_lines_are_configured_per_kind() {
+        let mut cfg = PromptSettings::default();
+        cfg.instructions.insert(QuestionKind::Open, String::new());
+        cfg.instructions.insert(
+            QuestionKind::Grounding,
+            "Box it as {layout}, {frame}.".into(),
+        );
+        let open = sample("What is shown?", Task::Open { answer: "x".into() });
+        assert_eq!(
+            sample_text_with(&open, BoxFrame::Normalized, &cfg),
+            "What is shown?"
+        );
+        let g = sample("Where is the polyp?", Task::Grounding { answer: None });
+        assert_eq!(
+            sample_text_with(&g, BoxFrame::GridYx(1000), &cfg),
+            "Where is the polyp?\nBox it as [y1, x1, y2, x2], with integer coordinates from 0 to 1000, relative to the image height and width."
+        );
+        // Closed keeps medvqa's line.
+        let c = sample("Is there a polyp?", Task::Closed { answer: true });
+        assert_eq!(
+            sample_text_with(&c, BoxFrame::Normalized, &cfg),
+            "Is there a polyp?\nAnswer yes or no."
+        );
+    }
+
+    #[test]
+    fn unknown_placeholders_are_named() {
+        let bad = PromptSettings {
+            template: Some("Q: {question} {choices}".into()),
+            ..PromptSettings::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("{choices}"));
+        let bad = PromptSettings {
+            instructions: [(QuestionKind::Closed, "Answer {layout}".into())].into(),
+            ..PromptSettings::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("instructions.closed"));
+        // JSON braces are not placeholders.
+        let ok = PromptSettings {
+            template: Some("{question}\nReply as {\"answer\": ...}".into()),
+            ..PromptSettings::default()
+        };
+        ok.validate().unwrap();
+    }
+
+    #[test]
+    fn the_system_message_and_image_order_reach_the_chat_template() {
+        let t = ChatTemplate::new(SMOLVLM, &serde_json::json!({})).unwrap();
+        let cfg = PromptSettings {
+            system: Some("Be brief.".into()),
+            images: ImagesAt::Last,
+            ..PromptSettings::default()
+        };
+        let out = t.render(messages(&cfg, 2, "Q?"), true).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>System: Be brief.<end_of_utterance>\nUser: Q?<image><image><end_of_utterance>\nAssistant:"
+        );
+        assert_eq!(
+            t.render(messages(&PromptSettings::default(), 1, "Q?"), true)
+                .unwrap(),
+            t.render(user_turn(1, "Q?"), true).unwrap()
         );
     }
 

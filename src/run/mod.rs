@@ -166,6 +166,7 @@ fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
         // Nothing is sent when reporting from the store, so no key is needed.
         let mut s = cfg.model.served_settings().map_err(RunError::Invalid)?;
         s.api_key_env = None;
+        s.prompt = cfg.prompt.settings();
         Model::served(s)?
     } else {
         open_model(cfg, opts.threads)?
@@ -518,7 +519,11 @@ fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
 pub fn open_model(cfg: &Config, threads: Option<usize>) -> Result<Model, RunError> {
     Ok(match cfg.model.backend {
         Backend::Onnx => Model::open(&cfg.model.path, &model_options(cfg, threads))?,
-        Backend::Openai => Model::served(cfg.model.served_settings().map_err(RunError::Invalid)?)?,
+        Backend::Openai => {
+            let mut s = cfg.model.served_settings().map_err(RunError::Invalid)?;
+            s.prompt = cfg.prompt.settings();
+            Model::served(s)?
+        }
     })
 }
 
@@ -551,6 +556,7 @@ fn model_options(cfg: &Config, threads: Option<usize>) -> ModelOptions {
         batch_size: m.batch_size.max(1),
         max_pixels: m.image_budget,
         max_images: m.max_images,
+        prompt: cfg.prompt.settings(),
         ..ModelOptions::default()
     };
     if let Some(z) = &m.zero_shot {

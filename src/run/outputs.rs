@@ -206,6 +206,33 @@ pub(super) fn eval_header(
             box_frame
         )),
     }
+    if !cfg.prompt.is_default() {
+        let p = &cfg.prompt;
+        let mut parts = Vec::new();
+        if p.system.is_some() {
+            parts.push("a system message".to_string());
+        }
+        if p.template.is_some() || p.option_format.is_some() || p.option_separator.is_some() {
+            parts.push("its own question template".to_string());
+        }
+        if !p.instructions.is_empty() {
+            parts.push(format!(
+                "its own instruction lines for {}",
+                p.instructions
+                    .keys()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if p.images == crate::infer::prompt::ImagesAt::Last {
+            parts.push("images after the text".to_string());
+        }
+        h.notes.push(format!(
+            "prompt from the config's [prompt]: {} (config.resolved.toml has it verbatim)",
+            parts.join("; ")
+        ));
+    }
     if !cfg.perturb.perturbations.is_empty() {
         h.notes.push(format!(
             "robustness track: {} at severities {} (run seed {})",

@@ -333,7 +333,12 @@ fn parse(raw: &Raw, st: &State) -> Option<Seen> {
         *n += 1;
         *n
     };
-    let content = body.pointer("/messages/0/content")?.as_array()?.clone();
+    let user = body
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .rfind(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    let content = user.get("content")?.as_array()?.clone();
     let mut text = String::new();
     let mut images = Vec::new();
     for part in &content {

@@ -80,6 +80,8 @@ pub struct ServedSettings {
     /// The frame the model's boxes are in, declared by the config.
     pub box_frame: BoxFrame,
     pub prices: Option<Prices>,
+    /// The configured prompt (`[prompt]`).
+    pub prompt: prompt::PromptSettings,
 }
 
 /// The default of `max_concurrency`.
@@ -104,6 +106,7 @@ impl ServedSettings {
             max_images: None,
             box_frame,
             prices: None,
+            prompt: prompt::PromptSettings::default(),
         }
     }
 
@@ -304,11 +307,20 @@ impl ServedEngine {
             .iter()
             .map(|u| json!({"type": "image_url", "image_url": {"url": u}}))
             .collect();
-        content.push(json!({"type": "text", "text": self.text(input)}));
+        let text = json!({"type": "text", "text": self.text(input)});
+        match self.settings.prompt.images {
+            prompt::ImagesAt::First => content.push(text),
+            prompt::ImagesAt::Last => content.insert(0, text),
+        }
         let s = &self.settings;
+        let mut messages = Vec::new();
+        if let Some(system) = &s.prompt.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": content}));
         let mut body = json!({
             "model": s.model,
-            "messages": [{"role": "user", "content": content}],
+            "messages": messages,
             "temperature": s.temperature,
             "stream": false,
         });
@@ -322,7 +334,7 @@ impl ServedEngine {
     }
 
     fn text(&self, input: &PromptInput<'_>) -> String {
-        prompt::sample_text(input.sample, self.settings.box_frame)
+        prompt::sample_text_with(input.sample, self.settings.box_frame, &self.settings.prompt)
     }
 
     /// Sends one prepared input and turns the reply into an answer.
@@ -496,7 +508,17 @@ impl Engine for ServedEngine {
     fn prompt(&self, input: &PromptInput<'_>) -> Result<PromptView, SampleError> {
         // The server renders its own chat template; what medvqa controls is the user turn.
         let images = input.images.len();
-        let rendered = format!("[user] {}{}", "<image>".repeat(images), self.text(input));
+        let p = &self.settings.prompt;
+        let system = p
+            .system
+            .as_ref()
+            .map(|s| format!("[system] {s}\n"))
+            .unwrap_or_default();
+        let (before, after) = match p.images {
+            prompt::ImagesAt::First => ("<image>".repeat(images), String::new()),
+            prompt::ImagesAt::Last => (String::new(), "<image>".repeat(images)),
+        };
+        let rendered = format!("{system}[user] {before}{}{after}", self.text(input));
         Ok(PromptView {
             rendered,
             input_ids: Vec::new(),
@@ -517,6 +539,9 @@ impl Engine for ServedEngine {
             let line = prompt::instruction(k, self.settings.box_frame, "?").unwrap_or_default();
             h.update(line.as_bytes());
             h.update([0u8]);
+        }
+        if !self.settings.prompt.is_default() {
+            h.update(self.settings.prompt.key_text().as_bytes());
         }
         hex::encode(h.finalize())
     }
