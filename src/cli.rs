@@ -165,6 +165,20 @@ pub struct ScoreArgs {
     /// then python3's packages).
     #[arg(long, value_name = "DIR", requires = "semantic")]
     pub semantic_model: Option<PathBuf>,
+    /// Also grade open answers with an LLM judge (the `judge` metric): the judge's
+    /// OpenAI-compatible API base, e.g. http://localhost:8000/v1. Verdicts are cached in
+    /// OUT/judgements.jsonl.
+    #[arg(long, value_name = "URL", requires = "judge_model")]
+    pub judge_url: Option<String>,
+    /// The judge model's name on that server.
+    #[arg(long, value_name = "NAME", requires = "judge_url")]
+    pub judge_model: Option<String>,
+    /// The environment variable holding the judge's API key.
+    #[arg(long, value_name = "VAR", requires = "judge_url")]
+    pub judge_key_env: Option<String>,
+    /// Judge requests in flight.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "judge_url")]
+    pub judge_concurrency: usize,
     /// What the bootstrap resamples together: image (questions on one image), meta.KEY
     /// (e.g. meta.video_id) or none (every question on its own). Default: what the
     /// dataset's format declares (`medvqa datasets`).

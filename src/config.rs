@@ -629,6 +629,28 @@ pub struct ScoreSection {
     /// `none`. Default: what the dataset format declares (`medvqa datasets`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_text")]
     pub cluster: Option<crate::score::ClusterRule>,
+    /// An LLM judge for open answers (the `judge` metric): a served model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeSection>,
+}
+
+/// `[score.judge]`: the served model that grades open answers (docs/scoring.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSection {
+    /// The API base, e.g. `http://localhost:8000/v1`.
+    pub url: String,
+    /// The judge model's name on that server; part of every verdict's cache key.
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Requests in flight (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 impl Default for ScoreSection {
@@ -641,6 +663,7 @@ impl Default for ScoreSection {
             bootstrap: default_bootstrap(),
             bootstrap_seed: None,
             cluster: None,
+            judge: None,
         }
     }
 }
@@ -749,6 +772,21 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.model.validate()?;
         self.prompt.settings().validate()?;
+        if let Some(j) = &self.score.judge {
+            if j.url.trim().is_empty() || j.model.trim().is_empty() {
+                return Err("score.judge needs url and model".into());
+            }
+            if j.max_concurrency == Some(0) {
+                return Err("score.judge.max_concurrency must be at least 1".into());
+            }
+            if let Some(t) = j.timeout_s
+                && !(t.is_finite() && t > 0.0 && t < 1e6)
+            {
+                return Err(format!(
+                    "score.judge.timeout_s = {t}: give a positive number of seconds"
+                ));
+            }
+        }
         for name in &self.perturb.perturbations {
             if crate::perturb::find(name).is_none()
                 && crate::perturb::presets::track(name).is_none()

@@ -549,7 +549,13 @@ fn the_configured_prompt_is_sent_and_is_part_of_the_store_key() {
     );
     std::fs::write(&cfg, text).unwrap();
     let o = eval(&cfg);
-    assert!(o.status.success(), "{:?} {}{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "{:?} {}{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     assert!(
         stdout(&o).contains("(0 reused from the store)"),
         "{}",
@@ -570,4 +576,188 @@ fn the_configured_prompt_is_sent_and_is_part_of_the_store_key() {
         report.contains("prompt from the config's [prompt]"),
         "{report}"
     );
+}
+
+/// A judge: correct when the response contains the reference, unparsed for colour
+/// questions, from the user text the judge prompt writes.
+fn judge_reply(s: &Seen) -> Reply {
+    let field = |name: &str| {
+        s.text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("")
+            .trim()
+            .to_lowercase()
+    };
+    if field("Question:").contains("colour") {
+        return Reply::Answer("I cannot tell.".into());
+    }
+    let right = field("Model response:").contains(&field("Reference answer:"));
+    Reply::Answer(format!("```json\n{{\"correct\": {right}}}\n```"))
+}
+
+#[test]
+fn an_llm_judge_grades_open_answers_once_and_caches_its_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = ChatServer::answering();
+    let judge = ChatServer::start(judge_reply, |_| Duration::ZERO);
+    let cfg = config(tmp.path(), &model.url(), 2, "");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[score.judge]\nurl = \"{}\"\nmodel = \"judge-m\"\nmax_concurrency = 2\n",
+        judge.url()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let o = eval(&cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tmp.path().join("run");
+    let asked = judge.log().len();
+    assert!(asked > 0);
+    assert!(judge.log().iter().all(|s| s.model == "judge-m"
+        && s.body["temperature"] == 0
+        && s.body["messages"][0]["role"] == "system"));
+    // One line per verdict asked; every open record graded.
+    let cache = std::fs::read_to_string(run.join("judgements.jsonl")).unwrap();
+    assert_eq!(cache.lines().count(), asked, "{cache}");
+    let scored: Vec<Value> = std::fs::read_to_string(run.join("scored.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let open: Vec<&Value> = scored.iter().filter(|s| s["kind"] == "open").collect();
+    assert!(!open.is_empty());
+    for s in &open {
+        let q = s["question"].as_str().unwrap();
+        if q.contains("colour") {
+            assert_eq!(s["judge"], "unparsed", "{s}");
+            assert!(s["metrics"].get("judge").is_none());
+        } else {
+            let v = s["metrics"]["judge"].as_f64().unwrap();
+            let right = s["response"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains(&s["reference"].as_str().unwrap().to_lowercase());
+            assert_eq!(v, if right { 1.0 } else { 0.0 }, "{s}");
+        }
+    }
+    assert!(
+        scored
+            .iter()
+            .filter(|s| s["kind"] != "open")
+            .all(|s| s.get("judge").is_none())
+    );
+    let report = json(&run.join("report.json"));
+    assert!(
+        report["overall"]["judge"]["n"].as_u64().unwrap() > 0,
+        "{}",
+        report["overall"]
+    );
+    let agreement = &report["judge_agreement"];
+    assert!(agreement["unparsed"].as_u64().unwrap() > 0);
+    assert_eq!(agreement["rows"][0]["metric"], "exact_match");
+    assert!(
+        std::fs::read_to_string(run.join("report.md"))
+            .unwrap()
+            .contains("## LLM judge")
+    );
+
+    // A rerun asks the judge nothing and reports the same bytes.
+    let before = std::fs::read(run.join("report.json")).unwrap();
+    let o = eval(&cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(judge.log().len(), asked);
+    assert_eq!(std::fs::read(run.join("report.json")).unwrap(), before);
+
+    // `medvqa score` grades external predictions with the same judge, into its own cache.
+    let preds = tmp.path().join("preds.jsonl");
+    let lines: String = records(&run)
+        .iter()
+        .filter(|r| r["perturbation"].is_null())
+        .map(|r| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": r["id"], "response": r["response"]})
+            )
+        })
+        .collect();
+    std::fs::write(&preds, lines).unwrap();
+    let out = tmp.path().join("scored");
+    let o = medvqa()
+        .args([
+            "score",
+            "--quiet",
+            "--dataset",
+            "phantom:all",
+            "--dataset-seed",
+            "7",
+            "--dataset-n",
+            "2",
+            "--predictions",
+            preds.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--judge-url",
+            &judge.url(),
+            "--judge-model",
+            "judge-m",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Its own cache: each distinct (question, reference, response) of the clean open
+    // answers asked once more.
+    let more = judge.log().len() - asked;
+    assert!(more > 0);
+    let cache = std::fs::read_to_string(out.join("judgements.jsonl")).unwrap();
+    assert_eq!(cache.lines().count(), more);
+    let report = json(&out.join("report.json"));
+    assert!(report["overall"]["judge"]["n"].as_u64().unwrap() > 0);
+    assert!(out.join("judgements.jsonl").is_file());
+}
+
+#[test]
+fn served_shards_merge_into_the_unsharded_report_and_compare_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ChatServer::answering();
+    let cfg = config(tmp.path(), &server.url(), 2, "max_concurrency = 4");
+    let o = eval(&cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = tmp.path().join("run/report.json");
+    let mut shards = Vec::new();
+    for i in 0..2 {
+        let dir = tmp.path().join(format!("shard{i}"));
+        let o = medvqa()
+            .args(["eval", "--quiet", "--config", cfg.to_str().unwrap()])
+            .args(["--shard", &format!("{i}/2"), "--out", dir.to_str().unwrap()])
+            .env(KEY_VAR, KEY)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        shards.push(dir);
+    }
+    // merge needs no key: it asks nothing.
+    let merged = tmp.path().join("merged");
+    let asked = server.log().len();
+    let o = medvqa()
+        .args(["merge", "--quiet", "--out", merged.to_str().unwrap()])
+        .args(shards.iter().map(|d| d.to_str().unwrap()))
+        .env_remove(KEY_VAR)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.log().len(), asked);
+    assert_eq!(
+        std::fs::read(merged.join("report.json")).unwrap(),
+        std::fs::read(&whole).unwrap()
+    );
+    // And compare pairs the served run with the merged one.
+    let o = medvqa()
+        .args(["compare", "--quiet"])
+        .arg(tmp.path().join("run"))
+        .arg(&merged)
+        .args(["--out", tmp.path().join("cmp").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }

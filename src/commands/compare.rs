@@ -142,6 +142,7 @@ mod tests {
     fn run(blank: &str) -> Vec<Scored> {
         let samples = crate::score::tests::battery();
         let o = ScoreOptions {
+            judge: None,
             box_frame: BoxFrame::Normalized,
             grounding: GroundingScope::Boxed,
             semantic: None,

@@ -28,6 +28,16 @@ pub fn run(a: &ScoreArgs, _quiet: bool) -> anyhow::Result<Outcome> {
         semantic: a.semantic,
         semantic_model: a.semantic_model.clone(),
         cluster: a.cluster.clone(),
+        judge: match (&a.judge_url, &a.judge_model) {
+            (Some(url), Some(model)) => Some(crate::run::judge::JudgeSettings {
+                url: url.clone(),
+                model: model.clone(),
+                api_key_env: a.judge_key_env.clone(),
+                max_concurrency: a.judge_concurrency.max(1),
+                retry: Default::default(),
+            }),
+            _ => None,
+        },
     };
     let s =
         run::score_predictions(&req).with_context(|| format!("score into {}", a.out.display()))?;

@@ -178,6 +178,9 @@ pub fn render(r: &Report, thumbs: &dyn Thumbnails) -> String {
         super::option_order::html(&mut o, x);
     }
     calibration_section(&mut o, r);
+    if let Some(a) = &r.judge_agreement {
+        super::judge_html(&mut o, a);
+    }
     examples_section(&mut o, r, thumbs);
     counts_section(&mut o, r);
 

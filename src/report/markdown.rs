@@ -183,6 +183,9 @@ pub fn render(r: &Report) -> String {
     if let Some(c) = &r.calibration {
         calibration(&mut o, c);
     }
+    if let Some(a) = &r.judge_agreement {
+        super::judge_markdown(&mut o, a);
+    }
 
     if !r.robustness.is_empty() {
         let _ = writeln!(o, "\n## Robustness\n");

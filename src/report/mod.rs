@@ -201,6 +201,10 @@ pub struct Report {
     /// shift from clean; absent when no prediction has a confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<calibration::Calibration>,
+    /// The LLM judge against exact match and token F1 on open answers; absent without a
+    /// judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_agreement: Option<crate::score::judge::JudgeAgreement>,
     pub unparsed: UnparsedReport,
     /// Clean predictions per extraction rule.
     pub extraction_rules: BTreeMap<String, usize>,
@@ -394,6 +398,7 @@ pub fn build(
         consistency_by_reliance: analyses::consistency_by_reliance(&runs.scored),
         option_order: option_order::option_order(&runs.scored),
         calibration: calibration::calibration(&runs.scored),
+        judge_agreement: crate::score::judge::agreement(&runs.scored),
         unparsed,
         extraction_rules: rules,
         box_syntaxes: syntaxes,
@@ -774,3 +779,70 @@ pub(crate) fn fmt4(v: f64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// One line on the judge for the console: its agreement with exact match.
+pub fn judge_line(a: &crate::score::judge::JudgeAgreement) -> Option<String> {
+    let em = a.rows.first()?;
+    Some(format!(
+        "judge: {} open answers graded ({} unparsed); agrees with exact match on {:.1}% (kappa {})",
+        a.judged,
+        a.unparsed,
+        100.0 * em.agreement,
+        em.kappa
+            .map_or("undefined".to_string(), |k| format!("{k:.3}"))
+    ))
+}
+
+/// The judge's agreement table as Markdown.
+pub fn judge_markdown(o: &mut String, a: &crate::score::judge::JudgeAgreement) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "\n## LLM judge\n\n{} open answers graded by the judge, {} of them unparsed (left out of `judge`). Agreement with the string metrics, over the answers both scored:\n",
+        a.judged, a.unparsed
+    );
+    let _ = writeln!(
+        o,
+        "| metric | n | both right | judge only | metric only | both wrong | agreement | kappa |"
+    );
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &a.rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.metric,
+            r.n,
+            r.both_correct,
+            r.judge_only,
+            r.metric_only,
+            r.both_incorrect,
+            fmt4(r.agreement),
+            r.kappa.map_or("-".to_string(), fmt4)
+        );
+    }
+}
+
+/// The judge's agreement table as HTML.
+pub fn judge_html(o: &mut String, a: &crate::score::judge::JudgeAgreement) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        o,
+        r#"<section id="judge"><h2>LLM judge</h2><p class="note">{} open answers graded by the judge, {} of them unparsed (left out of judge). Agreement with the string metrics, over the answers both scored.</p><table><tr><th>metric</th><th>n</th><th>both right</th><th>judge only</th><th>metric only</th><th>both wrong</th><th>agreement</th><th>kappa</th></tr>"#,
+        a.judged, a.unparsed
+    );
+    for r in &a.rows {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>",
+            svg::esc(&r.metric),
+            r.n,
+            r.both_correct,
+            r.judge_only,
+            r.metric_only,
+            r.both_incorrect,
+            r.agreement,
+            r.kappa.map_or("-".to_string(), |k| format!("{k:.3}"))
+        );
+    }
+    o.push_str("</table></section>");
+}

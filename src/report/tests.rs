@@ -70,6 +70,7 @@ fn report_of(p: &[Prediction]) -> Report {
 fn report_by(p: &[Prediction], by: &[&str]) -> Report {
     let samples = battery();
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,
@@ -251,6 +252,7 @@ fn the_headline_is_one_metric_per_kind() {
 fn clustered_records_give_a_clustering_block_and_unclustered_ones_none() {
     let samples = battery();
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,
@@ -288,6 +290,7 @@ fn clustered_records_give_a_clustering_block_and_unclustered_ones_none() {
 fn image_reliance_compares_clean_and_blank_answers_on_the_same_questions() {
     let samples = battery();
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,
@@ -404,6 +407,7 @@ fn option_order_gives_circular_accuracy_and_position_bias_from_scripted_answers(
         }
     }
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,
@@ -469,6 +473,7 @@ fn option_order_gives_circular_accuracy_and_position_bias_from_scripted_answers(
 fn consistency_by_reliance_puts_each_question_in_its_cell() {
     let samples = battery();
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,

@@ -37,6 +37,8 @@ pub struct ScoreRequest {
     pub semantic_model: Option<PathBuf>,
     /// What the bootstrap resamples together; `None`: what the dataset's format declares.
     pub cluster: Option<crate::score::ClusterRule>,
+    /// An LLM judge for open answers; its verdicts are cached in `out`.
+    pub judge: Option<super::judge::JudgeSettings>,
 }
 
 /// What `score` found: the report, and the records a command lists one by one.
@@ -95,10 +97,18 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
     }
     let box_frame = req.box_frame.unwrap_or(ds.source_frame);
     let scorer = semantic.as_ref().map(MiniLmScorer);
+    // Only one process writes a run folder at a time; the judge's cache is written while
+    // scoring, so the lock is taken first.
+    let _lock = super::lock::acquire(&req.out)?;
+    let judge = match &req.judge {
+        Some(s) => Some(super::judge::LlmJudge::open(s.clone(), &req.out)?),
+        None => None,
+    };
     let opts = ScoreOptions {
         box_frame,
         grounding: req.grounding,
         semantic: scorer.as_ref().map(|s| s as &dyn score::SemanticScorer),
+        judge: judge.as_ref().map(|j| j as &dyn score::judge::Judge),
     };
     let t1 = Instant::now();
     let truth = |_: &Sample, p: &Prediction| {
@@ -141,8 +151,13 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         ));
     }
 
-    // Only one process writes a run folder at a time.
-    let _lock = super::lock::acquire(&req.out)?;
+    if let Some(s) = &req.judge {
+        header.notes.push(s.note());
+    }
+    if let Some(j) = &judge {
+        let (asked, reused) = j.counts();
+        eprintln!("judge: {asked} verdicts asked, {reused} reused from judgements.jsonl");
+    }
     let t2 = Instant::now();
     let rep = report::build(
         &ds.samples,

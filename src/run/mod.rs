@@ -29,6 +29,7 @@ mod execute;
 pub mod export;
 mod external;
 pub mod folded;
+pub mod judge;
 pub mod lock;
 mod merge;
 pub mod outputs;
@@ -264,10 +265,18 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     let (preds, seen_as) = predictions_of(&items, &stored, &mut failures);
     let box_frame = cfg.model.box_frame.unwrap_or_else(|| model.box_frame());
     let scorer = semantic.as_ref().map(MiniLmScorer);
+    let judge = match &cfg.score.judge {
+        Some(j) => Some(judge::LlmJudge::open(
+            judge::JudgeSettings::from_section(j),
+            &out,
+        )?),
+        None => None,
+    };
     let score_opts = ScoreOptions {
         box_frame,
         grounding: cfg.score.grounding,
         semantic: scorer.as_ref().map(|s| s as &dyn SemanticScorer),
+        judge: judge.as_ref().map(|j| j as &dyn crate::score::judge::Judge),
     };
     let truth = |s: &Sample, p: &Prediction| seen_sample(&seen_as, s, p);
     let mut runs: RunScores = score::score_run_with(
@@ -278,6 +287,10 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
         &truth,
     );
     add_missing(&mut runs, &items, &ds, &stored);
+    if let (Some(j), false) = (&judge, opts.quiet) {
+        let (asked, reused) = j.counts();
+        eprintln!("judge: {asked} verdicts asked, {reused} reused from judgements.jsonl");
+    }
     let cluster = cluster_rule(cfg.score.cluster.as_ref(), &ds)?;
     cluster.assign(&mut runs, &ds.samples);
     let t_score = t.elapsed();

@@ -138,6 +138,9 @@ pub fn summary_text(r: &Report) -> String {
     if let Some(line) = r.option_order.as_ref().and_then(report::option_order_line) {
         let _ = writeln!(text, "{line}");
     }
+    if let Some(line) = r.judge_agreement.as_ref().and_then(report::judge_line) {
+        let _ = writeln!(text, "{line}");
+    }
     if let Some(line) = r
         .calibration
         .as_ref()
@@ -205,6 +208,10 @@ pub(super) fn eval_header(
             model.model_type(),
             box_frame
         )),
+    }
+    if let Some(j) = &cfg.score.judge {
+        h.notes
+            .push(super::judge::JudgeSettings::from_section(j).note());
     }
     if !cfg.prompt.is_default() {
         let p = &cfg.prompt;

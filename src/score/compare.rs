@@ -573,6 +573,7 @@ mod tests {
 
     fn run(responses: &[(&str, &str)]) -> Vec<Scored> {
         let o = ScoreOptions {
+            judge: None,
             box_frame: BoxFrame::Normalized,
             grounding: GroundingScope::Boxed,
             semantic: None,

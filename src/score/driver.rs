@@ -58,6 +58,9 @@ pub fn score_run_with(
     if let Some(sem) = opts.semantic {
         add_semantic(&mut scored, &by_id, sem, &mut failures);
     }
+    if let Some(judge) = opts.judge {
+        add_judge(&mut scored, &by_id, judge, &mut failures);
+    }
     scored.sort_by(|a, b| (&a.id, &a.condition).cmp(&(&b.id, &b.condition)));
     failures.sort_by(|a, b| (&a.id, &a.reason).cmp(&(&b.id, &b.reason)));
 
@@ -193,7 +196,61 @@ pub fn score_one(
         order_dependent: false,
         confidence: confidence.map(|c| c.0),
         confidence_scope: confidence.map(|c| c.1),
+        judge: None,
     })
+}
+
+/// Asks the judge about every open record: the question as asked, the manifest's reference
+/// and the whole response (the judge reads the answer in it, as a person would).
+pub(super) fn add_judge(
+    scored: &mut [Scored],
+    by_id: &HashMap<&str, &Sample>,
+    judge: &dyn super::judge::Judge,
+    failures: &mut Vec<Failure>,
+) {
+    let mut idx = Vec::new();
+    for (i, s) in scored.iter().enumerate() {
+        if let Some(Task::Open { .. }) = by_id.get(s.id.as_str()).map(|x| &x.task) {
+            idx.push(i);
+        }
+    }
+    let items: Vec<super::judge::JudgeItem<'_>> = idx
+        .iter()
+        .filter_map(|&i| {
+            let s = &scored[i];
+            let Task::Open { answer } = &by_id.get(s.id.as_str())?.task else {
+                return None;
+            };
+            Some(super::judge::JudgeItem {
+                question: &s.question,
+                reference: answer,
+                response: &s.response,
+            })
+        })
+        .collect();
+    let verdicts = judge.verdicts(&items);
+    let mut verdicts = verdicts.into_iter();
+    for i in idx {
+        match verdicts.next() {
+            Some(Ok(v)) => {
+                if let Some(x) = v.value() {
+                    scored[i].metrics.insert("judge".to_string(), x);
+                }
+                scored[i].judge = Some(v);
+            }
+            other => {
+                let reason = match other {
+                    Some(Err(e)) => e,
+                    _ => "the judge returned fewer verdicts than questions".into(),
+                };
+                let e = ScoreError::Judge {
+                    condition: scored[i].condition.clone(),
+                    reason,
+                };
+                failures.push(Failure::new(Stage::Score, &e).with_id(scored[i].id.clone()));
+            }
+        }
+    }
 }
 
 pub(super) fn add_semantic(

@@ -124,6 +124,8 @@ pub enum Scorer {
     Sample(fn(&Ctx) -> Option<MetricValue>),
     /// Scored by the [`SemanticScorer`] in [`ScoreOptions`], on open-text samples.
     Semantic,
+    /// The verdict of the judge in [`ScoreOptions`], on open questions.
+    Judge,
 }
 
 /// One metric of the registry.
@@ -269,6 +271,14 @@ pub static METRICS: &[Metric] = &[
         aggregate: Aggregate::Mean,
         headline: false,
         scorer: Scorer::Semantic,
+    },
+    Metric {
+        name: "judge",
+        description: "1 if an LLM judge (score.judge) finds the response correct against the reference, 0 if not; unparsed verdicts are left out and counted",
+        applies_to: "open; only when a judge is configured",
+        aggregate: Aggregate::Mean,
+        headline: false,
+        scorer: Scorer::Judge,
     },
 ];
 

@@ -28,6 +28,7 @@ pub mod boxes;
 pub mod compare;
 pub mod confidence;
 pub mod extract;
+pub mod judge;
 pub mod predictions;
 pub mod robustness;
 pub mod rouge;
@@ -234,6 +235,8 @@ pub struct ScoreOptions<'a> {
     pub box_frame: BoxFrame,
     pub grounding: GroundingScope,
     pub semantic: Option<&'a dyn SemanticScorer>,
+    /// An LLM judge for open answers (the `judge` metric).
+    pub judge: Option<&'a dyn judge::Judge>,
 }
 
 /// A predicted box as `scored.jsonl` writes it.
@@ -307,6 +310,9 @@ pub struct Scored {
     /// the predictions file gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence_scope: Option<confidence::Scope>,
+    /// The LLM judge's verdict on an open answer, when a judge was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<judge::Verdict>,
 }
 
 impl Scored {
@@ -478,6 +484,11 @@ pub enum ScoreError {
         condition: Condition,
         #[source]
         source: SemanticError,
+    },
+    #[error("{condition}: the LLM judge gave no verdict: {reason}")]
+    Judge {
+        condition: Condition,
+        reason: String,
     },
 }
 

@@ -102,6 +102,7 @@ const RESPONSES: &[&str] = &[
 
 fn opts() -> ScoreOptions<'static> {
     ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Normalized,
         grounding: GroundingScope::Boxed,
         semantic: None,
@@ -191,6 +192,7 @@ fn semantic_is_reported_only_with_a_scorer_and_failures_are_recorded() {
             .all(|s| !s.metrics.contains_key("semantic"))
     );
     let o = ScoreOptions {
+        judge: None,
         semantic: Some(&FixedSemantic),
         ..opts()
     };
@@ -249,6 +251,7 @@ fn pixel_frames_without_a_size_fail_the_sample_not_the_run() {
         Prediction::clean("closed", "yes"),
     ];
     let o = ScoreOptions {
+        judge: None,
         box_frame: BoxFrame::Pixels,
         ..opts()
     };
@@ -269,6 +272,7 @@ fn grounding_scope_decides_which_samples_are_scored_on_boxes() {
     let boxed = score_one(s, &p, &opts(), &NoSizes).unwrap();
     assert!(boxed.unparsed_boxes && boxed.metrics["miou"] == 0.0);
     let o = ScoreOptions {
+        judge: None,
         grounding: GroundingScope::GroundingKind,
         ..opts()
     };

@@ -192,6 +192,9 @@ pub fn pixel_digest(img: &image::DynamicImage) -> String {
 
 fn serve(stream: TcpStream, st: &State) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    // As serving engines do (uvicorn, vLLM): without it, Nagle's algorithm and the client's
+    // delayed ACK add about 40 ms to a reply.
+    let _ = stream.set_nodelay(true);
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
@@ -321,7 +324,8 @@ fn respond(out: &mut TcpStream, code: u16, body: &str, retry_after: Option<u64>)
         head.push_str(&format!("Retry-After: {s}\r\n"));
     }
     head.push_str("\r\n");
-    out.write_all(head.as_bytes()).is_ok() && out.write_all(body.as_bytes()).is_ok()
+    head.push_str(body);
+    out.write_all(head.as_bytes()).is_ok()
 }
 
 fn parse(raw: &Raw, st: &State) -> Option<Seen> {
@@ -338,9 +342,16 @@ fn parse(raw: &Raw, st: &State) -> Option<Seen> {
         .as_array()?
         .iter()
         .rfind(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
-    let content = user.get("content")?.as_array()?.clone();
     let mut text = String::new();
     let mut images = Vec::new();
+    // A plain-text turn (an LLM judge's) has a string for its content.
+    let content = match user.get("content")? {
+        Value::String(s) => {
+            text = s.clone();
+            Vec::new()
+        }
+        other => other.as_array()?.clone(),
+    };
     for part in &content {
         match part.get("type").and_then(Value::as_str) {
             Some("text") => text = part.get("text")?.as_str()?.to_string(),

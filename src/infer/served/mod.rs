@@ -212,39 +212,17 @@ type Encoded = Result<Vec<String>, SampleErrorKind>;
 impl ServedEngine {
     /// Reads the key from the environment and sets up the client. Nothing is sent yet.
     pub fn open(settings: ServedSettings) -> Result<ServedEngine, ModelError> {
-        let key = match &settings.api_key_env {
-            None => None,
-            Some(var) => match std::env::var(var) {
-                Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
-                _ => {
-                    return Err(ModelError::Served(format!(
-                        "model.api_key_env names {var}, which is not set (or empty) in the environment; \
-                         export {var}=… before the run (the key is read from the environment only)"
-                    )));
-                }
-            },
-        };
-        let endpoint = settings.endpoint();
-        let mut warnings = Vec::new();
-        match client::scheme_and_host(&endpoint) {
-            Some(("https", _)) => {}
-            Some(("http", host)) if client::is_loopback(host) => {}
-            Some(("http", host)) => warnings.push(format!(
-                "model.url {endpoint} is plain http:// to {host}, which is not this machine: prompts, images{} travel unencrypted; use https://",
-                if key.is_some() { " and the API key" } else { "" }
-            )),
-            _ => {
-                return Err(ModelError::Served(format!(
-                    "model.url {endpoint:?} is not an http:// or https:// URL"
-                )));
-            }
-        }
         if settings.max_concurrency == 0 {
             return Err(ModelError::Served(
                 "model.max_concurrency must be at least 1".into(),
             ));
         }
-        let client = client::Client::new(endpoint, key, settings.retry);
+        let (client, warnings) = connect(
+            "model",
+            &settings.endpoint(),
+            settings.api_key_env.as_deref(),
+            settings.retry,
+        )?;
         Ok(ServedEngine {
             settings,
             client,
@@ -385,6 +363,84 @@ impl ServedEngine {
 }
 
 type AnswerOf = Result<Generated, SampleError>;
+
+/// The client for `endpoint`, with the key read from `api_key_env`, and the warnings about
+/// the URL. `section` names the config section in messages (`model`, `score.judge`).
+fn connect(
+    section: &str,
+    endpoint: &str,
+    api_key_env: Option<&str>,
+    retry: RetryPolicy,
+) -> Result<(client::Client, Vec<String>), ModelError> {
+    let key = match api_key_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
+            _ => {
+                return Err(ModelError::Served(format!(
+                    "{section}.api_key_env names {var}, which is not set (or empty) in the environment; \
+                     export {var}=… before the run (the key is read from the environment only)"
+                )));
+            }
+        },
+    };
+    let mut warnings = Vec::new();
+    match client::scheme_and_host(endpoint) {
+        Some(("https", _)) => {}
+        Some(("http", host)) if client::is_loopback(host) => {}
+        Some(("http", host)) => warnings.push(format!(
+            "{section}.url {endpoint} is plain http:// to {host}, which is not this machine: prompts, images{} travel unencrypted; use https://",
+            if key.is_some() { " and the API key" } else { "" }
+        )),
+        _ => {
+            return Err(ModelError::Served(format!(
+                "{section}.url {endpoint:?} is not an http:// or https:// URL"
+            )));
+        }
+    }
+    Ok((
+        client::Client::new(endpoint.to_string(), key, retry),
+        warnings,
+    ))
+}
+
+/// A chat-completions client for callers other than the engine (the LLM judge), with the
+/// same key handling, TLS, timeouts and retries.
+pub struct ChatClient {
+    client: client::Client,
+    warnings: Vec<String>,
+}
+
+impl ChatClient {
+    /// `url` is the API base or the full `…/chat/completions`; `section` names the config
+    /// section in messages.
+    pub fn open(
+        section: &str,
+        url: &str,
+        api_key_env: Option<&str>,
+        retry: RetryPolicy,
+    ) -> Result<ChatClient, ModelError> {
+        let base = url.trim_end_matches('/');
+        let endpoint = if base.ends_with("/chat/completions") {
+            base.to_string()
+        } else {
+            format!("{base}/chat/completions")
+        };
+        let (client, warnings) = connect(section, &endpoint, api_key_env, retry)?;
+        Ok(ChatClient { client, warnings })
+    }
+
+    /// Sends a request body: the reply, or why there is none (the key cut out), and the
+    /// number of requests it took.
+    pub fn send(&self, body: &str) -> (Result<Reply, String>, usize) {
+        let o = self.client.send(body);
+        (o.result, o.attempts)
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
 
 /// Encodes one image for the request: optional downscale, then PNG or JPEG, as a data URL.
 fn encode_image(p: &Pixels, s: &ServedSettings) -> Result<String, String> {
