@@ -164,6 +164,7 @@ fn a_served_run_sends_exactly_the_perturbed_images_and_writes_the_onnx_reports()
     let cfg = config(tmp.path(), &server.url(), 2, "max_concurrency = 3");
     let o = eval(&cfg);
     assert!(o.status.success(), "{}", stderr(&o));
+    let served_out = o;
     let run = tmp.path().join("run");
     let recs = records(&run);
     let log = server.log();
@@ -216,6 +217,11 @@ fn a_served_run_sends_exactly_the_perturbed_images_and_writes_the_onnx_reports()
     assert_eq!(served["requests"], recs.len());
     assert_eq!(served["answered"], recs.len());
     assert_eq!(served["retries"], 0);
+    assert!(
+        stdout(&served_out).contains(&format!("served: {} requests (0 retries)", recs.len())),
+        "{}",
+        stdout(&served_out)
+    );
     assert_eq!(served["prompt_tokens"], 100 * recs.len());
     assert!(served["latency_ms"]["p50"].as_f64().unwrap() >= 0.0);
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();

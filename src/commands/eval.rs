@@ -95,6 +95,24 @@ pub(super) fn finish(s: &EvalSummary) -> anyhow::Result<Outcome> {
     for n in &r.header.notes {
         let _ = writeln!(text, "  note: {n}");
     }
+    if let Some(u) = &s.timing.served {
+        let _ = writeln!(
+            text,
+            "served: {} requests ({} retries), {} answered, {} failed; {} prompt + {} completion tokens; latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms{}",
+            u.requests,
+            u.retries,
+            u.answered,
+            u.failed,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.latency_ms.p50,
+            u.latency_ms.p90,
+            u.latency_ms.p99,
+            u.cost_usd
+                .map(|c| format!("; cost ${c:.4} at the config's prices"))
+                .unwrap_or_default()
+        );
+    }
     text.push_str(&run::summary_text(r));
     let _ = writeln!(text, "report: {}", s.out.join("report.html").display());
     out(&text)?;
