@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Faults a shared cluster brings: a full file system under a running eval.
+//! Faults a shared cluster brings: a full file system under a running eval or perturb.
 //!
 //! The test mounts a small tmpfs, so it needs root (as on the CI machines); elsewhere it
 //! prints a notice and skips.
@@ -132,4 +132,60 @@ severities = "1,4"
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_full_disk_stops_perturb_with_the_image_named_and_a_rerun_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("fs"), "300k") else {
+        eprintln!("notice: cannot mount a tmpfs here (needs root); the full-disk test is skipped");
+        return;
+    };
+    let out = fs.0.join("out");
+    let perturb = || {
+        medvqa()
+            .args([
+                "perturb",
+                "--quiet",
+                "--dataset",
+                "phantom:all",
+                "--dataset-n",
+                "4",
+                "--perturbation",
+                "gaussian-noise",
+                "--severity",
+                "1..5",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = perturb();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&out.display().to_string())
+            && err.contains(".png")
+            && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // Space is back: the same command writes every image and the manifest.
+    fs.resize("64m");
+    let o = perturb();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let manifest = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap();
+    for line in manifest.lines().skip(1) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for img in v["images"].as_array().unwrap() {
+            let p = out.join(img.as_str().unwrap());
+            image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+    }
 }
