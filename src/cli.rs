@@ -570,6 +570,10 @@ pub struct EvalArgs {
     /// Answer nothing new: build the report from the stored predictions only.
     #[arg(long)]
     pub report_only: bool,
+    /// Override run.image_cache_mib: MiB for decoded and perturbed images kept between uses
+    /// (default 576). The model's own memory comes on top; peak RSS is in timing.json.
+    #[arg(long, value_name = "MIB")]
+    pub image_cache_mib: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,10 @@ pub struct RunSection {
     /// Only the first N samples of the dataset (for a quick look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// MiB for decoded and perturbed images kept between uses (default 576): seven eighths
+    /// decoded, one eighth perturbed. The model's own memory comes on top (docs/eval.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_cache_mib: Option<usize>,
 }
 
 impl Default for RunSection {
@@ -111,6 +115,7 @@ impl Default for RunSection {
             seed: 0,
             shard: None,
             limit: None,
+            image_cache_mib: None,
         }
     }
 }

@@ -43,6 +43,7 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
         ds.sample_seed = d.select.sample_seed;
     }
     over(&mut c.run.limit, d.select.limit.map(Some));
+    over(&mut c.run.image_cache_mib, a.image_cache_mib.map(Some));
     over(&mut m.path, a.model.clone());
     over(&mut m.variant, a.variant.clone());
     over(&mut m.image_budget, a.image_budget.map(Some));

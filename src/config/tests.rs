@@ -311,3 +311,13 @@ fn the_benchmark_configs_ask_their_papers_prompts() {
     let back = Config::from_toml(&mfq.to_toml().unwrap()).unwrap();
     assert_eq!(back.prompt, mfq.prompt);
 }
+
+#[test]
+fn the_image_cache_budget_is_read_and_split() {
+    let c = Config::from_toml(&format!("{MINIMAL}[run]\nimage_cache_mib = 64\n")).unwrap();
+    assert_eq!(c.run.image_cache_mib, Some(64));
+    assert_eq!(
+        Config::from_toml(MINIMAL).unwrap().run.image_cache_mib,
+        None
+    );
+}

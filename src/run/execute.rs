@@ -38,9 +38,9 @@ pub(super) struct PerturbedCache(BoundedCache<PerturbKey, Result<(Arc<Pixels>, B
 type PerturbKey = (String, String, u8);
 
 impl PerturbedCache {
-    /// Keeps up to `entries` perturbed images.
-    pub fn new(entries: usize) -> PerturbedCache {
-        PerturbedCache(BoundedCache::new(entries))
+    /// Keeps perturbed images up to `bytes` of pixels (the newest always, however large).
+    pub fn new(bytes: usize) -> PerturbedCache {
+        PerturbedCache(BoundedCache::new(bytes))
     }
 
     fn get(
@@ -48,7 +48,9 @@ impl PerturbedCache {
         key: PerturbKey,
         make: impl FnOnce() -> Result<(Arc<Pixels>, BoxMap), String>,
     ) -> Result<(Arc<Pixels>, BoxMap), String> {
-        self.0.get_or_make(&key, make, |_| 1)
+        self.0.get_or_make(&key, make, |r| {
+            r.as_ref().map_or(0, |(p, _)| p.as_raw().len()) + 64
+        })
     }
 }
 

@@ -63,10 +63,21 @@ pub use sizes::HeaderSizes;
 use execute::{PerturbedCache, Runner, StageTimes};
 use plan::{Item, Plan};
 
-/// Decoded source images kept at once.
-const DECODED_CACHE_BYTES: usize = 512 << 20;
-/// Perturbed images kept at once; work is ordered so each is needed in one stretch.
-const PERTURBED_CACHE_ENTRIES: usize = 256;
+/// The default of `run.image_cache_mib`: memory for decoded and perturbed images.
+pub const DEFAULT_IMAGE_CACHE_MIB: usize = 576;
+
+/// The image caches' budgets in bytes, `(decoded, perturbed)`: seven eighths for decoded
+/// source images (an image stays decoded across conditions while it fits), one eighth for
+/// perturbed ones (work is ordered by condition and image, so a perturbed image is shared
+/// only by the questions next to it).
+fn cache_budgets(cfg: &Config) -> (usize, usize) {
+    let total = cfg
+        .run
+        .image_cache_mib
+        .unwrap_or(DEFAULT_IMAGE_CACHE_MIB)
+        .saturating_mul(1 << 20);
+    (total / 8 * 7, total / 8)
+}
 
 /// How `eval` runs, beyond the config.
 #[derive(Debug, Clone, Default)]
@@ -242,7 +253,8 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     failures.extend(plan_failures);
     let t_plan = t.elapsed();
 
-    let decoded = ImageStore::new(cfg.dataset.max_pixels, DECODED_CACHE_BYTES);
+    let (decoded_bytes, _) = cache_budgets(cfg);
+    let decoded = ImageStore::new(cfg.dataset.max_pixels, decoded_bytes);
     let swaps = export::swaps_for(&ctx, &ds, &cfg.perturb.perturbations);
     let mut times = StageTimes::default();
     let (answered, reused) = answer_pending(
@@ -420,7 +432,7 @@ fn answer_pending(
         model,
         ctx,
         decoded,
-        perturbed: PerturbedCache::new(PERTURBED_CACHE_ENTRIES),
+        perturbed: PerturbedCache::new(cache_budgets(cfg).1),
         swaps,
     };
     let (batch_size, sessions) = step_shape(cfg);

@@ -289,7 +289,7 @@ impl Thumbnails for EvalThumbnails<'_> {
         } else {
             Some(self.apps.get(condition)?)
         };
-        let cache = PerturbedCache::new(4);
+        let cache = PerturbedCache::new(32 << 20);
         let seen = seen_images(s, app, self.ctx, self.decoded, &cache, self.swaps).ok()?;
         let pixels = seen.images.get(image)?;
         Some(Thumbnail {
