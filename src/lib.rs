@@ -21,6 +21,7 @@ pub mod geometry;
 pub mod infer;
 pub mod perturb;
 pub mod pixels;
+pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod run;

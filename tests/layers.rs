@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("failure", 0),
     ("geometry", 0),
     ("pixels", 0),
+    ("pool", 0),
     ("progress", 0),
     ("suggest", 0),
     ("draw", 1),

@@ -12,7 +12,6 @@
 //! changes a result. A sample that fails (bad image, too long, too many images) is reported
 //! and the rest of its chunk still runs.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -553,37 +552,9 @@ impl<F: DecoderFamily> Engine for DecoderEngine<F> {
             };
             part.unwrap_or_else(|| self.prepare_all(chunk))
         };
-        let workers = self.parallel.min(chunks.len()).max(1);
-        if workers == 1 {
-            return chunks
-                .iter()
-                .enumerate()
-                .flat_map(|(i, c)| self.run_chunk(c, take(i, c)))
-                .collect();
-        }
-        let next = AtomicUsize::new(0);
-        let slots: Mutex<Vec<Option<Answers>>> =
-            Mutex::new((0..chunks.len()).map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(chunk) = chunks.get(i) else { break };
-                        let out = self.run_chunk(chunk, take(i, chunk));
-                        let mut slots = match slots.lock() {
-                            Ok(g) => g,
-                            Err(p) => p.into_inner(),
-                        };
-                        slots[i] = Some(out);
-                    }
-                });
-            }
+        let slots = crate::pool::bounded_map(&chunks, self.parallel, |i, chunk| {
+            self.run_chunk(chunk, take(i, chunk))
         });
-        let slots = match slots.into_inner() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
         slots
             .into_iter()
             .zip(&chunks)

@@ -121,6 +121,17 @@ pub enum ImagesAt {
     Last,
 }
 
+impl ImagesAt {
+    /// A user turn's parts: `images`, with `text` after them (`First`) or before (`Last`).
+    pub fn arrange<T>(self, mut images: Vec<T>, text: T) -> Vec<T> {
+        match self {
+            ImagesAt::First => images.push(text),
+            ImagesAt::Last => images.insert(0, text),
+        }
+        images
+    }
+}
+
 /// A configured prompt (`[prompt]`): an optional system message, the question block's
 /// template, how options are written, per-kind instruction lines and where the images go.
 /// The default is medvqa's own wording ([`question_text`]).
@@ -290,14 +301,11 @@ pub fn sample_text_with(sample: &Sample, frame: BoxFrame, settings: &PromptSetti
 /// The messages of one question: the system message, if any, then one user turn of
 /// `n_images` images and the text, in the configured order.
 pub fn messages(settings: &PromptSettings, n_images: usize, text: &str) -> Value {
-    let mut content: Vec<Value> = (0..n_images)
+    let images: Vec<Value> = (0..n_images)
         .map(|_| object([("type", Value::from("image"))]))
         .collect();
     let text_part = object([("type", Value::from("text")), ("text", Value::from(text))]);
-    match settings.images {
-        ImagesAt::First => content.push(text_part),
-        ImagesAt::Last => content.insert(0, text_part),
-    }
+    let content = settings.images.arrange(images, text_part);
     let mut turns = Vec::new();
     if let Some(system) = &settings.system {
         turns.push(object([

@@ -193,9 +193,6 @@ impl LlmJudge {
     }
 }
 
-/// Result slots of the requests in flight.
-type Slots = Mutex<Vec<Option<Result<(Verdict, String), String>>>>;
-
 impl Judge for LlmJudge {
     fn verdicts(&self, items: &[JudgeItem<'_>]) -> Vec<Result<Verdict, String>> {
         let keys: Vec<String> = items.iter().map(|i| self.key(i)).collect();
@@ -210,29 +207,9 @@ impl Judge for LlmJudge {
                 }
             }
         }
-        let slots: Slots = Mutex::new((0..todo.len()).map(|_| None).collect());
-        let next = AtomicUsize::new(0);
-        let workers = self.settings.max_concurrency.clamp(1, todo.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let t = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = todo.get(t) else { break };
-                        let r = self.ask(&items[i]);
-                        let mut s = match slots.lock() {
-                            Ok(g) => g,
-                            Err(p) => p.into_inner(),
-                        };
-                        s[t] = Some(r);
-                    }
-                });
-            }
+        let slots = crate::pool::bounded_map(&todo, self.settings.max_concurrency, |_, &i| {
+            self.ask(&items[i])
         });
-        let slots = match slots.into_inner() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
         let mut failed: HashMap<&str, String> = HashMap::new();
         let mut lines = String::new();
         {

@@ -174,15 +174,8 @@ fn open(cfg: &Config, opts: &EvalOptions) -> Result<Opened, RunError> {
     if let (Some(note), false) = (&selected.note, opts.quiet) {
         eprintln!("{note}");
     }
-    let model = if opts.report_only && cfg.model.backend == Backend::Openai {
-        // Nothing is sent when reporting from the store, so no key is needed.
-        let mut s = cfg.model.served_settings().map_err(RunError::Invalid)?;
-        s.api_key_env = None;
-        s.prompt = cfg.prompt.settings();
-        Model::served(s)?
-    } else {
-        open_model(cfg, opts.threads)?
-    };
+    // Nothing is sent when reporting from the store, so no key is needed.
+    let model = open_model(cfg, opts.threads, !opts.report_only)?;
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }
@@ -540,13 +533,17 @@ fn seen_sample(seen_as: &SeenAs, s: &Sample, p: &Prediction) -> Option<Sample> {
     Some(seen)
 }
 
-/// The config's model: a folder run through ONNX Runtime, or a served model.
-pub fn open_model(cfg: &Config, threads: Option<usize>) -> Result<Model, RunError> {
+/// The config's model: a folder run through ONNX Runtime, or a served model (whose key is
+/// read only when it will be asked something, `with_key`).
+pub fn open_model(cfg: &Config, threads: Option<usize>, with_key: bool) -> Result<Model, RunError> {
     Ok(match cfg.model.backend {
         Backend::Onnx => Model::open(&cfg.model.path, &model_options(cfg, threads))?,
         Backend::Openai => {
             let mut s = cfg.model.served_settings().map_err(RunError::Invalid)?;
             s.prompt = cfg.prompt.settings();
+            if !with_key {
+                s.api_key_env = None;
+            }
             Model::served(s)?
         }
     })

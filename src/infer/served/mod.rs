@@ -112,12 +112,7 @@ impl ServedSettings {
 
     /// The chat-completions endpoint.
     pub fn endpoint(&self) -> String {
-        let base = self.url.trim_end_matches('/');
-        if base.ends_with("/chat/completions") {
-            base.to_string()
-        } else {
-            format!("{base}/chat/completions")
-        }
+        endpoint_of(&self.url)
     }
 
     /// What the images go as, in words, for the report header.
@@ -281,15 +276,12 @@ impl ServedEngine {
 
     /// The request body for one input.
     fn body(&self, input: &PromptInput<'_>, urls: &[String]) -> Value {
-        let mut content: Vec<Value> = urls
+        let images: Vec<Value> = urls
             .iter()
             .map(|u| json!({"type": "image_url", "image_url": {"url": u}}))
             .collect();
         let text = json!({"type": "text", "text": self.text(input)});
-        match self.settings.prompt.images {
-            prompt::ImagesAt::First => content.push(text),
-            prompt::ImagesAt::Last => content.insert(0, text),
-        }
+        let content = self.settings.prompt.images.arrange(images, text);
         let s = &self.settings;
         let mut messages = Vec::new();
         if let Some(system) = &s.prompt.system {
@@ -316,7 +308,8 @@ impl ServedEngine {
     }
 
     /// Sends one prepared input and turns the reply into an answer.
-    fn ask(&self, id: &str, encoded: &Encoded, input: &PromptInput<'_>) -> AnswerOf {
+    fn ask(&self, encoded: &Encoded, input: &PromptInput<'_>) -> AnswerOf {
+        let id = input.sample.id.as_str();
         let urls = match encoded {
             Ok(u) => u,
             Err(e) => {
@@ -363,6 +356,16 @@ impl ServedEngine {
 }
 
 type AnswerOf = Result<Generated, SampleError>;
+
+/// The chat-completions endpoint of `url`: an API base (`…/v1`) or the endpoint itself.
+fn endpoint_of(url: &str) -> String {
+    let base = url.trim_end_matches('/');
+    if base.ends_with("/chat/completions") {
+        base.to_string()
+    } else {
+        format!("{base}/chat/completions")
+    }
+}
 
 /// The client for `endpoint`, with the key read from `api_key_env`, and the warnings about
 /// the URL. `section` names the config section in messages (`model`, `score.judge`).
@@ -420,13 +423,7 @@ impl ChatClient {
         api_key_env: Option<&str>,
         retry: RetryPolicy,
     ) -> Result<ChatClient, ModelError> {
-        let base = url.trim_end_matches('/');
-        let endpoint = if base.ends_with("/chat/completions") {
-            base.to_string()
-        } else {
-            format!("{base}/chat/completions")
-        };
-        let (client, warnings) = connect(section, &endpoint, api_key_env, retry)?;
+        let (client, warnings) = connect(section, &endpoint_of(url), api_key_env, retry)?;
         Ok(ChatClient { client, warnings })
     }
 
@@ -521,32 +518,11 @@ impl Engine for ServedEngine {
             Some(Ok(p)) if p.0.len() == inputs.len() => p.0,
             _ => inputs.par_iter().map(|i| self.encode(i)).collect(),
         };
-        let workers = self.settings.max_concurrency.min(inputs.len()).max(1);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Mutex<Vec<Option<AnswerOf>>> =
-            Mutex::new((0..inputs.len()).map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let (Some(input), Some(enc)) = (inputs.get(i), encoded.get(i)) else {
-                            break;
-                        };
-                        let answer = self.ask(&input.sample.id, enc, input);
-                        let mut slots = match slots.lock() {
-                            Ok(g) => g,
-                            Err(p) => p.into_inner(),
-                        };
-                        slots[i] = Some(answer);
-                    }
-                });
-            }
-        });
-        let slots = match slots.into_inner() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
+        let pairs: Vec<(&PromptInput<'_>, &Encoded)> = inputs.iter().zip(&encoded).collect();
+        let slots =
+            crate::pool::bounded_map(&pairs, self.settings.max_concurrency, |_, (input, enc)| {
+                self.ask(enc, input)
+            });
         slots
             .into_iter()
             .zip(inputs)
@@ -570,11 +546,11 @@ impl Engine for ServedEngine {
             .as_ref()
             .map(|s| format!("[system] {s}\n"))
             .unwrap_or_default();
-        let (before, after) = match p.images {
-            prompt::ImagesAt::First => ("<image>".repeat(images), String::new()),
-            prompt::ImagesAt::Last => (String::new(), "<image>".repeat(images)),
-        };
-        let rendered = format!("{system}[user] {before}{}{after}", self.text(input));
+        let user: String = p
+            .images
+            .arrange(vec!["<image>".to_string(); images], self.text(input))
+            .concat();
+        let rendered = format!("{system}[user] {user}");
         Ok(PromptView {
             rendered,
             input_ids: Vec::new(),
