@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("predictions_line", predictions_line),
     ("config", config),
     ("decode", decode),
+    ("parquet_rows", parquet_rows),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -129,4 +130,38 @@ pub fn decode(data: &[u8]) {
     if let Ok(p) = decode_bytes(data, "fuzz", BUDGET) {
         assert!(u64::from(p.width()) * u64::from(p.height()) <= BUDGET);
     }
+}
+
+/// A parquet file read by the row readers of the two parquet formats (MedFrameQA with
+/// embedded image cells, Kvasir-VQA-x1), then every loaded sample's images read back
+/// lazily from their cells and decoded under a 4-megapixel budget. A bad footer, row group
+/// or cell must come back as a failure of its file or row, never a panic.
+pub fn parquet_rows(data: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    // One folder per input: proptest's tests run this target on several threads at once.
+    let dir = std::env::temp_dir().join(format!(
+        "medvqa-fuzz-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let file = dir.join("test-00000-of-00001.parquet");
+    if std::fs::write(&file, data).is_ok() {
+        let opts = medvqa::data::LoadOptions {
+            max_pixels: 1 << 22,
+            ..Default::default()
+        };
+        let store = medvqa::data::decode::ImageStore::new(1 << 22, 64 << 20);
+        let quiet = medvqa::progress::Progress::new(0, "decode", true);
+        for format in ["medframeqa", "kvasir-vqa-x1"] {
+            let spec = format!("{format}:{}", file.display());
+            if let Ok(mut ds) = medvqa::data::load(&spec, &opts) {
+                ds.validate_images(&store, &quiet);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

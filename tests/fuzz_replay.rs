@@ -77,3 +77,135 @@ proptest! {
         run(&bytes);
     }
 }
+
+/// The parquet seeds load: the MedFrameQA seed gives samples whose embedded frames decode,
+/// so mutations start from a file that reaches the row and cell readers.
+#[test]
+fn the_parquet_seeds_reach_the_row_and_cell_readers() {
+    for (path, bytes) in inputs("seeds", "parquet_rows") {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("test-00000-of-00001.parquet");
+        std::fs::write(&file, &bytes).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let format = name.split('.').next().unwrap();
+        let mut ds = medvqa::data::load(
+            &format!("{format}:{}", file.display()),
+            &medvqa::data::LoadOptions::default(),
+        )
+        .unwrap();
+        assert!(!ds.samples.is_empty(), "{name}: {:?}", ds.failures);
+        assert!(!ds.failures.is_empty(), "{name}: a seed keeps one bad row");
+        let store = medvqa::data::decode::ImageStore::new(1 << 22, 1 << 20);
+        let before = ds.samples.len();
+        ds.validate_images(&store, &medvqa::progress::Progress::new(0, "decode", true));
+        assert_eq!(ds.samples.len(), before, "{name}: {:?}", ds.failures);
+    }
+}
+
+/// Writes the parquet seeds (`fuzz/seeds/parquet_rows/`): small files in the shapes of the
+/// two parquet formats, each with a bad row, row groups of two rows and embedded PNG
+/// frames. Run it again after changing them:
+/// `cargo test --test fuzz_replay -- --ignored write_parquet_seeds`.
+#[test]
+#[ignore = "writes the committed seeds"]
+fn write_parquet_seeds() {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field, Fields};
+
+    fn png(v: u8) -> Vec<u8> {
+        let img =
+            image::GrayImage::from_fn(3, 2, |x, y| image::Luma([v.wrapping_add((x + y) as u8)]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+    fn strings(v: &[Option<&str>]) -> ArrayRef {
+        Arc::new(StringArray::from(v.to_vec()))
+    }
+    fn lists(v: &[&[&str]]) -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for l in v {
+            for s in *l {
+                b.values().append_value(s);
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    }
+    fn images(cells: &[Option<Vec<u8>>]) -> ArrayRef {
+        let bytes: BinaryArray = cells.iter().map(|c| c.as_deref()).collect();
+        let paths: StringArray = cells.iter().map(|_| None::<&str>).collect();
+        let fields = Fields::from(vec![
+            Field::new("bytes", DataType::Binary, true),
+            Field::new("path", DataType::Utf8, true),
+        ]);
+        Arc::new(
+            StructArray::try_new(fields, vec![Arc::new(bytes), Arc::new(paths)], None).unwrap(),
+        )
+    }
+    fn write(name: &str, columns: Vec<(&str, ArrayRef)>) {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/parquet_rows")
+            .join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(path).unwrap(),
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    // The last row's answer is outside its options: a row failure.
+    write(
+        "medframeqa.parquet",
+        vec![
+            (
+                "question_id",
+                strings(&[Some("q0"), Some("q1"), Some("q2")]),
+            ),
+            (
+                "question",
+                strings(&[Some("Which?"), Some("Next?"), Some("Odd?")]),
+            ),
+            ("options", lists(&[&["a", "b"], &["a", "b", "c"], &["a"]])),
+            (
+                "correct_answer",
+                strings(&[Some("A"), Some("C"), Some("D")]),
+            ),
+            ("modality", strings(&[Some("CT"), Some("US"), None])),
+            (
+                "image_1",
+                images(&[Some(png(1)), Some(png(2)), Some(png(3))]),
+            ),
+            ("image_2", images(&[Some(png(4)), None, Some(png(5))])),
+        ],
+    );
+    // The last row has no answer.
+    write(
+        "kvasir-vqa-x1.parquet",
+        vec![
+            ("img_id", strings(&[Some("a1"), Some("a1"), Some("b2")])),
+            (
+                "question",
+                strings(&[Some("Polyp?"), Some("Size?"), Some("Colour?")]),
+            ),
+            ("answer", strings(&[Some("yes"), Some("5 mm"), None])),
+            (
+                "complexity",
+                Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            ("question_class", lists(&[&["polyp"], &["size"], &[]])),
+            ("original", strings(&[Some("[]"), None, Some("[]")])),
+            ("image", images(&[Some(png(6)), Some(png(6)), Some(png(7))])),
+        ],
+    );
+}
