@@ -139,6 +139,12 @@ pub fn decode(data: &[u8]) {
 pub fn parquet_rows(data: &[u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
+    // medvqa catches the panics the `parquet` crate raises on some malformed pages and
+    // records the rows as failures. libFuzzer's panic hook aborts on any panic, caught or
+    // not, so this target puts the default hook back: a panic that escapes medvqa still
+    // ends in libFuzzer's abort, and a caught one is what it is, a failure of its rows.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| drop(std::panic::take_hook()));
     // One folder per input: proptest's tests run this target on several threads at once.
     let dir = std::env::temp_dir().join(format!(
         "medvqa-fuzz-{}-{}",

@@ -250,18 +250,14 @@ pub fn read_parquet(
         path: path.to_path_buf(),
         source,
     })?;
-    let meta = match ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()) {
-        Ok(m) => m,
+    let meta = match unpanicked(|| ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            failures.push(Failure::new(Stage::Load, &ParquetError::footer(e)).at(label));
+            return Ok(failures);
+        }
         Err(e) => {
-            failures.push(
-                Failure::new(
-                    Stage::Load,
-                    &ParquetError::Footer {
-                        source: Box::new(e),
-                    },
-                )
-                .at(label),
-            );
+            failures.push(Failure::new(Stage::Load, &ParquetError::footer(e)).at(label));
             return Ok(failures);
         }
     };
@@ -292,15 +288,18 @@ pub fn read_parquet(
         let batch_rows = ((BATCH_TARGET_BYTES / per_row) as usize).clamp(1, MAX_BATCH_ROWS);
         let mut done = 0usize;
         let reader = file.try_clone().map_err(ParquetError::Io).and_then(|f| {
-            ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta.clone())
-                .with_row_groups(vec![rg])
-                .with_projection(mask.clone())
-                .with_batch_size(batch_rows)
-                .build()
-                .map_err(|e| ParquetError::RowGroup {
-                    row_group: rg,
-                    source: Box::new(e),
-                })
+            unpanicked(|| {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta.clone())
+                    .with_row_groups(vec![rg])
+                    .with_projection(mask.clone())
+                    .with_batch_size(batch_rows)
+                    .build()
+            })
+            .and_then(|r| r.map_err(Into::into))
+            .map_err(|e| ParquetError::RowGroup {
+                row_group: rg,
+                source: e,
+            })
         });
         let lost = |done: usize, err: &ParquetError| {
             Failure::new(Stage::Load, err).at(format!(
@@ -311,16 +310,18 @@ pub fn read_parquet(
         };
         match reader {
             Err(e) => failures.push(lost(0, &e)),
-            Ok(reader) => {
-                for batch in reader {
-                    let batch = match batch {
+            Ok(mut reader) => {
+                // A panic inside the reader leaves it in no state to go on: the row
+                // group's remaining rows are lost, as after an error.
+                while let Some(batch) = unpanicked(|| reader.next()).transpose() {
+                    let batch = match batch.and_then(|b| b.map_err(Into::into)) {
                         Ok(b) => b,
                         Err(e) => {
                             failures.push(lost(
                                 done,
                                 &ParquetError::RowGroup {
                                     row_group: rg,
-                                    source: Box::new(e),
+                                    source: e,
                                 },
                             ));
                             break;
@@ -348,6 +349,26 @@ pub fn read_parquet(
     Ok(failures)
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one call into the `parquet` crate, turning a panic into an error. The crate
+/// (60.1) panics on some malformed pages instead of returning an error: the
+/// `parquet_rows` fuzz target found a plain-encoded dictionary page that declares no
+/// values but holds bytes, which divides by zero in `ByteArrayDecoderPlain::read`
+/// (`fuzz/regressions/parquet_rows/`). A damaged file must be a failure of its rows, never
+/// the end of the run. The panic's own message still reaches stderr through the default
+/// hook; the failure record says what was lost.
+fn unpanicked<T>(call: impl FnOnce() -> T) -> Result<T, BoxError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        format!("the parquet reader failed on a malformed page ({why})").into()
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetError {
     #[error(
@@ -365,6 +386,14 @@ pub enum ParquetError {
     },
     #[error("cannot reopen the file")]
     Io(#[source] std::io::Error),
+}
+
+impl ParquetError {
+    fn footer(source: impl Into<BoxError>) -> Self {
+        ParquetError::Footer {
+            source: source.into(),
+        }
+    }
 }
 
 /// One HF `Image` cell with embedded bytes, read again when the image is decoded.
@@ -401,16 +430,18 @@ impl ParquetCell {
             .get(self.row_group)
             .map(|g| g.num_rows())
             .unwrap_or(0);
-        let reader =
+        let mut reader = unpanicked(|| {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.file.meta.clone())
                 .with_row_groups(vec![self.row_group])
                 .with_projection(ProjectionMask::leaves(schema, [leaf]))
                 .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
                 .build()
-                .map_err(|e| e.to_string())?;
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let mut arrays = Vec::new();
         let mut bytes = 0usize;
-        for batch in reader {
+        while let Some(batch) = unpanicked(|| reader.next()).map_err(|e| e.to_string())? {
             let batch = batch.map_err(|e| e.to_string())?;
             let s = batch
                 .column(0)
