@@ -29,3 +29,4 @@ pub mod sample;
 pub mod score;
 pub mod store;
 pub mod suggest;
+pub mod vecmap;

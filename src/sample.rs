@@ -6,7 +6,6 @@
 //! Ground-truth boxes sit beside the task, because any kind may carry them: every GEMeX
 //! question has `visual_locations`, whatever its kind.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -194,7 +193,9 @@ impl From<f64> for MetaValue {
     }
 }
 
-pub type Meta = BTreeMap<String, MetaValue>;
+/// A sample's free-form facts by name, in name order (a [`VecMap`](crate::vecmap::VecMap):
+/// one small allocation per sample, where a `BTreeMap` took a node of eleven slots).
+pub type Meta = crate::vecmap::VecMap<String, MetaValue>;
 
 /// Where an image's bytes come from. Decoding happens later, once per image, in the data
 /// layer's image store.

@@ -673,22 +673,37 @@ pub enum ReportError {
 /// `path`. A full disk leaves the previous file (or none) and an error naming `path`, never
 /// a truncated report.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    write_streamed(path, |w| w.write_all(bytes).map_err(|e| io_error(path, e)))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ReportError {
+    ReportError::Io {
         path: path.to_path_buf(),
         source,
-    };
+    }
+}
+
+/// As [`write_file`], for a file written piece by piece through a buffer (`scored.jsonl`
+/// at 100k records), so the whole text is never held in memory.
+pub(crate) fn write_streamed(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+    let written = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| io_error(path, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| io_error(path, e.into_error()))?;
+        file.sync_all().map_err(|e| io_error(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
     }
-    Ok(())
+    written
 }
 
 /// Writes `report.json`, `summary.csv`, `report.md` and `report.html` into `dir` (created
@@ -715,16 +730,22 @@ pub fn write_reports(
 /// Writes `scored.jsonl` (one record per scored prediction, sorted) and `rejected.jsonl`
 /// (every refused record with its location).
 pub fn write_records(dir: &Path, runs: &RunScores) -> Result<(), ReportError> {
-    let mut scored = String::new();
-    for s in &runs.scored {
-        scored.push_str(&json::line(s, "scored record")?);
-    }
-    write_file(&dir.join(SCORED_FILE), scored.as_bytes())?;
-    let mut rejected = String::new();
-    for r in &runs.rejected {
-        rejected.push_str(&json::line(r, "rejected record")?);
-    }
-    write_file(&dir.join("rejected.jsonl"), rejected.as_bytes())
+    let path = dir.join(SCORED_FILE);
+    write_streamed(&path, |w| {
+        for s in &runs.scored {
+            w.write_all(json::line(s, "scored record")?.as_bytes())
+                .map_err(|e| io_error(&path, e))?;
+        }
+        Ok(())
+    })?;
+    let path = dir.join("rejected.jsonl");
+    write_streamed(&path, |w| {
+        for r in &runs.rejected {
+            w.write_all(json::line(r, "rejected record")?.as_bytes())
+                .map_err(|e| io_error(&path, e))?;
+        }
+        Ok(())
+    })
 }
 
 /// The per-record file `medvqa compare` reads.

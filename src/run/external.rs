@@ -119,6 +119,9 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
     };
     let mut runs =
         score::score_run_with(&ds.samples, &preds, &opts, &HeaderSizes::default(), &truth);
+    // Each record holds what it needs of its prediction; the predictions go before the
+    // report is built (issue 15: `score`'s peak).
+    drop(preds);
     runs.rejected.extend(bad_lines);
     runs.rejected.sort();
     let cluster = super::cluster_rule(req.cluster.as_ref(), &ds)?;

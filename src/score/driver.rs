@@ -151,18 +151,20 @@ pub fn score_one(
         extraction: extraction.as_ref(),
         grounding: grounding.as_ref(),
     };
-    let mut metrics = BTreeMap::new();
-    let mut stats = BTreeMap::new();
+    let mut metrics = MetricMap::new();
+    let mut stats = MetricMap::new();
     for m in METRICS {
         if let Scorer::Sample(f) = m.scorer
             && let Some(v) = f(&ctx)
         {
-            metrics.insert(m.name.to_string(), v.value);
+            metrics.insert(m.name, v.value);
             if !v.stats.is_empty() {
-                stats.insert(m.name.to_string(), v.stats);
+                stats.insert(m.name, v.stats);
             }
         }
     }
+    metrics.shrink_to_fit();
+    stats.shrink_to_fit();
     Ok(Scored {
         id: sample.id.clone(),
         condition: p.condition.clone(),
@@ -234,7 +236,7 @@ pub(super) fn add_judge(
         match verdicts.next() {
             Some(Ok(v)) => {
                 if let Some(x) = v.value() {
-                    scored[i].metrics.insert("judge".to_string(), x);
+                    scored[i].metrics.insert("judge", x);
                 }
                 scored[i].judge = Some(v);
             }
@@ -283,9 +285,7 @@ pub(super) fn add_semantic(
     for i in idx {
         let err = match values.next() {
             Some(Ok(v)) => {
-                scored[i]
-                    .metrics
-                    .insert("semantic".to_string(), v.clamp(0.0, 1.0));
+                scored[i].metrics.insert("semantic", v.clamp(0.0, 1.0));
                 continue;
             }
             Some(Err(e)) => e,

@@ -198,8 +198,8 @@ mod tests {
                 } else {
                     Verdict::Incorrect
                 });
-                s.metrics.insert("exact_match".into(), m);
-                s.metrics.insert("token_f1".into(), m);
+                s.metrics.insert("exact_match", m);
+                s.metrics.insert("token_f1", m);
                 scored.push(s);
             }
         }

@@ -29,6 +29,7 @@ pub mod compare;
 pub mod confidence;
 pub mod extract;
 pub mod judge;
+pub mod metric_map;
 pub mod predictions;
 pub mod robustness;
 pub mod rouge;
@@ -47,6 +48,7 @@ use crate::sample::{QuestionKind, Sample, Task};
 use bleu::BleuStats;
 use boxes::{BoxSyntax, Grounding, PredBox};
 use extract::{Answer, Extraction, Rule};
+pub use metric_map::MetricMap;
 
 mod driver;
 mod metrics;
@@ -286,10 +288,10 @@ pub struct Scored {
     /// The sample is scored on boxes and the response had no box markup.
     pub unparsed_boxes: bool,
     /// Per-sample values of every applicable metric.
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: MetricMap<f64>,
     /// Sufficient statistics for metrics whose aggregate needs them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub stats: BTreeMap<String, Vec<f64>>,
+    #[serde(default, skip_serializing_if = "MetricMap::is_empty")]
+    pub stats: MetricMap<Vec<f64>>,
     /// The cluster the bootstrap resamples this question with (its image, case or video;
     /// see [`ClusterRule`]); absent: the question is its own cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -148,7 +148,7 @@ fn every_metric_scores_within_zero_and_one_and_applies_somewhere() {
             let sc = score_one(s, &p, &opts(), &NoSizes).unwrap();
             for (name, v) in &sc.metrics {
                 assert!((0.0..=1.0).contains(v), "{name} = {v} on {} / {r:?}", s.id);
-                seen.insert(name.clone());
+                seen.insert(name.to_string());
             }
         }
     }
