@@ -113,7 +113,16 @@ pub enum BoxError {
     UnknownFrame(String),
     #[error("box frame {frame}: {reason}")]
     Resize { frame: BoxFrame, reason: String },
+    #[error(
+        "box {raw:?} lies outside the declared {frame} frame (by more than 5% of the image): the boxes look written in another frame; declare theirs (box_frame in a manifest's header, --dataset-box-frame)"
+    )]
+    OutsideFrame { raw: [f64; 4], frame: BoxFrame },
 }
+
+/// How far (a fraction of the image) a ground-truth box may reach beyond its frame and be
+/// clamped, for annotations drawn a few pixels past the edge; further is refused
+/// ([`BoxFrame::normalize_truth`]).
+pub const TRUTH_SLACK: f64 = 0.05;
 
 /// A declared coordinate frame for raw `[x1, y1, x2, y2]` numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +161,26 @@ impl BoxFrame {
         let (sx, sy) = self.scale(image_size)?;
         let [x1, y1, x2, y2] = self.xy_order(raw);
         BBox::new(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
+    }
+
+    /// As [`normalize`](Self::normalize), for ground truth: a box reaching more than
+    /// [`TRUTH_SLACK`] of the image beyond the declared frame is refused, not clamped. Such
+    /// a box was written in another frame (pixel boxes in a manifest whose header declares
+    /// no frame, so read as normalised), and clamping it would score every prediction
+    /// against a sliver at the image's edge: a wrong number, silently.
+    pub fn normalize_truth(
+        self,
+        raw: [f64; 4],
+        image_size: Option<(u32, u32)>,
+    ) -> Result<BBox, BoxError> {
+        let (sx, sy) = self.scale(image_size)?;
+        let [x1, y1, x2, y2] = self.xy_order(raw);
+        let v = [x1 / sx, y1 / sy, x2 / sx, y2 / sy];
+        let inside = -TRUTH_SLACK..=1.0 + TRUTH_SLACK;
+        if v.iter().any(|c| c.is_finite() && !inside.contains(c)) {
+            return Err(BoxError::OutsideFrame { raw, frame: self });
+        }
+        BBox::new(v[0], v[1], v[2], v[3])
     }
 
     /// Whether converting needs the image's own size ([`BoxFrame::Pixels`],
@@ -386,6 +415,33 @@ mod tests {
         let f: BoxFrame = "pixels:224x224".parse().unwrap();
         let b = f.normalize([0.0, 112.0, 224.0, 230.0], None).unwrap();
         assert_eq!(b.to_array(), [0.0, 0.5, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn ground_truth_far_outside_its_frame_is_refused_not_clamped() {
+        let n = BoxFrame::Normalized;
+        // Pixel boxes in a manifest that declares no frame: refused, naming the fix.
+        let e = n
+            .normalize_truth([12.0, 30.0, 60.0, 90.0], None)
+            .unwrap_err();
+        assert!(matches!(e, BoxError::OutsideFrame { .. }));
+        assert!(e.to_string().contains("box_frame"), "{e}");
+        // A few pixels past the edge is an annotation habit: clamped.
+        let g: BoxFrame = "pixels:224x224".parse().unwrap();
+        let b = g.normalize_truth([0.0, 112.0, 224.0, 230.0], None).unwrap();
+        assert_eq!(b.to_array(), [0.0, 0.5, 1.0, 1.0]);
+        assert!(g.normalize_truth([0.0, 112.0, 224.0, 240.0], None).is_err());
+        let p = BoxFrame::Pixels;
+        assert!(
+            p.normalize_truth([-30.0, 0.0, 50.0, 50.0], Some((100, 100)))
+                .is_err()
+        );
+        assert!(
+            p.normalize_truth([-4.0, 0.0, 104.0, 50.0], Some((100, 100)))
+                .is_ok()
+        );
+        // Predictions keep being clamped: a model's overshoot is scored, not refused.
+        assert!(n.normalize([12.0, 30.0, 60.0, 90.0], None).is_ok());
     }
 
     #[test]

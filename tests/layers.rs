@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pool", 0),
     ("progress", 0),
     ("suggest", 0),
+    ("vecmap", 0),
     ("draw", 1),
     ("sample", 1),
     ("fingerprint", 2),

@@ -399,18 +399,21 @@ fn gemex_frame_can_be_overridden_and_one_file_loads_alone() {
 fn gemex_bad_rows_fail_alone_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("img.jpg"), jpeg(8, 8, 1)).unwrap();
-    let good = r#"{"question": "Is it?", "type": "disease", "answer": "Yes.", "reason": "r", "visual_regions": ["left lung"], "visual_locations": [[0, 0, 300, 112]], "image_path": "img.jpg", "q_id": 0, "row_id": "row_0"}"#;
+    let good = r#"{"question": "Is it?", "type": "disease", "answer": "Yes.", "reason": "r", "visual_regions": ["left lung"], "visual_locations": [[0, 0, 230, 112]], "image_path": "img.jpg", "q_id": 0, "row_id": "row_0"}"#;
     let q = |n: u32| format!("\"q_id\": {n}");
     let lines = [
         good.to_string(),
         good.replace("\"Is it?\"", "null").replace(&q(0), &q(1)),
         good.replace("\"Yes.\"", "\"Maybe.\"").replace(&q(0), &q(2)),
-        good.replace("[[0, 0, 300, 112]]", "[[50, 0, 10, 112]]")
+        good.replace("[[0, 0, 230, 112]]", "[[50, 0, 10, 112]]")
             .replace(&q(0), &q(3)),
         good.replace("[\"left lung\"]", "[\"left lung\", \"right lung\"]")
             .replace(&q(0), &q(4)),
         good.replace(&q(0), &q(5)),
         good.to_string(),
+        // Far past the 224 frame: a box in another frame, refused rather than clamped.
+        good.replace("[[0, 0, 230, 112]]", "[[0, 0, 448, 224]]")
+            .replace(&q(0), &q(6)),
     ];
     let file = dir.path().join("closed_ended_question.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -425,7 +428,7 @@ fn gemex_bad_rows_fail_alone_with_their_line() {
             "closed_ended/row_0/5#grounding"
         ]
     );
-    // Values past the frame are clamped: x2 = 300 on a 224 frame is the right edge.
+    // A few pixels past the frame are clamped: x2 = 230 on a 224 frame is the right edge.
     assert_eq!(ds.samples[0].boxes[0].bbox.to_array(), [0.0, 0.0, 1.0, 0.5]);
     let got = failures_at(&ds);
     let want = [
@@ -448,6 +451,10 @@ fn gemex_bad_rows_fail_alone_with_their_line() {
         (
             "closed_ended_question.jsonl:7",
             "duplicate id \"closed_ended/row_0/0\" (first seen on line 1)",
+        ),
+        (
+            "closed_ended_question.jsonl:8",
+            "visual_locations[0]: box [0.0, 0.0, 448.0, 224.0] lies outside the declared pixels:224x224 frame (by more than 5% of the image): the boxes look written in another frame; declare theirs (box_frame in a manifest's header, --dataset-box-frame)",
         ),
     ];
     assert_eq!(got, want.map(|(l, r)| (l.to_string(), r.to_string())));

@@ -243,7 +243,7 @@ fn annotate(
     let mut out = Vec::with_capacity(boxes.len());
     for (index, (label, [x, y, w, h])) in boxes.iter().enumerate() {
         let b = frame
-            .normalize([*x, *y, x + w, y + h], size)
+            .normalize_truth([*x, *y, x + w, y + h], size)
             .map_err(|source| ImportError::Box {
                 index,
                 label: label.clone(),

@@ -326,7 +326,7 @@ fn parse_row(
             Ok(GtBox {
                 image: 0,
                 bbox: frame
-                    .normalize(*raw, size)
+                    .normalize_truth(*raw, size)
                     .map_err(|source| RowError::Box { index, source })?,
                 label: Some(label.clone()),
             })

@@ -140,7 +140,7 @@ fn annotate(root: &Path, id: &str, e: &Entry, frame: BoxFrame) -> Result<Annotat
                 .filter(|l| !l.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_LABEL.to_string());
             frame
-                .normalize([b.xmin, b.ymin, b.xmax, b.ymax], size)
+                .normalize_truth([b.xmin, b.ymin, b.xmax, b.ymax], size)
                 .map(|bb| (label.clone(), bb))
                 .map_err(|source| ImportError::Box {
                     index,

@@ -291,7 +291,7 @@ pub fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, 
             _ => None,
         };
         let bbox = frame
-            .normalize(b.bbox, size)
+            .normalize_truth(b.bbox, size)
             .map_err(|source| RecordError::Box { index, source })?;
         boxes.push(GtBox {
             image: b.image,

@@ -197,7 +197,7 @@ fn annotate(
         .enumerate()
         .map(|(index, (label, raw))| {
             frame
-                .normalize(raw, size)
+                .normalize_truth(raw, size)
                 .map(|b| (label.clone(), b))
                 .map_err(|source| ImportError::Box {
                     index,
