@@ -102,41 +102,55 @@ fn the_parquet_seeds_reach_the_row_and_cell_readers() {
     }
 }
 
-/// The `parquet` crate panics (a division by zero) on a dictionary page that declares no
-/// values but holds bytes: the fuzz target's first finding. medvqa records the lost rows
-/// with the reason and goes on to the next row group, instead of ending the run.
+/// The `parquet` crate panics on some malformed files instead of returning an error: the
+/// fuzz target found a dictionary page that declares no values but holds bytes (a division
+/// by zero) and a column chunk with a negative byte range. medvqa records the lost rows with
+/// the reason and goes on to the next row group, instead of ending the run.
 #[test]
 fn a_parquet_page_that_panics_the_reader_is_a_failure_of_its_rows() {
-    let (_, bytes) = inputs("regressions", "parquet_rows")
-        .into_iter()
-        .find(|(p, _)| p.ends_with("dictionary-page-without-values.parquet"))
-        .expect("the kept crash input");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("test-00000-of-00001.parquet");
-    std::fs::write(&file, &bytes).unwrap();
-    let ds = medvqa::data::load(
-        &format!("medframeqa:{}", file.display()),
-        &medvqa::data::LoadOptions::default(),
-    )
-    .unwrap();
-    let reasons: Vec<String> = ds.failures.iter().map(|f| f.to_string()).collect();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("row group") && r.contains("malformed page")),
-        "{reasons:?}"
-    );
-    // Every row of the file is accounted for: loaded, or named in a failure (both row
-    // groups of the mutated seed are damaged).
-    assert!(ds.samples.is_empty(), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r.contains("#rows 0-1")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("#rows 2-2")),
-        "{reasons:?}"
-    );
+    for (name, format, why) in [
+        (
+            "dictionary-page-without-values.parquet",
+            "medframeqa",
+            "divide by zero",
+        ),
+        (
+            "column-chunk-negative-range.parquet",
+            "kvasir-vqa-x1",
+            "should not be negative",
+        ),
+    ] {
+        let (_, bytes) = inputs("regressions", "parquet_rows")
+            .into_iter()
+            .find(|(p, _)| p.ends_with(name))
+            .expect("the kept crash input");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("test-00000-of-00001.parquet");
+        std::fs::write(&file, &bytes).unwrap();
+        let ds = medvqa::data::load(
+            &format!("{format}:{}", file.display()),
+            &medvqa::data::LoadOptions::default(),
+        )
+        .unwrap();
+        let reasons: Vec<String> = ds.failures.iter().map(|f| f.to_string()).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("row group")
+                && r.contains("malformed page")
+                && r.contains(why)),
+            "{name}: {reasons:?}"
+        );
+        // Every row of the file is accounted for: loaded, or named in a failure (both row
+        // groups of the mutated seed are damaged).
+        assert!(ds.samples.is_empty(), "{name}: {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("#rows 0-1")),
+            "{name}: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("#rows 2-2")),
+            "{name}: {reasons:?}"
+        );
+    }
 }
 
 /// Writes the parquet seeds (`fuzz/seeds/parquet_rows/`): small files in the shapes of the

@@ -352,10 +352,11 @@ pub fn read_parquet(
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs one call into the `parquet` crate, turning a panic into an error. The crate
-/// (60.1) panics on some malformed pages instead of returning an error: the
+/// (60.1) panics on some malformed files instead of returning an error: the
 /// `parquet_rows` fuzz target found a plain-encoded dictionary page that declares no
-/// values but holds bytes, which divides by zero in `ByteArrayDecoderPlain::read`
-/// (`fuzz/regressions/parquet_rows/`). A damaged file must be a failure of its rows, never
+/// values but holds bytes, which divides by zero in `ByteArrayDecoderPlain::read`, and a
+/// column chunk whose byte range is negative (`file/metadata/mod.rs`: "column start and
+/// length should not be negative"); both are in `fuzz/regressions/parquet_rows/`. A damaged file must be a failure of its rows, never
 /// the end of the run. The panic's own message still reaches stderr through the default
 /// hook; the failure record says what was lost.
 fn unpanicked<T>(call: impl FnOnce() -> T) -> Result<T, BoxError> {
