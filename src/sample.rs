@@ -235,7 +235,7 @@ pub enum ImageError {
     Missing { path: PathBuf },
     #[error("cannot read image {what}: {message}")]
     Io { what: String, message: String },
-    #[error("image {what} is not PNG, JPEG or WebP (sniffed: {sniffed})")]
+    #[error("image {what} is not PNG, JPEG, WebP or DICOM (sniffed: {sniffed})")]
     UnsupportedFormat { what: String, sniffed: String },
     #[error(
         "image {what} is {width}x{height} = {pixels} pixels, over the budget of {budget} (raise --max-pixels to allow it)"

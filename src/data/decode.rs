@@ -2,7 +2,8 @@
 //!
 //! - Paths from a dataset file are resolved with [`resolve_under`]: absolute paths, `..`
 //!   components and symlinks that lead out of the dataset root are refused.
-//! - The format is sniffed from the first bytes, never from the file extension.
+//! - The format is sniffed from the first bytes, never from the file extension: PNG, JPEG,
+//!   WebP, and DICOM by its `DICM` magic ([`super::dicom`]).
 //! - The header is read first and an image over the pixel budget is refused before any
 //!   pixel buffer is allocated (decompression bombs).
 //! - [`ImageStore`] decodes each image once, however many questions share it, and keeps a
@@ -80,6 +81,11 @@ pub fn resolve_under(root: &Path, rel: &str) -> Result<PathBuf, ImageError> {
 /// Decodes encoded bytes after sniffing the format and checking the header against the
 /// pixel budget. `what` names the image in errors.
 pub fn decode_bytes(bytes: &[u8], what: &str, max_pixels: u64) -> Result<Pixels, ImageError> {
+    if super::dicom::is_dicom(bytes) {
+        return super::dicom::decode(bytes, what, super::dicom::Window::Auto, |w, h| {
+            check_budget(what, w, h, max_pixels)
+        });
+    }
     let format = sniff(bytes, what)?;
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
@@ -118,6 +124,9 @@ pub fn read_dimensions(source: &ImageSource, what: &str) -> Result<(u32, u32), I
 }
 
 fn dims_of(bytes: &[u8], what: &str) -> Result<(u32, u32), ImageError> {
+    if super::dicom::is_dicom(bytes) {
+        return super::dicom::dimensions(bytes, what);
+    }
     let format = sniff(bytes, what)?;
     ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()

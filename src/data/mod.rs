@@ -13,6 +13,7 @@
 
 pub mod coco;
 pub mod decode;
+pub mod dicom;
 pub mod gemex;
 pub mod hf;
 pub mod import;

@@ -9,9 +9,10 @@
 //!   (required), `rad_id`/`rad_ID`, `class_id`, and `width`/`height` (optional). Gzip is
 //!   recognised from the bytes.
 //! - Boxes are in pixels of the original DICOM, whose size the CSV does not give. The frame
-//!   is therefore `pixels` of each image: the PNG/JPEG at `<image_id>.png` (or `.jpg`,
-//!   `.jpeg`) under `--image-root` (default: the CSV's folder, or its `train/` subfolder)
-//!   must keep the DICOM's resolution, and its header is read for the size. For resized
+//!   is therefore `pixels` of each image: the DICOM as downloaded, `<image_id>.dicom` (or
+//!   `.dcm`), whose own Rows and Columns give the size; else a PNG/JPEG copy at
+//!   `<image_id>.png` (or `.jpg`, `.jpeg`) under `--image-root` (default: the CSV's folder, or
+//!   its `train/` subfolder), which must keep the DICOM's resolution. For resized
 //!   copies add the original `width` and `height` columns to the CSV; they take precedence.
 //! - Each image is read by several radiologists. Boxes of one label from different readers
 //!   that overlap at IoU ≥ 0.5 are averaged into one box (readers agree on one finding);
@@ -35,7 +36,7 @@ pub const FORMAT: DatasetFormat = DatasetFormat {
     cluster: "image",
     summary: "VinDr-CXR annotation CSV (.csv or .csv.gz) imported as grounding + presence questions",
     layout: "PATH: train.csv(.gz) with image_id, class_name, x_min, y_min, x_max, y_max (rad_id, class_id, width, height optional)\n\
-             images: <image_id>.png|.jpg|.jpeg under --image-root, else the CSV's folder or its train/ subfolder\n\
+             images: <image_id>.dicom|.dcm (as downloaded) or .png|.jpg|.jpeg under --image-root, else the CSV's folder or its train/ subfolder\n\
              questions per (image, label): \"Locate the {label} in this image.\" (grounding) and \"Is there any {label} in this image?\" (yes)\n\
              \"No finding\" images: \"Is there any {label} in this image?\" (no) for every label; readers' overlapping boxes (IoU >= 0.5) are averaged",
     frame: "pixels of the original DICOM: images must keep its resolution, or the CSV must add width and height columns",
@@ -49,7 +50,8 @@ pub const NO_FINDING: &str = "No finding";
 /// Readers' boxes overlapping at least this much are one finding.
 pub const MERGE_IOU: f64 = 0.5;
 
-const IMAGE_EXTS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// VinDr-CXR's own files first (`<image_id>.dicom`, as downloaded), then converted copies.
+const IMAGE_EXTS: [&str; 5] = ["dicom", "dcm", "png", "jpg", "jpeg"];
 
 struct Columns {
     image: usize,
@@ -258,7 +260,7 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     })
 }
 
-/// `<image_id>.png`, `.jpg` or `.jpeg` under `root`: the relative path and the file.
+/// `<image_id>.dicom`, `.dcm`, `.png`, `.jpg` or `.jpeg` under `root`: the relative path and the file.
 fn find_image(root: &Path, image_id: &str) -> Result<(String, PathBuf), ImportError> {
     for ext in IMAGE_EXTS {
         let rel = format!("{image_id}.{ext}");
@@ -293,7 +295,7 @@ fn annotate(root: &Path, name: &str, g: &Group, frame: BoxFrame) -> Result<Annot
     let mut normalised: Vec<(String, BBox)> = Vec::with_capacity(g.boxes.len());
     for (index, (label, raw)) in g.boxes.iter().enumerate() {
         let b = frame
-            .normalize(*raw, size)
+            .normalize_truth(*raw, size)
             .map_err(|source| ImportError::Box {
                 index,
                 label: label.clone(),

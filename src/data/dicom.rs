@@ -1,0 +1,355 @@
+//! DICOM images through the safe decode path (issue 16).
+//!
+//! A file is DICOM when its bytes say so (`DICM` at offset 128), never by its extension. The
+//! header is read first and `Rows` × `Columns` checked against the pixel budget before any
+//! pixel is decoded; a multi-frame object gives its first frame. Grey images become 8-bit
+//! the way the standard displays them (PS3.3 C.11), which is also what pydicom's
+//! `apply_modality_lut` then `apply_voi_lut` compute:
+//!
+//! 1. **Modality LUT**: stored values × Rescale Slope + Rescale Intercept (1 and 0 when
+//!    absent), after the decoder's sign extension of `Bits Stored`.
+//! 2. **VOI**: the first VOI LUT Sequence item if there is one; else the first Window
+//!    Center/Width with its VOI LUT Function (`LINEAR`, the default; `LINEAR_EXACT`;
+//!    `SIGMOID`); else the frame's own minimum and maximum (min–max). [`Window::None`]
+//!    (always min–max) and [`Window::Fixed`] override it; the loaders use [`Window::Auto`]
+//!    until a run-level `--dicom-window` reaches the image store (issue 16).
+//! 3. The VOI output range is mapped to 0–255 and rounded half away from zero.
+//! 4. **MONOCHROME1** is inverted (255 − v), so bone is bright as in MONOCHROME2.
+//!
+//! Colour images are kept as 8-bit RGB, with no windowing (the JPEG decoders turn YBR into RGB).
+//! Pixel data in a transfer syntax the pure-Rust decoders do not cover is a failure of its
+//! sample that names the transfer syntax.
+
+use dicom_object::{OpenFileOptions, Tag};
+use dicom_pixeldata::{
+    ConvertOptions, DecodedPixelData, ModalityLutOption, PixelDecoder, VoiLutFunction,
+};
+
+use crate::pixels::Pixels;
+use crate::sample::ImageError;
+
+/// Where the `DICM` magic sits: after the 128-byte preamble.
+const MAGIC_AT: usize = 128;
+
+const ROWS: Tag = Tag(0x0028, 0x0010);
+const COLUMNS: Tag = Tag(0x0028, 0x0011);
+const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
+
+/// Whether `bytes` are a DICOM Part 10 file.
+pub fn is_dicom(bytes: &[u8]) -> bool {
+    bytes.get(MAGIC_AT..MAGIC_AT + 4) == Some(b"DICM")
+}
+
+/// How grey values become 8-bit.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Window {
+    /// The file's own VOI LUT, else its first window, else min–max.
+    #[default]
+    Auto,
+    /// Min–max over the frame, whatever the file says.
+    None,
+    /// This window (`center`, `width`, linear), after the modality LUT.
+    Fixed { center: f64, width: f64 },
+}
+
+fn decode_error(what: &str, message: impl std::fmt::Display) -> ImageError {
+    ImageError::Decode {
+        what: what.to_string(),
+        message: format!("DICOM: {message}"),
+    }
+}
+
+/// Runs a call into the DICOM crates, turning a panic on malformed input into an error (as
+/// for the `parquet` crate, `crate::data::hf`): a damaged file fails its sample, never the run.
+fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(decode_error(
+            what,
+            format!("the decoder failed on malformed input ({why})"),
+        ))
+    })
+}
+
+fn open(
+    bytes: &[u8],
+    what: &str,
+    header_only: bool,
+) -> Result<dicom_object::DefaultDicomObject, ImageError> {
+    let body = bytes
+        .get(MAGIC_AT..)
+        .ok_or_else(|| decode_error(what, "the file is shorter than its preamble"))?;
+    let mut opts = OpenFileOptions::new().read_preamble(dicom_object::file::ReadPreamble::Never);
+    if header_only {
+        opts = opts.read_until(PIXEL_DATA);
+    }
+    opts.from_reader(body)
+        .map_err(|e| decode_error(what, format!("cannot read the file: {e}")))
+}
+
+fn int_of(
+    obj: &dicom_object::DefaultDicomObject,
+    tag: Tag,
+    name: &str,
+    what: &str,
+) -> Result<u32, ImageError> {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .ok_or_else(|| decode_error(what, format!("no {name} element")))?
+        .to_int::<u32>()
+        .map_err(|e| decode_error(what, format!("{name}: {e}")))
+}
+
+/// `(width, height)` from the header (`Columns`, `Rows`), without touching the pixel data.
+pub fn dimensions(bytes: &[u8], what: &str) -> Result<(u32, u32), ImageError> {
+    guarded(what, || {
+        let obj = open(bytes, what, true)?;
+        Ok((
+            int_of(&obj, COLUMNS, "Columns", what)?,
+            int_of(&obj, ROWS, "Rows", what)?,
+        ))
+    })
+}
+
+/// Decodes the first frame to 8-bit pixels, after checking its size with `check_budget`.
+pub fn decode(
+    bytes: &[u8],
+    what: &str,
+    window: Window,
+    check_budget: impl FnOnce(u32, u32) -> Result<(), ImageError>,
+) -> Result<Pixels, ImageError> {
+    guarded(what, || {
+        let obj = open(bytes, what, false)?;
+        let (w, h) = (
+            int_of(&obj, COLUMNS, "Columns", what)?,
+            int_of(&obj, ROWS, "Rows", what)?,
+        );
+        check_budget(w, h)?;
+        if obj.element_opt(PIXEL_DATA).ok().flatten().is_none() {
+            return Err(decode_error(what, "the file has no Pixel Data element"));
+        }
+        let ts = obj
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string();
+        let px = obj.decode_pixel_data_frame(0).map_err(|e| {
+            decode_error(
+                what,
+                format!("cannot decode pixel data in transfer syntax {ts}: {e}"),
+            )
+        })?;
+        if (px.columns(), px.rows()) != (w, h) {
+            return Err(decode_error(
+                what,
+                "the decoded frame does not match Rows and Columns",
+            ));
+        }
+        if px.samples_per_pixel() == 1 {
+            grey(&px, what, window)
+        } else {
+            colour(&px, what)
+        }
+    })
+}
+
+/// Three 8-bit samples per pixel, as RGB. The JPEG decoders hand back RGB; other colour
+/// encodings (YBR stored natively, palette colour, 16-bit colour) are refused by name.
+fn colour(px: &DecodedPixelData<'_>, what: &str) -> Result<Pixels, ImageError> {
+    let pi = px.photometric_interpretation().to_string();
+    if px.samples_per_pixel() != 3 || px.bits_allocated() != 8 || pi != "RGB" {
+        return Err(decode_error(
+            what,
+            format!(
+                "colour pixel data as {pi} with {} samples of {} bits is not supported (RGB, 8 bits is)",
+                px.samples_per_pixel(),
+                px.bits_allocated()
+            ),
+        ));
+    }
+    let rgb: Vec<u8> = px
+        .to_vec_frame_with_options(
+            0,
+            &ConvertOptions::new().with_modality_lut(ModalityLutOption::None),
+        )
+        .map_err(|e| decode_error(what, format!("cannot read the samples: {e}")))?;
+    let img = image::RgbImage::from_raw(px.columns(), px.rows(), rgb)
+        .ok_or_else(|| decode_error(what, "the frame has fewer samples than Rows × Columns × 3"))?;
+    Ok(Pixels::from_dynamic(image::DynamicImage::ImageRgb8(img)))
+}
+
+/// How a value in the modality-LUT output maps into [0, 1].
+enum Voi {
+    Lut {
+        first: f64,
+        data: Vec<f64>,
+        max: f64,
+    },
+    Window {
+        center: f64,
+        width: f64,
+        function: VoiLutFunction,
+        lo: f64,
+        hi: f64,
+    },
+    MinMax {
+        lo: f64,
+        hi: f64,
+    },
+}
+
+impl Voi {
+    fn unit(&self, x: f64) -> f64 {
+        match self {
+            Voi::Lut { first, data, max } => {
+                let i = (x - first).clamp(0.0, (data.len() - 1) as f64) as usize;
+                data[i] / max
+            }
+            Voi::Window {
+                center,
+                width,
+                function,
+                lo,
+                hi,
+            } => {
+                // PS3.3 C.11.2.1.2: y in [lo, hi], the modality LUT's output range.
+                let y = match function {
+                    VoiLutFunction::Sigmoid => {
+                        (hi - lo) / (1.0 + (-4.0 * (x - center) / width).exp()) + lo
+                    }
+                    VoiLutFunction::LinearExact => {
+                        if x <= center - width / 2.0 {
+                            *lo
+                        } else if x > center + width / 2.0 {
+                            *hi
+                        } else {
+                            ((x - center) / width + 0.5) * (hi - lo) + lo
+                        }
+                    }
+                    _ => {
+                        let (c, w) = (center - 0.5, width - 1.0);
+                        if x <= c - w / 2.0 {
+                            *lo
+                        } else if x > c + w / 2.0 {
+                            *hi
+                        } else {
+                            ((x - c) / w + 0.5) * (hi - lo) + lo
+                        }
+                    }
+                };
+                (y - lo) / (hi - lo)
+            }
+            Voi::MinMax { lo, hi } => {
+                if hi > lo {
+                    (x - lo) / (hi - lo)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+fn grey(px: &DecodedPixelData<'_>, what: &str, window: Window) -> Result<Pixels, ImageError> {
+    let raw: Vec<f64> = px
+        .to_vec_frame_with_options(
+            0,
+            &ConvertOptions::new().with_modality_lut(ModalityLutOption::None),
+        )
+        .map_err(|e| decode_error(what, format!("cannot read the samples: {e}")))?;
+    let rescale = px
+        .rescale()
+        .ok()
+        .and_then(|r| r.first().copied())
+        .unwrap_or(dicom_pixeldata::Rescale::new(1.0, 0.0));
+    let values: Vec<f64> = raw
+        .iter()
+        .map(|v| v * rescale.slope + rescale.intercept)
+        .collect();
+    let min_max = || {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Voi::MinMax { lo, hi }
+    };
+    // The modality LUT's output range, as pydicom's apply_windowing takes it.
+    let bits = i32::from(px.bits_stored());
+    let (mut lo, mut hi) = match px.pixel_representation() {
+        dicom_pixeldata::PixelRepresentation::Unsigned => (0.0, 2f64.powi(bits) - 1.0),
+        dicom_pixeldata::PixelRepresentation::Signed => {
+            (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0)
+        }
+    };
+    (lo, hi) = (
+        lo * rescale.slope + rescale.intercept,
+        hi * rescale.slope + rescale.intercept,
+    );
+    if hi < lo {
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    let voi = match window {
+        Window::None => min_max(),
+        Window::Fixed { center, width } => Voi::Window {
+            center,
+            width,
+            function: VoiLutFunction::Linear,
+            lo,
+            hi,
+        },
+        Window::Auto => {
+            let lut = px.voi_lut_sequence().ok().flatten().and_then(|s| s.first());
+            let win = px.window().ok().flatten().and_then(|s| s.first());
+            let function = px
+                .voi_lut_function()
+                .ok()
+                .flatten()
+                .and_then(|f| f.first().copied())
+                .unwrap_or(VoiLutFunction::Linear);
+            match (lut, win) {
+                (Some(l), _) if !l.data.is_empty() => Voi::Lut {
+                    first: f64::from(l.min_pixel_value),
+                    data: l.data.iter().map(|&v| f64::from(v)).collect(),
+                    max: (2f64.powi(i32::from(l.bits_stored)) - 1.0).max(1.0),
+                },
+                (_, Some(w))
+                    if w.width > 0.0 && (function != VoiLutFunction::Linear || w.width >= 1.0) =>
+                {
+                    Voi::Window {
+                        center: w.center,
+                        width: w.width,
+                        function,
+                        lo,
+                        hi,
+                    }
+                }
+                _ => min_max(),
+            }
+        }
+    };
+    if let Voi::Window {
+        width, function, ..
+    } = &voi
+        && (*width <= 0.0 || (*function == VoiLutFunction::Linear && *width < 1.0))
+    {
+        return Err(decode_error(
+            what,
+            format!("window width {width} is not valid"),
+        ));
+    }
+    let invert =
+        px.photometric_interpretation() == &dicom_pixeldata::PhotometricInterpretation::Monochrome1;
+    let out: Vec<u8> = values
+        .iter()
+        .map(|&x| {
+            let v = (voi.unit(x).clamp(0.0, 1.0) * 255.0).round() as u8;
+            if invert { 255 - v } else { v }
+        })
+        .collect();
+    let img = image::GrayImage::from_raw(px.columns(), px.rows(), out)
+        .ok_or_else(|| decode_error(what, "the frame has fewer samples than Rows × Columns"))?;
+    Ok(Pixels::from_dynamic(image::DynamicImage::ImageLuma8(img)))
+}
