@@ -249,6 +249,10 @@ pub struct DatasetArgs {
     /// Refuse any image with more pixels than this, before decoding it.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// How DICOM grey values become 8-bit: auto (the file's VOI LUT, else its first window,
+    /// else min-max), none (min-max) or CENTER,WIDTH (e.g. 40,400).
+    #[arg(long, value_name = "auto|none|C,W", default_value = "auto")]
+    pub dicom_window: crate::data::dicom::Window,
     /// Seed for generated datasets (phantom:…).
     #[arg(long = "dataset-seed", value_name = "S", default_value_t = 0)]
     pub dataset_seed: u64,
@@ -290,6 +294,7 @@ impl DatasetArgs {
                 max_pixels: self.max_pixels,
                 seed: self.dataset_seed,
                 n: self.dataset_n,
+                dicom_window: self.dicom_window,
             },
             selection: self.select.selection(),
         }
@@ -498,6 +503,9 @@ pub struct DatasetOverrides {
     /// Override dataset.max_pixels: refuse any image with more pixels, before decoding it.
     #[arg(long, value_name = "N")]
     pub max_pixels: Option<u64>,
+    /// Override dataset.dicom_window: auto, none or CENTER,WIDTH.
+    #[arg(long, value_name = "auto|none|C,W")]
+    pub dicom_window: Option<crate::data::dicom::Window>,
     /// Override dataset.seed (generated datasets, phantom:…).
     #[arg(long = "dataset-seed", value_name = "S")]
     pub dataset_seed: Option<u64>,

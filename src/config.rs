@@ -137,6 +137,10 @@ pub struct DatasetSection {
     pub box_frame: Option<BoxFrame>,
     #[serde(default = "default_max_pixels")]
     pub max_pixels: u64,
+    /// How DICOM grey values become 8-bit: `auto` (the file's VOI LUT, else its first
+    /// window, else min-max), `none` (min-max) or `CENTER,WIDTH`.
+    #[serde(default, skip_serializing_if = "crate::data::dicom::Window::is_auto")]
+    pub dicom_window: crate::data::dicom::Window,
     /// For generated datasets (phantom:…).
     #[serde(default)]
     pub seed: u64,
@@ -170,6 +174,7 @@ impl Config {
                 max_pixels: self.dataset.max_pixels,
                 seed: self.dataset.seed,
                 n: self.dataset.n,
+                dicom_window: self.dataset.dicom_window,
             },
             selection: self.selection(),
         }

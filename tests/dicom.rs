@@ -69,6 +69,25 @@ fn broken_dicom_files_fail_with_their_reason() {
     let err = decode_bytes(&read("truncated.dcm"), "truncated.dcm", 1 << 20).unwrap_err();
     assert!(matches!(err, ImageError::Decode { .. }), "{err}");
     assert!(err.to_string().contains("truncated.dcm"), "{err}");
+    // An element declaring more bytes than the file holds is refused before the parser
+    // allocates it (the decode fuzz target's finding: 1 KB that made it zero-fill 2.5 GB).
+    let oom = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/decode/dicom-element-longer-than-file.dcm"),
+    )
+    .unwrap();
+    let err = decode_bytes(&oom, "oom.dcm", 1 << 20).unwrap_err();
+    assert!(err.to_string().contains("bytes, but only"), "{err}");
+    let mut long = read("u16-12bit-window.dcm");
+    let n = long.len();
+    // The last element is Pixel Data (OW): make its 4-byte length claim 3 GB.
+    long[n - 384 - 4..n - 384].copy_from_slice(&3_000_000_000u32.to_le_bytes());
+    let err = decode_bytes(&long, "long.dcm", 1 << 20).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(7FE0,0010) declares 3000000000 bytes"),
+        "{err}"
+    );
     // The budget is checked from Rows and Columns, before any pixel is decoded.
     let err = decode_bytes(&read("u8-minmax.dcm"), "u8-minmax.dcm", 100).unwrap_err();
     assert!(
@@ -202,4 +221,44 @@ fn vindr_reads_the_dicom_files_as_downloaded() {
     assert_eq!(locate.boxes[0].bbox.to_array(), [0.25, 0.25, 0.5, 0.75]);
     let store = medvqa::data::decode::ImageStore::new(1 << 20, 1 << 20);
     assert_eq!(store.get(&locate.images[0]).unwrap().dimensions(), (16, 12));
+}
+
+/// `--dicom-window` overrides the file's own VOI: `none` is min-max, `C,W` a linear window.
+#[test]
+fn the_window_can_be_overridden() {
+    use medvqa::data::decode::decode_bytes_with;
+    use medvqa::data::dicom::Window;
+    let bytes = std::fs::read(fixtures().join("u16-12bit-window.dcm")).unwrap();
+    let want = expected();
+    let own: Vec<u8> = want["u16-12bit-window"]["pixels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    // The file's own window (2048, 1000), given explicitly, is what auto reads.
+    let fixed: Window = "2048,1000".parse().unwrap();
+    let got = decode_bytes_with(&bytes, "w", 1 << 20, fixed).unwrap();
+    assert_eq!(got.as_raw(), own.as_slice());
+    // none: the gradient row spans 0..255 and rises with x.
+    let got = decode_bytes_with(&bytes, "w", 1 << 20, Window::None).unwrap();
+    let row = &got.as_raw()[..16];
+    assert_eq!((row[0], row[15]), (0, 255));
+    assert!(row.windows(2).all(|p| p[0] <= p[1]), "{row:?}");
+    assert_ne!(got.as_raw(), own.as_slice());
+    for bad in ["", "40", "40,0", "a,b", "auto,1"] {
+        assert!(bad.parse::<Window>().is_err(), "{bad}");
+    }
+    assert_eq!("none".parse::<Window>().unwrap().to_string(), "none");
+    assert_eq!("40,400".parse::<Window>().unwrap().to_string(), "40,400");
+    // The flag reaches the CLI, and a bad value is one clear line.
+    let out = common::run(&[
+        "inspect",
+        "--dataset",
+        "phantom:cxr",
+        "--dicom-window",
+        "40,x",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CENTER,WIDTH"));
 }

@@ -33,6 +33,7 @@ fn resolve(a: &EvalArgs) -> anyhow::Result<Config> {
     over(&mut ds.image_root, d.image_root.clone().map(Some));
     over(&mut ds.box_frame, d.dataset_box_frame.map(Some));
     over(&mut ds.max_pixels, d.max_pixels);
+    over(&mut ds.dicom_window, d.dicom_window);
     over(&mut ds.seed, d.dataset_seed);
     over(&mut ds.n, d.dataset_n.map(Some));
     if !d.select.filter.is_empty() {

@@ -17,7 +17,8 @@ const INSPECT_CACHE_BYTES: usize = 512 << 20;
 pub fn run(a: &InspectArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let (mut ds, _) = load_dataset(&a.data)?;
     if !a.no_decode {
-        let store = ImageStore::new(a.data.max_pixels, INSPECT_CACHE_BYTES);
+        let store = ImageStore::new(a.data.max_pixels, INSPECT_CACHE_BYTES)
+            .with_dicom_window(a.data.dicom_window);
         let progress = Progress::new(0, "decode", quiet);
         ds.validate_images(&store, &progress);
         progress.finish();

@@ -19,6 +19,7 @@ pub fn run(a: &PerturbArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 seed: a.seed,
                 out: dir.clone(),
                 max_pixels: a.data.max_pixels,
+                dicom_window: a.data.dicom_window,
                 quiet,
             },
         )?;
@@ -48,6 +49,7 @@ pub fn run(a: &PerturbArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 sample: a.sheet_sample.clone(),
                 thumb: a.sheet_thumb,
                 max_pixels: a.data.max_pixels,
+                dicom_window: a.data.dicom_window,
             },
         )?;
         eprintln!(

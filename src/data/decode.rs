@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use image::{ImageFormat, ImageReader, Limits};
 
+use super::dicom::Window;
 use crate::cache::BoundedCache;
 use crate::pixels::Pixels;
 use crate::sample::{ImageRef, ImageSource};
@@ -81,8 +82,18 @@ pub fn resolve_under(root: &Path, rel: &str) -> Result<PathBuf, ImageError> {
 /// Decodes encoded bytes after sniffing the format and checking the header against the
 /// pixel budget. `what` names the image in errors.
 pub fn decode_bytes(bytes: &[u8], what: &str, max_pixels: u64) -> Result<Pixels, ImageError> {
+    decode_bytes_with(bytes, what, max_pixels, Window::Auto)
+}
+
+/// As [`decode_bytes`], with how DICOM grey values become 8-bit.
+pub fn decode_bytes_with(
+    bytes: &[u8],
+    what: &str,
+    max_pixels: u64,
+    window: Window,
+) -> Result<Pixels, ImageError> {
     if super::dicom::is_dicom(bytes) {
-        return super::dicom::decode(bytes, what, super::dicom::Window::Auto, |w, h| {
+        return super::dicom::decode(bytes, what, window, |w, h| {
             check_budget(what, w, h, max_pixels)
         });
     }
@@ -192,16 +203,25 @@ pub fn decode_source(
     what: &str,
     max_pixels: u64,
 ) -> Result<Pixels, ImageError> {
+    decode_source_with(source, what, max_pixels, Window::Auto)
+}
+
+fn decode_source_with(
+    source: &ImageSource,
+    what: &str,
+    max_pixels: u64,
+    window: Window,
+) -> Result<Pixels, ImageError> {
     match source {
         ImageSource::Pixels(p) => {
             check_budget(what, p.width(), p.height(), max_pixels)?;
             Ok((**p).clone())
         }
-        ImageSource::Bytes(b) => decode_bytes(b, what, max_pixels),
-        ImageSource::Deferred(d) => decode_bytes(&d.read()?, what, max_pixels),
+        ImageSource::Bytes(b) => decode_bytes_with(b, what, max_pixels, window),
+        ImageSource::Deferred(d) => decode_bytes_with(&d.read()?, what, max_pixels, window),
         ImageSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-            decode_bytes(&bytes, what, max_pixels)
+            decode_bytes_with(&bytes, what, max_pixels, window)
         }
     }
 }
@@ -214,6 +234,7 @@ pub fn decode_source(
 /// a corrupt file is read once and every question on it gets the same error.
 pub struct ImageStore {
     max_pixels: u64,
+    dicom_window: Window,
     cache: BoundedCache<String, Result<Arc<Pixels>, ImageError>>,
 }
 
@@ -221,15 +242,30 @@ impl ImageStore {
     pub fn new(max_pixels: u64, capacity_bytes: usize) -> ImageStore {
         ImageStore {
             max_pixels,
+            dicom_window: Window::Auto,
             cache: BoundedCache::new(capacity_bytes),
         }
+    }
+
+    /// How DICOM grey values become 8-bit in this store (default: the file's own VOI).
+    pub fn with_dicom_window(mut self, window: Window) -> ImageStore {
+        self.dicom_window = window;
+        self
     }
 
     /// Returns the decoded image, decoding it on first use.
     pub fn get(&self, image: &ImageRef) -> Result<Arc<Pixels>, ImageError> {
         self.cache.get_or_make(
             &image.key,
-            || decode_source(&image.source, &image.key, self.max_pixels).map(Arc::new),
+            || {
+                decode_source_with(
+                    &image.source,
+                    &image.key,
+                    self.max_pixels,
+                    self.dicom_window,
+                )
+                .map(Arc::new)
+            },
             |r| r.as_ref().map_or(0, |p| p.as_raw().len()),
         )
     }

@@ -11,8 +11,8 @@
 //! 2. **VOI**: the first VOI LUT Sequence item if there is one; else the first Window
 //!    Center/Width with its VOI LUT Function (`LINEAR`, the default; `LINEAR_EXACT`;
 //!    `SIGMOID`); else the frame's own minimum and maximum (min–max). [`Window::None`]
-//!    (always min–max) and [`Window::Fixed`] override it; the loaders use [`Window::Auto`]
-//!    until a run-level `--dicom-window` reaches the image store (issue 16).
+//!    (always min–max) and [`Window::Fixed`] override it (`--dicom-window none|C,W`,
+//!    `dataset.dicom_window`).
 //! 3. The VOI output range is mapped to 0–255 and rounded half away from zero.
 //! 4. **MONOCHROME1** is inverted (255 − v), so bone is bright as in MONOCHROME2.
 //!
@@ -52,6 +52,63 @@ pub enum Window {
     Fixed { center: f64, width: f64 },
 }
 
+impl std::str::FromStr for Window {
+    type Err = String;
+
+    /// `auto`, `none`, or `CENTER,WIDTH` (`40,400`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Window::Auto),
+            "none" => Ok(Window::None),
+            cw => {
+                let bad = || {
+                    format!(
+                        "DICOM window {cw:?} is not one of: auto, none, CENTER,WIDTH (e.g. 40,400)"
+                    )
+                };
+                let (c, w) = cw.split_once(',').ok_or_else(bad)?;
+                let center: f64 = c.trim().parse().map_err(|_| bad())?;
+                let width: f64 = w.trim().parse().map_err(|_| bad())?;
+                if !center.is_finite() || !width.is_finite() || width < 1.0 {
+                    return Err(format!(
+                        "DICOM window {cw:?}: the width must be a number of at least 1"
+                    ));
+                }
+                Ok(Window::Fixed { center, width })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Window::Auto => f.write_str("auto"),
+            Window::None => f.write_str("none"),
+            Window::Fixed { center, width } => write!(f, "{center},{width}"),
+        }
+    }
+}
+
+impl Window {
+    pub fn is_auto(&self) -> bool {
+        *self == Window::Auto
+    }
+}
+
+impl serde::Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 fn decode_error(what: &str, message: impl std::fmt::Display) -> ImageError {
     ImageError::Decode {
         what: what.to_string(),
@@ -83,12 +140,163 @@ fn open(
     let body = bytes
         .get(MAGIC_AT..)
         .ok_or_else(|| decode_error(what, "the file is shorter than its preamble"))?;
+    check_lengths(body, header_only).map_err(|e| decode_error(what, e))?;
     let mut opts = OpenFileOptions::new().read_preamble(dicom_object::file::ReadPreamble::Never);
     if header_only {
         opts = opts.read_until(PIXEL_DATA);
     }
     opts.from_reader(body)
         .map_err(|e| decode_error(what, format!("cannot read the file: {e}")))
+}
+
+/// Walks every element header of the file (the meta group, then the data set, into
+/// sequences and items) and refuses one whose declared length is more than the bytes left.
+///
+/// dicom-parser allocates and zero-fills a value's declared length before reading it, so
+/// without this a 1 KB file declaring a 2.5 GB element made medvqa touch 2.5 GB (found by
+/// the `decode` fuzz target; `fuzz/regressions/decode/`). Lengths are checked against the
+/// bytes that are there: after inflating for the deflate transfer syntax (bounded), in the
+/// first 1 MiB up to Pixel Data when only the header is read.
+fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
+    let mut s = Scan {
+        b: body,
+        at: 4, // "DICM"
+        explicit: true,
+        header_only,
+    };
+    let ts = s.walk(true)?;
+    let ts = ts.trim_end_matches(['\0', ' ']);
+    let rest = &body[s.at.min(body.len())..];
+    match ts {
+        "1.2.840.10008.1.2" => Scan::new(rest, false, header_only).walk(false).map(drop),
+        "1.2.840.10008.1.2.2" => Err(format!(
+            "transfer syntax {ts} (explicit VR big endian, retired) is not supported"
+        )),
+        "1.2.840.10008.1.2.1.99" => {
+            use std::io::Read;
+            // A deflated data set may inflate to at most this much (a 64-megapixel 16-bit
+            // image and its header fit).
+            const INFLATE_CAP: u64 = 160 << 20;
+            let mut out = Vec::new();
+            flate2::read::DeflateDecoder::new(rest)
+                .take(INFLATE_CAP + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("cannot inflate the deflated data set: {e}"))?;
+            if out.len() as u64 > INFLATE_CAP {
+                return Err(format!(
+                    "the deflated data set inflates to more than {INFLATE_CAP} bytes"
+                ));
+            }
+            Scan::new(&out, true, header_only).walk(false).map(drop)
+        }
+        _ => Scan::new(rest, true, header_only).walk(false).map(drop),
+    }
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    at: usize,
+    explicit: bool,
+    header_only: bool,
+}
+
+impl Scan<'_> {
+    fn new(b: &[u8], explicit: bool, header_only: bool) -> Scan<'_> {
+        Scan {
+            b,
+            at: 0,
+            explicit,
+            header_only,
+        }
+    }
+
+    fn u16_at(&self, i: usize) -> Option<u16> {
+        Some(u16::from_le_bytes(self.b.get(i..i + 2)?.try_into().ok()?))
+    }
+
+    fn u32_at(&self, i: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(self.b.get(i..i + 4)?.try_into().ok()?))
+    }
+
+    /// Walks elements to the end (or, for the meta group, while the group is 0002),
+    /// returning the Transfer Syntax UID when it passes it. Truncation ends the walk: the
+    /// parser reports it; only lengths that would make it allocate past the file are
+    /// refused here.
+    fn walk(&mut self, meta: bool) -> Result<String, String> {
+        const UNDEFINED: u32 = 0xFFFF_FFFF;
+        let mut ts = String::new();
+        // Inside encapsulated Pixel Data, items are fragments of bytes, not elements.
+        let mut fragments = false;
+        while let (Some(group), Some(elem)) = (self.u16_at(self.at), self.u16_at(self.at + 2)) {
+            if meta && group != 0x0002 {
+                break;
+            }
+            let tag = (group, elem);
+            if self.header_only && tag == (0x7FE0, 0x0010) {
+                break;
+            }
+            let (len, header, is_sq) = if group == 0xFFFE {
+                (self.u32_at(self.at + 4), 8, false)
+            } else if self.explicit {
+                let vr = self.b.get(self.at + 4..self.at + 6).unwrap_or(b"  ");
+                if matches!(
+                    vr,
+                    b"OB"
+                        | b"OD"
+                        | b"OF"
+                        | b"OL"
+                        | b"OV"
+                        | b"OW"
+                        | b"SQ"
+                        | b"SV"
+                        | b"UC"
+                        | b"UN"
+                        | b"UR"
+                        | b"UT"
+                        | b"UV"
+                ) {
+                    (self.u32_at(self.at + 8), 12, vr == b"SQ" || vr == b"UN")
+                } else {
+                    (self.u16_at(self.at + 6).map(u32::from), 8, false)
+                }
+            } else {
+                (self.u32_at(self.at + 4), 8, false)
+            };
+            let Some(len) = len else { break };
+            self.at += header;
+            let left = self.b.len().saturating_sub(self.at);
+            match tag {
+                (0xFFFE, 0xE0DD) => fragments = false,
+                (0xFFFE, 0xE00D) => {}
+                _ if len == UNDEFINED => {
+                    // A sequence, an item, or encapsulated Pixel Data: its content follows.
+                    if tag == (0x7FE0, 0x0010) {
+                        fragments = true;
+                    }
+                }
+                _ if len as usize > left => {
+                    return Err(format!(
+                        "element ({group:04X},{elem:04X}) declares {len} bytes, but only {left} follow"
+                    ));
+                }
+                (0xFFFE, 0xE000) if !fragments => {} // an item's elements follow
+                _ if is_sq
+                    || (!self.explicit
+                        && self.b.get(self.at..self.at + 4) == Some(&[0xFE, 0xFF, 0x00, 0xE0])) =>
+                {
+                    // A sequence of defined length: walk into its items.
+                }
+                _ => {
+                    if tag == (0x0002, 0x0010) {
+                        ts = String::from_utf8_lossy(&self.b[self.at..self.at + len as usize])
+                            .into_owned();
+                    }
+                    self.at += len as usize;
+                }
+            }
+        }
+        Ok(ts)
+    }
 }
 
 fn int_of(

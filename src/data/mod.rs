@@ -99,6 +99,8 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Number of questions for generated sets; `None` is the set's default.
     pub n: Option<usize>,
+    /// How DICOM grey values become 8-bit (`--dicom-window`).
+    pub dicom_window: dicom::Window,
 }
 
 impl Default for LoadOptions {
@@ -109,6 +111,7 @@ impl Default for LoadOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             seed: 0,
             n: None,
+            dicom_window: dicom::Window::Auto,
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct ExportRequest {
     pub out: PathBuf,
     /// The pixel budget for any one decoded image.
     pub max_pixels: u64,
+    /// How DICOM grey values become 8-bit.
+    pub dicom_window: crate::data::dicom::Window,
     pub quiet: bool,
 }
 
@@ -85,6 +87,8 @@ pub struct SheetRequest {
     pub thumb: u32,
     /// The pixel budget for any one decoded image.
     pub max_pixels: u64,
+    /// How DICOM grey values become 8-bit.
+    pub dicom_window: crate::data::dicom::Window,
 }
 
 /// Refuses names that are neither a perturbation nor a track, before anything is read.
@@ -143,7 +147,7 @@ struct ImageResult {
 pub fn export(ds: &Dataset, req: &ExportRequest) -> Result<ExportSummary, RunError> {
     let dir = &req.out;
     let ctx = &SeedContext::new(req.seed, ds.name.clone());
-    let store = &ImageStore::new(req.max_pixels, CACHE_BYTES);
+    let store = &ImageStore::new(req.max_pixels, CACHE_BYTES).with_dicom_window(req.dicom_window);
     std::fs::create_dir_all(dir).map_err(RunError::io("cannot create", dir))?;
     let root = dir
         .canonicalize()
@@ -444,7 +448,7 @@ fn write_failures(path: &Path, failures: &[Failure]) -> Result<(), RunError> {
 /// Draws the contact sheet; returns the sample drawn and the number of rows.
 pub fn write_sheet(ds: &Dataset, req: &SheetRequest) -> Result<(String, usize), RunError> {
     let ctx = &SeedContext::new(req.seed, ds.name.clone());
-    let store = ImageStore::new(req.max_pixels, CACHE_BYTES);
+    let store = ImageStore::new(req.max_pixels, CACHE_BYTES).with_dicom_window(req.dicom_window);
     let path = &req.path;
     let sample = match &req.sample {
         Some(id) => ds.samples.iter().find(|s| &s.id == id).ok_or_else(|| {

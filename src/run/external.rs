@@ -169,7 +169,7 @@ pub fn score_predictions(req: &ScoreRequest) -> Result<ScoreSummary, RunError> {
         header,
         &report::BuildOptions::default(),
     );
-    let thumbs = DatasetThumbnails::new(&ds.samples, folded.as_ref(), req.dataset.load.max_pixels);
+    let thumbs = DatasetThumbnails::new(&ds.samples, folded.as_ref(), &req.dataset.load);
     let digests = crate::fingerprint::image_digests(&ds.samples);
     let fingerprint = crate::fingerprint::Fingerprint::new(
         &req.dataset.spec,

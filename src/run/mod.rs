@@ -247,7 +247,8 @@ pub fn eval(cfg: &Config, opts: &EvalOptions) -> Result<EvalSummary, RunError> {
     let t_plan = t.elapsed();
 
     let (decoded_bytes, _) = cache_budgets(cfg);
-    let decoded = ImageStore::new(cfg.dataset.max_pixels, decoded_bytes);
+    let decoded = ImageStore::new(cfg.dataset.max_pixels, decoded_bytes)
+        .with_dicom_window(cfg.dataset.dicom_window);
     let swaps = export::swaps_for(&ctx, &ds, &cfg.perturb.perturbations);
     let mut times = StageTimes::default();
     let (answered, reused) = answer_pending(

@@ -315,12 +315,13 @@ impl<'a> DatasetThumbnails<'a> {
     pub fn new(
         samples: &'a [Sample],
         folded: Option<&'a super::folded::Folded>,
-        max_pixels: u64,
+        load: &crate::data::LoadOptions,
     ) -> Self {
         DatasetThumbnails {
             by_id: samples.iter().map(|s| (s.id.as_str(), s)).collect(),
             folded,
-            store: ImageStore::new(max_pixels, THUMB_CACHE_BYTES),
+            store: ImageStore::new(load.max_pixels, THUMB_CACHE_BYTES)
+                .with_dicom_window(load.dicom_window),
         }
     }
 }

@@ -43,6 +43,13 @@ pub(super) fn plan(
         model.prompt_hash(),
         model.generation_key(),
     ];
+    // The images' digests are of their bytes; a DICOM window other than the file's own
+    // changes the pixels the model sees, so it is part of every key (none for `auto`, so
+    // keys from before the option stay valid).
+    let dicom_window = match cfg.dataset.dicom_window {
+        w if w.is_auto() => None,
+        w => Some(format!("dicom_window={w}")),
+    };
     let mut items = Vec::new();
     let mut failures = Vec::new();
     let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -65,7 +72,7 @@ pub(super) fn plan(
             });
             continue;
         }
-        let content = sample_digest(s, &image_hashes);
+        let content = sample_digest(s, &image_hashes, dicom_window.as_deref());
         let modality = Modality::of(s);
         if !cfg.perturb.any_modality {
             for name in presets::unsuited(&cfg.perturb.perturbations, modality) {
@@ -125,7 +132,7 @@ pub(super) struct Plan {
 }
 
 /// What the model is asked: the sample's text, kind, options and images (not its answer).
-fn sample_digest(s: &Sample, image_hashes: &[&str]) -> String {
+fn sample_digest(s: &Sample, image_hashes: &[&str], dicom_window: Option<&str>) -> String {
     let mut parts: Vec<Vec<u8>> = vec![
         s.id.as_bytes().to_vec(),
         s.question.as_bytes().to_vec(),
@@ -133,6 +140,7 @@ fn sample_digest(s: &Sample, image_hashes: &[&str]) -> String {
     ];
     parts.extend(s.task.options().iter().map(|o| o.as_bytes().to_vec()));
     parts.extend(image_hashes.iter().map(|h| h.as_bytes().to_vec()));
+    parts.extend(dicom_window.iter().map(|w| w.as_bytes().to_vec()));
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     store::key_of(&refs)
 }
