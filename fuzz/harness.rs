@@ -127,9 +127,20 @@ pub fn config(data: &[u8]) {
 /// The safe image decoder (PNG, JPEG, WebP, …), under a 4-megapixel budget.
 pub fn decode(data: &[u8]) {
     const BUDGET: u64 = 1 << 22;
+    default_panic_hook();
     if let Ok(p) = decode_bytes(data, "fuzz", BUDGET) {
         assert!(u64::from(p.width()) * u64::from(p.height()) <= BUDGET);
     }
+}
+
+/// medvqa catches the panics that the `parquet` and DICOM crates raise on some malformed
+/// input and records the sample or rows as failures. libFuzzer's panic hook aborts on any
+/// panic, caught or not, so the targets that reach those crates put the default hook back:
+/// a panic that escapes medvqa still ends in libFuzzer's abort (its catch around each
+/// input), and a caught one is what it is, a failure of its input.
+fn default_panic_hook() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| drop(std::panic::take_hook()));
 }
 
 /// A parquet file read by the row readers of the two parquet formats (MedFrameQA with
@@ -139,12 +150,7 @@ pub fn decode(data: &[u8]) {
 pub fn parquet_rows(data: &[u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    // medvqa catches the panics the `parquet` crate raises on some malformed pages and
-    // records the rows as failures. libFuzzer's panic hook aborts on any panic, caught or
-    // not, so this target puts the default hook back: a panic that escapes medvqa still
-    // ends in libFuzzer's abort, and a caught one is what it is, a failure of its rows.
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| drop(std::panic::take_hook()));
+    default_panic_hook();
     // One folder per input: proptest's tests run this target on several threads at once.
     let dir = std::env::temp_dir().join(format!(
         "medvqa-fuzz-{}-{}",

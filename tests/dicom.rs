@@ -88,6 +88,16 @@ fn broken_dicom_files_fail_with_their_reason() {
             .contains("(7FE0,0010) declares 3000000000 bytes"),
         "{err}"
     );
+    // The RLE decoder of dicom-transfer-syntax-registry 0.10.1 indexes out of bounds on a
+    // damaged segment (the decode fuzz target's second DICOM finding): caught, and a
+    // failure of its image.
+    let rle = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/decode/dicom-rle-segment-overrun.dcm"),
+    )
+    .unwrap();
+    let err = decode_bytes(&rle, "rle.dcm", 1 << 20).unwrap_err();
+    assert!(err.to_string().contains("malformed input"), "{err}");
     // The budget is checked from Rows and Columns, before any pixel is decoded.
     let err = decode_bytes(&read("u8-minmax.dcm"), "u8-minmax.dcm", 100).unwrap_err();
     assert!(
