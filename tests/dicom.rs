@@ -77,7 +77,23 @@ fn broken_dicom_files_fail_with_their_reason() {
     )
     .unwrap();
     let err = decode_bytes(&oom, "oom.dcm", 1 << 20).unwrap_err();
-    assert!(err.to_string().contains("bytes, but only"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("declares 2560137368 bytes, but only"),
+        "{err}"
+    );
+    // An unknown VR has a 4-byte length, as the parser reads it (the third finding).
+    let vr = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/decode/dicom-unknown-vr-long-length.dcm"),
+    )
+    .unwrap();
+    let err = decode_bytes(&vr, "vr.dcm", 1 << 20).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(0008,0016) declares 775040561 bytes"),
+        "{err}"
+    );
     let mut long = read("u16-12bit-window.dcm");
     let n = long.len();
     // The last element is Pixel Data (OW): make its 4-byte length claim 3 GB.

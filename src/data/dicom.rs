@@ -238,26 +238,17 @@ impl Scan<'_> {
             let (len, header, is_sq) = if group == 0xFFFE {
                 (self.u32_at(self.at + 4), 8, false)
             } else if self.explicit {
+                // As dicom-parser reads it (PS3.5 7.1.2): these VRs have a 2-byte length;
+                // every other one, an unknown VR included, 2 reserved bytes and a 4-byte one.
+                const SHORT: [&[u8]; 21] = [
+                    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO",
+                    b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+                ];
                 let vr = self.b.get(self.at + 4..self.at + 6).unwrap_or(b"  ");
-                if matches!(
-                    vr,
-                    b"OB"
-                        | b"OD"
-                        | b"OF"
-                        | b"OL"
-                        | b"OV"
-                        | b"OW"
-                        | b"SQ"
-                        | b"SV"
-                        | b"UC"
-                        | b"UN"
-                        | b"UR"
-                        | b"UT"
-                        | b"UV"
-                ) {
-                    (self.u32_at(self.at + 8), 12, vr == b"SQ" || vr == b"UN")
-                } else {
+                if SHORT.contains(&vr) {
                     (self.u16_at(self.at + 6).map(u32::from), 8, false)
+                } else {
+                    (self.u32_at(self.at + 8), 12, vr == b"SQ")
                 }
             } else {
                 (self.u32_at(self.at + 4), 8, false)
