@@ -85,6 +85,15 @@ impl fmt::Display for Failure {
 }
 
 /// `err: source: source …` on one line.
+/// The message a caught panic carried (`catch_unwind`'s payload), for a failure record.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
+}
+
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();

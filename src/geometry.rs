@@ -158,9 +158,15 @@ impl BoxFrame {
         raw: [f64; 4],
         image_size: Option<(u32, u32)>,
     ) -> Result<BBox, BoxError> {
+        let [x1, y1, x2, y2] = self.scaled(raw, image_size)?;
+        BBox::new(x1, y1, x2, y2)
+    }
+
+    /// Raw corners divided by the frame's size, in `[x1, y1, x2, y2]` order, unclamped.
+    fn scaled(self, raw: [f64; 4], image_size: Option<(u32, u32)>) -> Result<[f64; 4], BoxError> {
         let (sx, sy) = self.scale(image_size)?;
         let [x1, y1, x2, y2] = self.xy_order(raw);
-        BBox::new(x1 / sx, y1 / sy, x2 / sx, y2 / sy)
+        Ok([x1 / sx, y1 / sy, x2 / sx, y2 / sy])
     }
 
     /// As [`normalize`](Self::normalize), for ground truth: a box reaching more than
@@ -173,9 +179,7 @@ impl BoxFrame {
         raw: [f64; 4],
         image_size: Option<(u32, u32)>,
     ) -> Result<BBox, BoxError> {
-        let (sx, sy) = self.scale(image_size)?;
-        let [x1, y1, x2, y2] = self.xy_order(raw);
-        let v = [x1 / sx, y1 / sy, x2 / sx, y2 / sy];
+        let v = self.scaled(raw, image_size)?;
         let inside = -TRUTH_SLACK..=1.0 + TRUTH_SLACK;
         if v.iter().any(|c| c.is_finite() && !inside.contains(c)) {
             return Err(BoxError::OutsideFrame { raw, frame: self });

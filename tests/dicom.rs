@@ -16,6 +16,16 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom")
 }
 
+/// A kept fuzz input (`fuzz/regressions/decode/`).
+fn regression(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/decode")
+            .join(name),
+    )
+    .unwrap()
+}
+
 fn expected() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
 }
@@ -71,11 +81,7 @@ fn broken_dicom_files_fail_with_their_reason() {
     assert!(err.to_string().contains("truncated.dcm"), "{err}");
     // An element declaring more bytes than the file holds is refused before the parser
     // allocates it (the decode fuzz target's finding: 1 KB that made it zero-fill 2.5 GB).
-    let oom = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/regressions/decode/dicom-element-longer-than-file.dcm"),
-    )
-    .unwrap();
+    let oom = regression("dicom-element-longer-than-file.dcm");
     let err = decode_bytes(&oom, "oom.dcm", 1 << 20).unwrap_err();
     assert!(
         err.to_string()
@@ -83,11 +89,7 @@ fn broken_dicom_files_fail_with_their_reason() {
         "{err}"
     );
     // An unknown VR has a 4-byte length, as the parser reads it (the third finding).
-    let vr = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/regressions/decode/dicom-unknown-vr-long-length.dcm"),
-    )
-    .unwrap();
+    let vr = regression("dicom-unknown-vr-long-length.dcm");
     let err = decode_bytes(&vr, "vr.dcm", 1 << 20).unwrap_err();
     assert!(
         err.to_string()
@@ -107,11 +109,7 @@ fn broken_dicom_files_fail_with_their_reason() {
     // The RLE decoder of dicom-transfer-syntax-registry 0.10.1 indexes out of bounds on a
     // damaged segment (the decode fuzz target's second DICOM finding): caught, and a
     // failure of its image.
-    let rle = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/regressions/decode/dicom-rle-segment-overrun.dcm"),
-    )
-    .unwrap();
+    let rle = regression("dicom-rle-segment-overrun.dcm");
     let err = decode_bytes(&rle, "rle.dcm", 1 << 20).unwrap_err();
     assert!(err.to_string().contains("malformed input"), "{err}");
     // The budget is checked from Rows and Columns, before any pixel is decoded.

@@ -120,11 +120,7 @@ fn decode_error(what: &str, message: impl std::fmt::Display) -> ImageError {
 /// for the `parquet` crate, `crate::data::hf`): a damaged file fails its sample, never the run.
 fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|p| {
-        let why = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_string());
+        let why = crate::failure::panic_message(p.as_ref());
         Err(decode_error(
             what,
             format!("the decoder failed on malformed input ({why})"),

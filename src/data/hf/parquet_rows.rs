@@ -361,11 +361,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// hook; the failure record says what was lost.
 fn unpanicked<T>(call: impl FnOnce() -> T) -> Result<T, BoxError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|p| {
-        let why = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_string());
+        let why = crate::failure::panic_message(p.as_ref());
         format!("the parquet reader failed on a malformed page ({why})").into()
     })
 }
