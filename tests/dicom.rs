@@ -112,6 +112,19 @@ fn broken_dicom_files_fail_with_their_reason() {
     let rle = regression("dicom-rle-segment-overrun.dcm");
     let err = decode_bytes(&rle, "rle.dcm", 1 << 20).unwrap_err();
     assert!(err.to_string().contains("malformed input"), "{err}");
+    // An RLE frame declaring more than 15 segments is refused before the decoder allocates
+    // a table for them (the fourth finding: a 2.2 GB table).
+    let err = decode_bytes(
+        &regression("dicom-rle-segment-count.dcm"),
+        "rle.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("segments; the standard allows at most 15"),
+        "{err}"
+    );
     // The budget is checked from Rows and Columns, before any pixel is decoded.
     let err = decode_bytes(&read("u8-minmax.dcm"), "u8-minmax.dcm", 100).unwrap_err();
     assert!(

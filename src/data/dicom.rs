@@ -159,6 +159,7 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
         at: 4, // "DICM"
         explicit: true,
         header_only,
+        rle: false,
     };
     let ts = s.walk(true)?;
     let ts = ts.trim_end_matches(['\0', ' ']);
@@ -185,6 +186,11 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
             }
             Scan::new(&out, true, header_only).walk(false).map(drop)
         }
+        "1.2.840.10008.1.2.5" => {
+            let mut s = Scan::new(rest, true, header_only);
+            s.rle = true;
+            s.walk(false).map(drop)
+        }
         _ => Scan::new(rest, true, header_only).walk(false).map(drop),
     }
 }
@@ -194,6 +200,9 @@ struct Scan<'a> {
     at: usize,
     explicit: bool,
     header_only: bool,
+    /// RLE Lossless: each frame's fragment opens with its segment count, which the decoder
+    /// allocates a table for before reading (the standard allows at most 15).
+    rle: bool,
 }
 
 impl Scan<'_> {
@@ -203,6 +212,7 @@ impl Scan<'_> {
             at: 0,
             explicit,
             header_only,
+            rle: false,
         }
     }
 
@@ -223,6 +233,7 @@ impl Scan<'_> {
         let mut ts = String::new();
         // Inside encapsulated Pixel Data, items are fragments of bytes, not elements.
         let mut fragments = false;
+        let mut fragment = 0usize;
         while let (Some(group), Some(elem)) = (self.u16_at(self.at), self.u16_at(self.at + 2)) {
             if meta && group != 0x0002 {
                 break;
@@ -259,6 +270,7 @@ impl Scan<'_> {
                     // A sequence, an item, or encapsulated Pixel Data: its content follows.
                     if tag == (0x7FE0, 0x0010) {
                         fragments = true;
+                        fragment = 0;
                     }
                 }
                 _ if len as usize > left => {
@@ -267,6 +279,19 @@ impl Scan<'_> {
                     ));
                 }
                 (0xFFFE, 0xE000) if !fragments => {} // an item's elements follow
+                (0xFFFE, 0xE000) => {
+                    // A fragment of encapsulated pixel data; the first is the offset table.
+                    if self.rle && fragment > 0 {
+                        let segments = self.u32_at(self.at).unwrap_or(0);
+                        if segments > 15 {
+                            return Err(format!(
+                                "an RLE frame declares {segments} segments; the standard allows at most 15"
+                            ));
+                        }
+                    }
+                    fragment += 1;
+                    self.at += len as usize;
+                }
                 _ if is_sq
                     || (!self.explicit
                         && self.b.get(self.at..self.at + 4) == Some(&[0xFE, 0xFF, 0x00, 0xE0])) =>
