@@ -125,6 +125,15 @@ fn broken_dicom_files_fail_with_their_reason() {
             .contains("segments; the standard allows at most 15"),
         "{err}"
     );
+    // The data set starts where the meta group's Group Length says, as the parser reads it
+    // (the fifth finding: a 4 GB value behind a meta group shorter than its stated length).
+    let err = decode_bytes(
+        &regression("dicom-meta-group-length.dcm"),
+        "meta.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bytes, but only"), "{err}");
     // The budget is checked from Rows and Columns, before any pixel is decoded.
     let err = decode_bytes(&read("u8-minmax.dcm"), "u8-minmax.dcm", 100).unwrap_err();
     assert!(

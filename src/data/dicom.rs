@@ -163,7 +163,13 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
     };
     let ts = s.walk(true)?;
     let ts = ts.trim_end_matches(['\0', ' ']);
-    let rest = &body[s.at.min(body.len())..];
+    // dicom-object ends the meta group where its Group Length (0002,0000) says, when it is
+    // there; the data set is checked from the same place the parser reads it.
+    let meta_end = match (s.u16_at(4), s.u16_at(6), body.get(8..10)) {
+        (Some(0x0002), Some(0x0000), Some(b"UL")) => s.u32_at(12).map(|g| 16 + g as usize),
+        _ => None,
+    };
+    let rest = &body[meta_end.unwrap_or(s.at).min(body.len())..];
     match ts {
         "1.2.840.10008.1.2" => Scan::new(rest, false, header_only).walk(false).map(drop),
         "1.2.840.10008.1.2.2" => Err(format!(
