@@ -416,12 +416,12 @@ enum Voi {
         data: Vec<f64>,
         max: f64,
     },
+    /// PS3.3 C.11.2.1.2. pydicom maps the window onto the modality LUT's output range and
+    /// back; the fraction of that range is what is left, so it is computed directly.
     Window {
         center: f64,
         width: f64,
         function: VoiLutFunction,
-        lo: f64,
-        hi: f64,
     },
     MinMax {
         lo: f64,
@@ -440,35 +440,21 @@ impl Voi {
                 center,
                 width,
                 function,
-                lo,
-                hi,
             } => {
-                // PS3.3 C.11.2.1.2: y in [lo, hi], the modality LUT's output range.
-                let y = match function {
+                let (c, w) = match function {
                     VoiLutFunction::Sigmoid => {
-                        (hi - lo) / (1.0 + (-4.0 * (x - center) / width).exp()) + lo
+                        return 1.0 / (1.0 + (-4.0 * (x - center) / width).exp());
                     }
-                    VoiLutFunction::LinearExact => {
-                        if x <= center - width / 2.0 {
-                            *lo
-                        } else if x > center + width / 2.0 {
-                            *hi
-                        } else {
-                            ((x - center) / width + 0.5) * (hi - lo) + lo
-                        }
-                    }
-                    _ => {
-                        let (c, w) = (center - 0.5, width - 1.0);
-                        if x <= c - w / 2.0 {
-                            *lo
-                        } else if x > c + w / 2.0 {
-                            *hi
-                        } else {
-                            ((x - c) / w + 0.5) * (hi - lo) + lo
-                        }
-                    }
+                    VoiLutFunction::LinearExact => (*center, *width),
+                    _ => (center - 0.5, width - 1.0),
                 };
-                (y - lo) / (hi - lo)
+                if x <= c - w / 2.0 {
+                    0.0
+                } else if x > c + w / 2.0 {
+                    1.0
+                } else {
+                    (x - c) / w + 0.5
+                }
             }
             Voi::MinMax { lo, hi } => {
                 if hi > lo {
@@ -493,38 +479,21 @@ fn grey(px: &DecodedPixelData<'_>, what: &str, window: Window) -> Result<Pixels,
         .ok()
         .and_then(|r| r.first().copied())
         .unwrap_or(dicom_pixeldata::Rescale::new(1.0, 0.0));
-    let values: Vec<f64> = raw
-        .iter()
-        .map(|v| v * rescale.slope + rescale.intercept)
-        .collect();
+    let mut values = raw;
+    for v in &mut values {
+        *v = *v * rescale.slope + rescale.intercept;
+    }
     let min_max = || {
         let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Voi::MinMax { lo, hi }
     };
-    // The modality LUT's output range, as pydicom's apply_windowing takes it.
-    let bits = i32::from(px.bits_stored());
-    let (mut lo, mut hi) = match px.pixel_representation() {
-        dicom_pixeldata::PixelRepresentation::Unsigned => (0.0, 2f64.powi(bits) - 1.0),
-        dicom_pixeldata::PixelRepresentation::Signed => {
-            (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0)
-        }
-    };
-    (lo, hi) = (
-        lo * rescale.slope + rescale.intercept,
-        hi * rescale.slope + rescale.intercept,
-    );
-    if hi < lo {
-        std::mem::swap(&mut lo, &mut hi);
-    }
     let voi = match window {
         Window::None => min_max(),
         Window::Fixed { center, width } => Voi::Window {
             center,
             width,
             function: VoiLutFunction::Linear,
-            lo,
-            hi,
         },
         Window::Auto => {
             let lut = px.voi_lut_sequence().ok().flatten().and_then(|s| s.first());
@@ -548,24 +517,12 @@ fn grey(px: &DecodedPixelData<'_>, what: &str, window: Window) -> Result<Pixels,
                         center: w.center,
                         width: w.width,
                         function,
-                        lo,
-                        hi,
                     }
                 }
                 _ => min_max(),
             }
         }
     };
-    if let Voi::Window {
-        width, function, ..
-    } = &voi
-        && (*width <= 0.0 || (*function == VoiLutFunction::Linear && *width < 1.0))
-    {
-        return Err(decode_error(
-            what,
-            format!("window width {width} is not valid"),
-        ));
-    }
     let invert =
         px.photometric_interpretation() == &dicom_pixeldata::PhotometricInterpretation::Monochrome1;
     let out: Vec<u8> = values
