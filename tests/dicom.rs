@@ -68,7 +68,7 @@ fn every_variant_decodes_to_what_pydicom_displays() {
         assert_eq!(dims, (w as u32, h as u32), "{name}");
         checked += 1;
     }
-    assert_eq!(checked, 11);
+    assert_eq!(checked, 12);
 }
 
 #[test]
@@ -134,6 +134,39 @@ fn broken_dicom_files_fail_with_their_reason() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("bytes, but only"), "{err}");
+    // A binary value whose length is not a whole number of values (here (0028,0103) as
+    // FD with 2 bytes) is refused: the parser reads whole values only and would take the
+    // next header from the left-over bytes, which then declared 4 GB (the sixth finding).
+    let err = decode_bytes(
+        &regression("dicom-value-length-not-whole.dcm"),
+        "whole.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "(0028,0103) with VR FD declares 2 bytes, not a whole number of its 8-byte values"
+        ),
+        "{err}"
+    );
+    // The same in Implicit VR, where the VR comes from the data dictionary: Columns (US)
+    // given 3 bytes.
+    let implicit = read("implicit-vr.dcm");
+    let at = implicit
+        .windows(4)
+        .position(|w| w == [0x28, 0x00, 0x11, 0x00])
+        .unwrap();
+    let mut odd = implicit[..at + 4].to_vec();
+    odd.extend_from_slice(&3u32.to_le_bytes());
+    odd.extend_from_slice(&implicit[at + 8..at + 10]);
+    odd.push(0);
+    odd.extend_from_slice(&implicit[at + 10..]);
+    let err = decode_bytes(&odd, "odd.dcm", 1 << 20).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(0028,0011) with VR US declares 3 bytes"),
+        "{err}"
+    );
     // The budget is checked from Rows and Columns, before any pixel is decoded.
     let err = decode_bytes(&read("u8-minmax.dcm"), "u8-minmax.dcm", 100).unwrap_err();
     assert!(

@@ -240,6 +240,7 @@ impl Scan<'_> {
         // Inside encapsulated Pixel Data, items are fragments of bytes, not elements.
         let mut fragments = false;
         let mut fragment = 0usize;
+        let (mut value_unit, mut vr_name) = (1usize, String::new());
         while let (Some(group), Some(elem)) = (self.u16_at(self.at), self.u16_at(self.at + 2)) {
             if meta && group != 0x0002 {
                 break;
@@ -251,22 +252,36 @@ impl Scan<'_> {
             let (len, header, is_sq) = if group == 0xFFFE {
                 (self.u32_at(self.at + 4), 8, false)
             } else if self.explicit {
+                let vr = self.b.get(self.at + 4..self.at + 6).unwrap_or(b"  ");
+                value_unit = unit_of(vr);
+                vr_name = String::from_utf8_lossy(vr).into_owned();
                 // As dicom-parser reads it (PS3.5 7.1.2): these VRs have a 2-byte length;
                 // every other one, an unknown VR included, 2 reserved bytes and a 4-byte one.
                 const SHORT: [&[u8]; 21] = [
                     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO",
                     b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
                 ];
-                let vr = self.b.get(self.at + 4..self.at + 6).unwrap_or(b"  ");
                 if SHORT.contains(&vr) {
                     (self.u16_at(self.at + 6).map(u32::from), 8, false)
                 } else {
                     (self.u32_at(self.at + 8), 12, vr == b"SQ")
                 }
             } else {
+                let vr = implicit_vr(Tag(group, elem));
+                value_unit = unit_of(&vr);
+                vr_name = String::from_utf8_lossy(&vr).into_owned();
                 (self.u32_at(self.at + 4), 8, false)
             };
             let Some(len) = len else { break };
+            if group != 0xFFFE && len != UNDEFINED && !(len as usize).is_multiple_of(value_unit) {
+                // dicom-parser reads whole values only (`len / unit` of them) and then
+                // reads the next header from the left-over bytes, out of step with the
+                // file: a 1 KB file then declared a 4 GB element (fuzz/regressions/decode/).
+                return Err(format!(
+                    "element ({group:04X},{elem:04X}) with VR {vr_name} declares {len} bytes, \
+                     not a whole number of its {value_unit}-byte values"
+                ));
+            }
             self.at += header;
             let left = self.b.len().saturating_sub(self.at);
             match tag {
@@ -314,6 +329,30 @@ impl Scan<'_> {
             }
         }
         Ok(ts)
+    }
+}
+
+/// The VR dicom-parser gives an element in Implicit VR Little Endian: the data
+/// dictionary's (relaxed), OW for Pixel Data and Overlay Data, UN when the tag is unknown.
+fn implicit_vr(tag: Tag) -> [u8; 2] {
+    use dicom_core::DataDictionary as _;
+    use dicom_core::dictionary::DataDictionaryEntry as _;
+    if tag == PIXEL_DATA || (tag.0 >> 8 == 0x60 && tag.1 == 0x3000) {
+        return *b"OW";
+    }
+    dicom_object::StandardDataDictionary
+        .by_tag(tag)
+        .map_or(*b"UN", |entry| entry.vr().relaxed().to_bytes())
+}
+
+/// The size of one value of a binary VR (PS3.5 6.2); 1 for strings and bytes, whose
+/// values the parser reads whole.
+fn unit_of(vr: &[u8]) -> usize {
+    match vr {
+        b"AT" | b"FL" | b"OF" | b"OL" | b"SL" | b"UL" => 4,
+        b"FD" | b"OD" | b"OV" | b"SV" | b"UV" => 8,
+        b"OW" | b"SS" | b"US" => 2,
+        _ => 1,
     }
 }
 
