@@ -149,6 +149,16 @@ fn broken_dicom_files_fail_with_their_reason() {
         ),
         "{err}"
     );
+    // The meta group is read, as dicom-object reads it, for as many bytes as its Group
+    // Length says, whatever the elements' group (the seventh finding: a data set element
+    // declaring 2 GB, read as meta behind a Group Length of 4 GB).
+    let err = decode_bytes(
+        &regression("dicom-meta-reads-past-group.dcm"),
+        "past.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("meta element"), "{err}");
     // The same in Implicit VR, where the VR comes from the data dictionary: Columns (US)
     // given 3 bytes.
     let implicit = read("implicit-vr.dcm");

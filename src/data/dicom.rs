@@ -161,15 +161,20 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
         header_only,
         rle: false,
     };
-    let ts = s.walk(true)?;
-    let ts = ts.trim_end_matches(['\0', ' ']);
-    // dicom-object ends the meta group where its Group Length (0002,0000) says, when it is
-    // there; the data set is checked from the same place the parser reads it.
-    let meta_end = match (s.u16_at(4), s.u16_at(6), body.get(8..10)) {
-        (Some(0x0002), Some(0x0000), Some(b"UL")) => s.u32_at(12).map(|g| 16 + g as usize),
+    // dicom-object reads the meta group as elements of any group until it has read the
+    // bytes its Group Length (0002,0000) states, and the data set starts where that stops;
+    // both are checked the same way here (the fifth and seventh DICOM fuzz findings had a
+    // data set element, then a 2 GB string, read as meta).
+    let group_length = match (s.u16_at(4), s.u16_at(6), body.get(8..10), s.u16_at(10)) {
+        (Some(0x0002), Some(0x0000), Some(b"UL"), Some(4)) => s.u32_at(12),
         _ => None,
     };
-    let rest = &body[meta_end.unwrap_or(s.at).min(body.len())..];
+    let (ts, data_at) = match group_length {
+        Some(g) => s.meta(16, g)?,
+        None => (s.walk(true)?, s.at),
+    };
+    let ts = ts.trim_end_matches(['\0', ' ']);
+    let rest = &body[data_at.min(body.len())..];
     match ts {
         "1.2.840.10008.1.2" => Scan::new(rest, false, header_only).walk(false).map(drop),
         "1.2.840.10008.1.2.2" => Err(format!(
@@ -201,6 +206,13 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
     }
 }
 
+/// As dicom-parser reads explicit VR (PS3.5 7.1.2): these VRs have a 2-byte length; every
+/// other one, an unknown VR included, 2 reserved bytes and a 4-byte one.
+const SHORT_LENGTH: [&[u8]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+];
+
 struct Scan<'a> {
     b: &'a [u8],
     at: usize,
@@ -230,6 +242,42 @@ impl Scan<'_> {
         Some(u32::from_le_bytes(self.b.get(i..i + 4)?.try_into().ok()?))
     }
 
+    /// The meta group as dicom-object reads it: from `at`, elements of any group, each
+    /// value read whole (no descent into sequences), until `group_length` bytes are read.
+    /// Returns the Transfer Syntax UID and where the data set starts.
+    fn meta(&mut self, at: usize, group_length: u32) -> Result<(String, usize), String> {
+        let mut ts = String::new();
+        let (mut at, mut read) = (at, 0u64);
+        while read < u64::from(group_length) {
+            let (Some(group), Some(elem)) = (self.u16_at(at), self.u16_at(at + 2)) else {
+                break;
+            };
+            let vr = self.b.get(at + 4..at + 6).unwrap_or(b"  ");
+            let (len, header) = if SHORT_LENGTH.contains(&vr) {
+                (self.u16_at(at + 6).map(u32::from), 8)
+            } else {
+                (self.u32_at(at + 8), 12)
+            };
+            let Some(len) = len else { break };
+            if len == 0xFFFF_FFFF {
+                break; // the parser refuses an undefined length here
+            }
+            at += header;
+            let left = self.b.len().saturating_sub(at);
+            if len as usize > left {
+                return Err(format!(
+                    "meta element ({group:04X},{elem:04X}) declares {len} bytes, but only {left} follow"
+                ));
+            }
+            if (group, elem) == (0x0002, 0x0010) {
+                ts = String::from_utf8_lossy(&self.b[at..at + len as usize]).into_owned();
+            }
+            at += len as usize;
+            read += (header + len as usize) as u64;
+        }
+        Ok((ts, at))
+    }
+
     /// Walks elements to the end (or, for the meta group, while the group is 0002),
     /// returning the Transfer Syntax UID when it passes it. Truncation ends the walk: the
     /// parser reports it; only lengths that would make it allocate past the file are
@@ -255,13 +303,7 @@ impl Scan<'_> {
                 let vr = self.b.get(self.at + 4..self.at + 6).unwrap_or(b"  ");
                 value_unit = unit_of(vr);
                 vr_name = String::from_utf8_lossy(vr).into_owned();
-                // As dicom-parser reads it (PS3.5 7.1.2): these VRs have a 2-byte length;
-                // every other one, an unknown VR included, 2 reserved bytes and a 4-byte one.
-                const SHORT: [&[u8]; 21] = [
-                    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO",
-                    b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
-                ];
-                if SHORT.contains(&vr) {
+                if SHORT_LENGTH.contains(&vr) {
                     (self.u16_at(self.at + 6).map(u32::from), 8, false)
                 } else {
                     (self.u32_at(self.at + 8), 12, vr == b"SQ")
