@@ -159,6 +159,19 @@ fn broken_dicom_files_fail_with_their_reason() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("meta element"), "{err}");
+    // A delimiter with a length is refused: outside a sequence the parser reads it as an
+    // element and allocates its length (the eighth finding: 800 MB).
+    let err = decode_bytes(
+        &regression("dicom-delimiter-with-length.dcm"),
+        "delim.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("delimiter (FFFE,E0DD) declares 838861824 bytes; a delimiter has none"),
+        "{err}"
+    );
     // The same in Implicit VR, where the VR comes from the data dictionary: Columns (US)
     // given 3 bytes.
     let implicit = read("implicit-vr.dcm");

@@ -289,7 +289,14 @@ impl Scan<'_> {
         let mut fragments = false;
         let mut fragment = 0usize;
         let (mut value_unit, mut vr_name) = (1usize, String::new());
+        // The sequences and items open here: where each ends (`None`: at its delimiter).
+        // The parser reads an item header only inside a sequence; at the top level it reads
+        // (FFFE,E000) as an element whose value it skips.
+        let mut open: Vec<Option<usize>> = Vec::new();
         while let (Some(group), Some(elem)) = (self.u16_at(self.at), self.u16_at(self.at + 2)) {
+            while matches!(open.last(), Some(Some(end)) if self.at >= *end) {
+                open.pop();
+            }
             if meta && group != 0x0002 {
                 break;
             }
@@ -327,13 +334,24 @@ impl Scan<'_> {
             self.at += header;
             let left = self.b.len().saturating_sub(self.at);
             match tag {
-                (0xFFFE, 0xE0DD) => fragments = false,
-                (0xFFFE, 0xE00D) => {}
+                // A delimiter has no value. dicom-parser reads one outside a sequence as an
+                // element and allocates its length (the eighth DICOM fuzz finding: 800 MB).
+                (0xFFFE, 0xE0DD) | (0xFFFE, 0xE00D) if len != 0 => {
+                    return Err(format!(
+                        "delimiter ({group:04X},{elem:04X}) declares {len} bytes; a delimiter has none"
+                    ));
+                }
+                (0xFFFE, 0xE0DD) if fragments => fragments = false,
+                (0xFFFE, 0xE0DD) | (0xFFFE, 0xE00D) => {
+                    open.pop();
+                }
                 _ if len == UNDEFINED => {
                     // A sequence, an item, or encapsulated Pixel Data: its content follows.
                     if tag == (0x7FE0, 0x0010) {
                         fragments = true;
                         fragment = 0;
+                    } else {
+                        open.push(None);
                     }
                 }
                 _ if len as usize > left => {
@@ -341,8 +359,11 @@ impl Scan<'_> {
                         "element ({group:04X},{elem:04X}) declares {len} bytes, but only {left} follow"
                     ));
                 }
-                (0xFFFE, 0xE000) if !fragments => {} // an item's elements follow
-                (0xFFFE, 0xE000) => {
+                // An item of a sequence: its elements follow.
+                (0xFFFE, 0xE000) if !fragments && !open.is_empty() => {
+                    open.push(Some(self.at + len as usize));
+                }
+                (0xFFFE, 0xE000) if fragments => {
                     // A fragment of encapsulated pixel data; the first is the offset table.
                     if self.rle && fragment > 0 {
                         let segments = self.u32_at(self.at).unwrap_or(0);
@@ -360,6 +381,7 @@ impl Scan<'_> {
                         && self.b.get(self.at..self.at + 4) == Some(&[0xFE, 0xFF, 0x00, 0xE0])) =>
                 {
                     // A sequence of defined length: walk into its items.
+                    open.push(Some(self.at + len as usize));
                 }
                 _ => {
                     if tag == (0x0002, 0x0010) {
