@@ -2,8 +2,9 @@
 # Installs what medvqa needs on a fresh machine. Idempotent: a second run does nothing.
 #
 #   scripts/setup.sh          ONNX Runtime (the pinned PyPI wheel's libonnxruntime.so) into .ort/
-#   scripts/setup.sh --test   the above, plus what the tests use: Python packages in .venv/
-#                             and Chromium for the HTML report check
+#   scripts/setup.sh --video  the above, plus FFmpeg (Debian's ffmpeg package) for video datasets
+#   scripts/setup.sh --test   the above, plus what the tests use: Python packages in .venv/,
+#                             Chromium for the HTML report check and FFmpeg for the video tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +12,12 @@ ORT_VERSION=1.31.1
 PYTHON=${PYTHON:-python3}
 
 want_test=0
+want_video=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --test) want_test=1; want_video=1 ;;
+    --video) want_video=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +43,18 @@ with zipfile.ZipFile(wheel) as z:
                 dst.write(src.read())
 PY
   say "ONNX Runtime library in .ort/"
+fi
+
+# FFmpeg's programs decode video datasets (src/data/video.rs); nothing else needs them.
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  if [ "$want_video" = 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing ffmpeg (apt) for video datasets"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  elif [ "$want_video" = 1 ]; then
+    say "NOTICE: ffmpeg is missing and cannot be installed here (apt-get install ffmpeg as root): video samples will fail and the video tests will be SKIPPED"
+  else
+    say "NOTICE: ffmpeg is not installed; only video datasets need it (scripts/setup.sh --video installs it)"
+  fi
 fi
 
 if [ "$want_test" = 1 ]; then

@@ -230,6 +230,11 @@ pub struct PhantomArgs {
     /// Output folder; gets manifest.jsonl and the PNGs.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write each clip of the frames set as a lossless video (`frames/NNNN.mkv`, FFV1
+    /// at 1 frame per second) and `manifest-video.jsonl`, whose questions name the videos
+    /// instead of the PNGs. Needs FFmpeg's `ffmpeg` program.
+    #[arg(long)]
+    pub video: bool,
 }
 
 /// How to find and read a dataset; shared by every command that loads one.

@@ -180,6 +180,34 @@ pub fn image_digests(samples: &[Sample]) -> HashMap<String, Result<String, Strin
             unique.entry(i.key.as_str()).or_insert(&i.source);
         }
     }
+    // A video's bytes are hashed once for all its frames.
+    let videos: BTreeMap<&std::path::Path, ()> = unique
+        .values()
+        .filter_map(|s| match s {
+            ImageSource::Frame { video, .. } => Some((video.path(), ())),
+            _ => None,
+        })
+        .collect();
+    let video_digests: HashMap<&std::path::Path, Result<String, String>> = videos
+        .into_par_iter()
+        .map(|(p, ())| {
+            let d = std::fs::File::open(p)
+                .and_then(|mut f| {
+                    use std::io::Read;
+                    let mut h = Sha256::new();
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        match f.read(&mut buf)? {
+                            0 => break,
+                            n => h.update(&buf[..n]),
+                        }
+                    }
+                    Ok(hex::encode(h.finalize()))
+                })
+                .map_err(|e| format!("cannot read video {}: {e}", p.display()));
+            (p, d)
+        })
+        .collect();
     unique
         .par_iter()
         .map(|(key, source)| {
@@ -192,6 +220,11 @@ pub fn image_digests(samples: &[Sample]) -> HashMap<String, Result<String, Strin
                     .read()
                     .map(|b| hex::encode(Sha256::digest(&b)))
                     .map_err(|e| e.to_string()),
+                ImageSource::Frame { video, index } => match video_digests.get(video.path()) {
+                    Some(Ok(d)) => Ok(hex::encode(Sha256::digest(format!("{d}#{index}")))),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err(format!("video {} was not hashed", video.path().display())),
+                },
                 ImageSource::Pixels(p) => {
                     let mut h = Sha256::new();
                     h.update(p.width().to_le_bytes());

@@ -211,6 +211,22 @@ pub enum ImageSource {
     /// parquet file of many gigabytes: holding every image's bytes would make memory grow
     /// with the file.
     Deferred(Arc<dyn ImageBytes>),
+    /// Frame `index` (0-based, in the stream's decode order) of a video, decoded when asked
+    /// for (the data layer's video reader).
+    Frame {
+        video: Arc<dyn VideoFrames>,
+        index: usize,
+    },
+}
+
+/// A video's frames, decoded on demand. Implementations bound what they hold.
+pub trait VideoFrames: Send + Sync + fmt::Debug {
+    /// Frame `index`, refused over `max_pixels` before anything is decoded.
+    fn frame(&self, index: usize, max_pixels: u64) -> Result<Pixels, ImageError>;
+    /// `(width, height)` of every frame, from the stream's header.
+    fn dimensions(&self) -> (u32, u32);
+    /// The video file.
+    fn path(&self) -> &std::path::Path;
 }
 
 /// Encoded image bytes read on demand. Implementations bound whatever they cache.
@@ -259,6 +275,17 @@ pub struct ImageRef {
     /// the dataset root, with `/` separators.
     pub key: String,
     pub source: ImageSource,
+}
+
+impl ImageRef {
+    /// What images of one origin share: the key, or for a video frame the video's part of
+    /// it (`clip.mkv` for `clip.mkv#12`), so that questions on one video form one cluster.
+    pub fn origin(&self) -> &str {
+        match &self.source {
+            ImageSource::Frame { .. } => self.key.rsplit_once('#').map_or(&self.key, |(v, _)| v),
+            _ => &self.key,
+        }
+    }
 }
 
 /// One question about 1..N ordered images.

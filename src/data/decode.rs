@@ -121,6 +121,7 @@ pub fn read_dimensions(source: &ImageSource, what: &str) -> Result<(u32, u32), I
         ImageSource::Pixels(p) => Ok(p.dimensions()),
         ImageSource::Bytes(b) => dims_of(b, what),
         ImageSource::Deferred(d) => dims_of(&d.read()?, what),
+        ImageSource::Frame { video, .. } => Ok(video.dimensions()),
         ImageSource::File(path) => {
             let mut head = Vec::with_capacity(64 * 1024);
             let f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
@@ -219,6 +220,7 @@ fn decode_source_with(
         }
         ImageSource::Bytes(b) => decode_bytes_with(b, what, max_pixels, window),
         ImageSource::Deferred(d) => decode_bytes_with(&d.read()?, what, max_pixels, window),
+        ImageSource::Frame { video, index } => video.frame(*index, max_pixels),
         ImageSource::File(path) => {
             let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
             decode_bytes_with(&bytes, what, max_pixels, window)

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::decode::{ImageError, read_dimensions, resolve_under};
+use super::video::{FrameRule, Videos};
 use super::{DataError, Dataset, DatasetFormat, LoadOptions};
 use crate::failure::{Failure, Stage};
 use crate::geometry::{BoxError, BoxFrame};
@@ -38,12 +39,48 @@ pub const FORMAT: DatasetFormat = DatasetFormat {
     cluster: "image",
     summary: "medvqa JSONL manifest: one question per line, images relative to the file",
     layout: "DIR/manifest.jsonl   optional header line {\"medvqa_manifest\": 1, \"box_frame\": ..., \"name\": ...}\n\
-             DIR/<any>/<image>    PNG, JPEG or WebP, paths relative to DIR\n\
+             DIR/<any>/<image>    PNG, JPEG, WebP or DICOM, paths relative to DIR\n\
+             or per line \"video\" and \"frames\" instead of \"images\" (see the videos format)\n\
              fields: id, images, question, kind, options, answer, boxes, meta (docs/datasets.md in the repository)",
     frame: "declared in the header: normalized (default), pixels, pixels:WxH or grid:N",
     ids: "the `id` field as written",
     load,
 };
+
+/// A folder of videos with a questions file (`videos:DIR`): the manifest at
+/// `DIR/questions.jsonl`, whose lines name videos under `DIR`.
+pub const VIDEOS_FORMAT: DatasetFormat = DatasetFormat {
+    name: "videos",
+    cluster: "image",
+    summary: "a folder of video files with questions.jsonl: each question names a video and how to pick its frames",
+    layout: "DIR/questions.jsonl   manifest lines with \"video\" and \"frames\" instead of \"images\"\n\
+             DIR/<any>/<video>     any container and codec FFmpeg decodes (.mp4, .mkv, .avi, ...)\n\
+             frames: {\"uniform\": N} | {\"fps\": F, \"max\": M} | {\"at\": [seconds]}; a default may sit in the header\n\
+             boxes on a video name the frame: {\"frame\": <video frame index>, \"box\": [...]}",
+    frame: "declared in the header: normalized (default), pixels, pixels:WxH or grid:N",
+    ids: "the `id` field as written; image keys are <video>#<frame index>",
+    load: load_videos,
+};
+
+fn load_videos(dir: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let dir_path = Path::new(dir);
+    let questions = dir_path.join("questions.jsonl");
+    if !questions.is_file() {
+        return Err(DataError::Invalid {
+            path: dir_path.to_path_buf(),
+            message: "a videos folder needs its questions in questions.jsonl".to_string(),
+        });
+    }
+    let mut ds = load(&questions.to_string_lossy(), opts)?;
+    ds.format = VIDEOS_FORMAT.name;
+    if ds.name == "questions" {
+        ds.name = dir_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "videos".to_string());
+    }
+    Ok(ds)
+}
 
 /// The version this build reads and writes.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -56,6 +93,9 @@ struct Header {
     box_frame: BoxFrame,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// The frame rule of video lines that give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frames: Option<FrameRule>,
 }
 
 fn normalized() -> BoxFrame {
@@ -67,7 +107,13 @@ fn normalized() -> BoxFrame {
 #[serde(deny_unknown_fields)]
 struct Record {
     id: String,
+    #[serde(default)]
     images: Vec<String>,
+    /// A video instead of images, with the rule that picks its frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    video: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frames: Option<FrameRule>,
     question: String,
     kind: String,
     #[serde(default)]
@@ -83,7 +129,12 @@ struct Record {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBox {
-    image: usize,
+    /// The image's position in the sample (for a video sample, among its chosen frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<usize>,
+    /// For a video sample: the video frame index the box is on, one the rule chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frame: Option<usize>,
     #[serde(rename = "box")]
     bbox: [f64; 4],
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,8 +150,30 @@ pub enum RecordError {
     EmptyId,
     #[error("duplicate id {0:?} (first seen on line {1})")]
     DuplicateId(String, usize),
-    #[error("no images; a sample needs at least one")]
+    #[error("no images and no video; a sample needs one or the other")]
     NoImages,
+    #[error("both images and a video; a sample has one or the other")]
+    ImagesAndVideo,
+    #[error("a video sample needs a \"frames\" rule (or a default \"frames\" in the header)")]
+    NoFrameRule,
+    #[error("\"frames\" is only for a video sample")]
+    FramesWithoutVideo,
+    #[error("video {video}: {why}")]
+    FrameRule { video: String, why: String },
+    #[error("box {index} names no image (\"image\": position, or \"frame\": video frame index)")]
+    BoxWithoutImage { index: usize },
+    #[error("box {index} gives both \"image\" and \"frame\"; give one")]
+    BoxImageAndFrame { index: usize },
+    #[error(
+        "box {index} is on frame {frame}, which the rule does not choose (it chooses {chosen:?})"
+    )]
+    BoxFrameNotChosen {
+        index: usize,
+        frame: usize,
+        chosen: Vec<usize>,
+    },
+    #[error("box {index} gives \"frame\", which is only for a video sample")]
+    BoxFrameWithoutVideo { index: usize },
     #[error(transparent)]
     Kind(#[from] crate::sample::UnknownKind),
     #[error("{kind} question needs at least 2 options, has {n}")]
@@ -178,6 +251,8 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     let mut failures = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     let mut first = true;
+    let mut videos = Videos::default();
+    let mut default_rule = None;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let lineno = i + 1;
         let loc = format!("{file_label}:{lineno}");
@@ -224,12 +299,18 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
             if let Some(n) = header.name {
                 name = n;
             }
+            default_rule = header.frames;
             continue;
         }
         let id_hint = serde_json::from_str::<Value>(&line)
             .ok()
             .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
-        match parse_record(&line, &root, frame).and_then(|s| match seen.get(&s.id) {
+        let ctx = LineContext {
+            root: &root,
+            frame,
+            default_rule: default_rule.as_ref(),
+        };
+        match parse_line(&line, &ctx, &mut videos).and_then(|s| match seen.get(&s.id) {
             Some(&prev) => Err(RecordError::DuplicateId(s.id, prev)),
             None => Ok(s),
         }) {
@@ -253,19 +334,74 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     })
 }
 
+/// What a line is read against: the dataset root, the box frame, the header's default
+/// frame rule for videos.
+struct LineContext<'a> {
+    root: &'a Path,
+    frame: BoxFrame,
+    default_rule: Option<&'a FrameRule>,
+}
+
 /// One manifest line as a sample: image paths resolved under `root` (never read here),
-/// boxes read in `frame`. Public for the fuzz targets (`fuzz/`).
+/// boxes read in `frame`. A video line's video is probed (`ffprobe`) for its frame count.
+/// Public for the fuzz targets (`fuzz/`).
 pub fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, RecordError> {
+    let ctx = LineContext {
+        root,
+        frame,
+        default_rule: None,
+    };
+    parse_line(line, &ctx, &mut Videos::default())
+}
+
+fn parse_line(
+    line: &str,
+    ctx: &LineContext<'_>,
+    videos: &mut Videos,
+) -> Result<Sample, RecordError> {
+    let (root, frame) = (ctx.root, ctx.frame);
     let r: Record = serde_json::from_str(line)?;
     if r.id.trim().is_empty() {
         return Err(RecordError::EmptyId);
     }
-    if r.images.is_empty() {
-        return Err(RecordError::NoImages);
+    match (&r.video, r.images.is_empty()) {
+        (None, true) => return Err(RecordError::NoImages),
+        (Some(_), false) => return Err(RecordError::ImagesAndVideo),
+        (None, false) if r.frames.is_some() => return Err(RecordError::FramesWithoutVideo),
+        _ => {}
     }
     let kind: QuestionKind = r.kind.parse()?;
     let task = parse_task(kind, r.options, &r.answer)?;
     let mut images = Vec::with_capacity(r.images.len());
+    let mut chosen = Vec::new();
+    if let Some(rel) = &r.video {
+        let rule = r
+            .frames
+            .as_ref()
+            .or(ctx.default_rule)
+            .ok_or(RecordError::NoFrameRule)?;
+        let image = |source| RecordError::Image { index: 0, source };
+        let file = resolve_under(root, rel).map_err(image)?;
+        let key = rel.trim_start_matches("./").replace('\\', "/");
+        let video = videos.get(&file, &key).map_err(image)?;
+        let p = video.probe();
+        chosen = rule
+            .indices(p.frames, p.rate)
+            .map_err(|why| RecordError::FrameRule {
+                video: key.clone(),
+                why,
+            })?;
+        video.want(&chosen);
+        for &index in &chosen {
+            images.push(ImageRef {
+                key: video.frame_key(index),
+                source: ImageSource::Frame {
+                    video: video.clone(),
+                    index,
+                },
+            });
+        }
+    }
     for (index, rel) in r.images.iter().enumerate() {
         let file =
             resolve_under(root, rel).map_err(|source| RecordError::Image { index, source })?;
@@ -276,15 +412,32 @@ pub fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, 
     }
     let mut boxes = Vec::with_capacity(r.boxes.len());
     for (index, b) in r.boxes.into_iter().enumerate() {
-        let img = images.get(b.image).ok_or(RecordError::BoxImageOutOfRange {
-            index,
-            image: b.image,
-            n: images.len(),
-        })?;
+        let position = match (b.image, b.frame) {
+            (Some(_), Some(_)) => return Err(RecordError::BoxImageAndFrame { index }),
+            (None, None) => return Err(RecordError::BoxWithoutImage { index }),
+            (Some(i), None) => i,
+            (None, Some(_)) if r.video.is_none() => {
+                return Err(RecordError::BoxFrameWithoutVideo { index });
+            }
+            (None, Some(f)) => chosen.iter().position(|&c| c == f).ok_or_else(|| {
+                RecordError::BoxFrameNotChosen {
+                    index,
+                    frame: f,
+                    chosen: chosen.clone(),
+                }
+            })?,
+        };
+        let img = images
+            .get(position)
+            .ok_or(RecordError::BoxImageOutOfRange {
+                index,
+                image: position,
+                n: images.len(),
+            })?;
         let size = match frame {
             BoxFrame::Pixels => Some(read_dimensions(&img.source, &img.key).map_err(|source| {
                 RecordError::Image {
-                    index: b.image,
+                    index: position,
                     source,
                 }
             })?),
@@ -294,7 +447,7 @@ pub fn parse_record(line: &str, root: &Path, frame: BoxFrame) -> Result<Sample, 
             .normalize_truth(b.bbox, size)
             .map_err(|source| RecordError::Box { index, source })?;
         boxes.push(GtBox {
-            image: b.image,
+            image: position,
             bbox,
             label: b.label,
         });
@@ -469,6 +622,7 @@ pub fn write(
         medvqa_manifest: MANIFEST_VERSION,
         box_frame: BoxFrame::Normalized,
         name: Some(name.to_string()),
+        frames: None,
     };
     writeln!(out, "{}", to_line("header", &header)?).map_err(io(path))?;
     for s in samples {
@@ -495,15 +649,16 @@ pub fn write(
                 ImageSource::Deferred(d) => out_bytes.write(&img.key, || d.read())?,
                 ImageSource::Pixels(p) => {
                     let rel = with_ext(&format!("{prefix}{}", safe_key(&img.key)), "png");
-                    if written.insert(rel.clone()) {
-                        let dest = dir.join(&rel);
-                        create_parent(&dest)?;
-                        let bytes = p.encode_png().map_err(|source| WriteError::Encode {
-                            key: img.key.clone(),
-                            source,
-                        })?;
-                        std::fs::write(&dest, bytes).map_err(io(&dest))?;
-                    }
+                    write_png(&dir, &rel, &img.key, &mut written, || Ok((**p).clone()))?;
+                    rel
+                }
+                // A video frame becomes a PNG of its pixels: `clip.mkv#3` → `clip.mkv_f3.png`.
+                ImageSource::Frame { video, index } => {
+                    let key = img.key.replace('#', "_f");
+                    let rel = with_ext(&format!("{prefix}{}", safe_key(&key)), "png");
+                    write_png(&dir, &rel, &img.key, &mut written, || {
+                        video.frame(*index, u64::MAX)
+                    })?;
                     rel
                 }
             };
@@ -513,6 +668,30 @@ pub fn write(
         writeln!(out, "{}", to_line(&s.id, &rec)?).map_err(io(path))?;
     }
     out.flush().map_err(io(path))?;
+    Ok(())
+}
+
+/// Writes pixels as a PNG at `rel` under `dir`, once per path.
+fn write_png(
+    dir: &Path,
+    rel: &str,
+    key: &str,
+    written: &mut HashSet<String>,
+    pixels: impl FnOnce() -> Result<crate::pixels::Pixels, ImageError>,
+) -> Result<(), WriteError> {
+    if written.insert(rel.to_string()) {
+        let dest = dir.join(rel);
+        create_parent(&dest)?;
+        let p = pixels().map_err(|source| WriteError::Read {
+            key: key.to_string(),
+            source,
+        })?;
+        let bytes = p.encode_png().map_err(|source| WriteError::Encode {
+            key: key.to_string(),
+            source,
+        })?;
+        std::fs::write(&dest, bytes).map_err(|source| WriteError::Io { path: dest, source })?;
+    }
     Ok(())
 }
 
@@ -601,6 +780,8 @@ fn record_of(s: &Sample, images: Vec<String>) -> Record {
     Record {
         id: s.id.clone(),
         images,
+        video: None,
+        frames: None,
         question: s.question.clone(),
         kind: s.kind().as_str().to_string(),
         options: s.task.options().to_vec(),
@@ -609,7 +790,8 @@ fn record_of(s: &Sample, images: Vec<String>) -> Record {
             .boxes
             .iter()
             .map(|b| RawBox {
-                image: b.image,
+                image: Some(b.image),
+                frame: None,
                 bbox: b.bbox.to_array(),
                 label: b.label.clone(),
             })

@@ -24,6 +24,7 @@ pub mod medframeqa;
 pub mod nih_bbox;
 pub mod phantom;
 pub mod select;
+pub mod video;
 pub mod vindr;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -199,6 +200,7 @@ pub struct DatasetFormat {
 /// Every dataset format medvqa reads.
 pub static FORMATS: &[DatasetFormat] = &[
     manifest::FORMAT,
+    manifest::VIDEOS_FORMAT,
     phantom::FORMAT,
     kvasir_vqa_x1::FORMAT,
     gemex::FORMAT,

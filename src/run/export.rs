@@ -413,8 +413,10 @@ pub(super) fn swaps_for(ctx: &SeedContext, ds: &Dataset, names: &[String]) -> Sw
 }
 
 /// Where an image key is written inside a folder: the key made safe as a relative path,
-/// with `.png` appended unless it already ends so.
+/// with `.png` appended unless it already ends so. A video frame's `#` becomes `_f`
+/// (`clip.mkv#3` → `clip.mkv_f3.png`), so the path also works as a URL.
 fn rel_path(key: &str) -> String {
+    let key = key.replace('#', "_f");
     let safe = key
         .split(['/', '\\'])
         .filter(|c| !c.is_empty() && *c != "." && *c != "..")
@@ -515,6 +517,7 @@ mod tests {
     #[test]
     fn image_keys_become_safe_png_paths() {
         assert_eq!(rel_path("cxr/0001"), "cxr/0001.png");
+        assert_eq!(rel_path("clips/a.mkv#12"), "clips/a.mkv_f12.png");
         assert_eq!(rel_path("images/a.jpg"), "images/a.jpg.png");
         assert_eq!(rel_path("x/B.PNG"), "x/B.PNG");
         assert_eq!(rel_path("../../etc/passwd"), "etc/passwd.png");

@@ -197,7 +197,10 @@ impl ClusterRule {
     pub fn of(&self, sample: &Sample) -> Option<String> {
         match self {
             ClusterRule::None => None,
-            ClusterRule::Image => sample.images.first().map(|i| format!("image:{}", i.key)),
+            ClusterRule::Image => sample
+                .images
+                .first()
+                .map(|i| format!("image:{}", i.origin())),
             ClusterRule::Meta(k) => sample.meta.get(k).map(|v| format!("{k}:{v}")),
         }
     }
