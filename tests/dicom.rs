@@ -291,6 +291,44 @@ fn a_manifest_of_dicom_images_loads_and_decodes() {
         ct.boxes[0].bbox.to_array(),
         [0.125, 2.0 / 12.0, 0.625, 8.0 / 12.0]
     );
+    // `eval` runs on it end to end: the two readable files are answered, the truncated one
+    // fails alone with its reason, and the exit code says a sample failed.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/idefics3");
+    let run = dir.path().join("run");
+    let out = common::medvqa()
+        .args(["eval", "--quiet", "--dataset"])
+        .arg(format!("jsonl:{}", manifest.display()))
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .args(["--perturbation", "none", "--max-new-tokens", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::stderr(&out));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("predictions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: &str| records.iter().find(|r| r["id"] == id).unwrap();
+    for id in ["ct", "cr"] {
+        assert!(by_id(id)["response"].is_string(), "{id}: {:?}", by_id(id));
+    }
+    let bad = by_id("bad");
+    assert!(bad["response"].is_null());
+    assert!(
+        bad["error"].as_str().unwrap().contains("truncated.dcm"),
+        "{bad}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report.to_string().contains("truncated.dcm"),
+        "the report lists the failure"
+    );
 }
 
 /// `vindr:` reads `<image_id>.dicom` as downloaded, with its boxes in the DICOM's own pixels.
