@@ -68,7 +68,7 @@ fn every_variant_decodes_to_what_pydicom_displays() {
         assert_eq!(dims, (w as u32, h as u32), "{name}");
         checked += 1;
     }
-    assert_eq!(checked, 13);
+    assert_eq!(checked, 14);
 }
 
 #[test]
