@@ -159,6 +159,20 @@ fn broken_dicom_files_fail_with_their_reason() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("meta element"), "{err}");
+    // The transfer syntax UID is read as the parser reads it, whitespace trimmed: an RLE
+    // file whose UID ends in a newline still gets the RLE checks (the ninth finding: a 4 GB
+    // segment table).
+    let err = decode_bytes(
+        &regression("dicom-rle-uid-with-newline.dcm"),
+        "nl.dcm",
+        1 << 20,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("segments; the standard allows at most 15"),
+        "{err}"
+    );
     // A delimiter with a length is refused: outside a sequence the parser reads it as an
     // element and allocates its length (the eighth finding: 800 MB).
     let err = decode_bytes(

@@ -173,7 +173,10 @@ fn check_lengths(body: &[u8], header_only: bool) -> Result<(), String> {
         Some(g) => s.meta(16, g)?,
         None => (s.walk(true)?, s.at),
     };
-    let ts = ts.trim_end_matches(['\0', ' ']);
+    // dicom-object looks the UID up with any padding or whitespace trimmed, a newline too
+    // (the ninth DICOM fuzz finding: an RLE file whose UID ended in '\n' escaped the RLE
+    // checks below, and the decoder allocated 4 GB for its segment table).
+    let ts = ts.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     let rest = &body[data_at.min(body.len())..];
     match ts {
         "1.2.840.10008.1.2" => Scan::new(rest, false, header_only).walk(false).map(drop),
