@@ -112,80 +112,43 @@ fn broken_dicom_files_fail_with_their_reason() {
     let rle = regression("dicom-rle-segment-overrun.dcm");
     let err = decode_bytes(&rle, "rle.dcm", 1 << 20).unwrap_err();
     assert!(err.to_string().contains("malformed input"), "{err}");
-    // An RLE frame declaring more than 15 segments is refused before the decoder allocates
-    // a table for them (the fourth finding: a 2.2 GB table).
-    let err = decode_bytes(
-        &regression("dicom-rle-segment-count.dcm"),
-        "rle.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("segments; the standard allows at most 15"),
-        "{err}"
-    );
-    // The data set starts where the meta group's Group Length says, as the parser reads it
-    // (the fifth finding: a 4 GB value behind a meta group shorter than its stated length).
-    let err = decode_bytes(
-        &regression("dicom-meta-group-length.dcm"),
-        "meta.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("bytes, but only"), "{err}");
-    // A binary value whose length is not a whole number of values (here (0028,0103) as
-    // FD with 2 bytes) is refused: the parser reads whole values only and would take the
-    // next header from the left-over bytes, which then declared 4 GB (the sixth finding).
-    let err = decode_bytes(
-        &regression("dicom-value-length-not-whole.dcm"),
-        "whole.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains(
-            "(0028,0103) with VR FD declares 2 bytes, not a whole number of its 8-byte values"
+    // Inputs the decode fuzz target found, each refused before dicom-parser or the RLE
+    // decoder allocates what a damaged header declares (fuzz/regressions/decode/).
+    let refused = [
+        // An RLE frame declaring more than 15 segments (a 2.2 GB segment table).
+        (
+            "dicom-rle-segment-count.dcm",
+            "segments; the standard allows at most 15",
         ),
-        "{err}"
-    );
-    // The meta group is read, as dicom-object reads it, for as many bytes as its Group
-    // Length says, whatever the elements' group (the seventh finding: a data set element
-    // declaring 2 GB, read as meta behind a Group Length of 4 GB).
-    let err = decode_bytes(
-        &regression("dicom-meta-reads-past-group.dcm"),
-        "past.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("meta element"), "{err}");
-    // The transfer syntax UID is read as the parser reads it, whitespace trimmed: an RLE
-    // file whose UID ends in a newline still gets the RLE checks (the ninth finding: a 4 GB
-    // segment table).
-    let err = decode_bytes(
-        &regression("dicom-rle-uid-with-newline.dcm"),
-        "nl.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("segments; the standard allows at most 15"),
-        "{err}"
-    );
-    // A delimiter with a length is refused: outside a sequence the parser reads it as an
-    // element and allocates its length (the eighth finding: 800 MB).
-    let err = decode_bytes(
-        &regression("dicom-delimiter-with-length.dcm"),
-        "delim.dcm",
-        1 << 20,
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("delimiter (FFFE,E0DD) declares 838861824 bytes; a delimiter has none"),
-        "{err}"
-    );
+        // The data set starts where the meta group's Group Length says (a 4 GB value behind
+        // a meta group shorter than its stated length).
+        ("dicom-meta-group-length.dcm", "bytes, but only"),
+        // A binary value that is not a whole number of values: the parser reads whole values
+        // and takes the next header from the left-over bytes (which then declared 4 GB).
+        (
+            "dicom-value-length-not-whole.dcm",
+            "(0028,0103) with VR FD declares 2 bytes, not a whole number of its 8-byte values",
+        ),
+        // The meta group is read for as many bytes as its Group Length says, whatever the
+        // elements' group (a data set element of 2 GB read as meta).
+        ("dicom-meta-reads-past-group.dcm", "meta element"),
+        // A delimiter with a length: outside a sequence the parser reads it as an element
+        // and allocates its length (800 MB).
+        (
+            "dicom-delimiter-with-length.dcm",
+            "delimiter (FFFE,E0DD) declares 838861824 bytes; a delimiter has none",
+        ),
+        // The transfer syntax UID with whitespace trimmed, as the parser reads it: an RLE
+        // file whose UID ends in a newline still gets the RLE checks (a 4 GB table).
+        (
+            "dicom-rle-uid-with-newline.dcm",
+            "segments; the standard allows at most 15",
+        ),
+    ];
+    for (name, why) in refused {
+        let err = decode_bytes(&regression(name), name, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains(why), "{name}: {err}");
+    }
     // The same in Implicit VR, where the VR comes from the data dictionary: Columns (US)
     // given 3 bytes.
     let implicit = read("implicit-vr.dcm");

@@ -394,6 +394,13 @@ fn select_expr(indices: &[usize]) -> String {
     parts.join("+")
 }
 
+/// The `ffmpeg` program, quiet but for errors, never reading the terminal.
+fn ffmpeg() -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-hide_banner", "-v", "error"]);
+    c
+}
+
 static PASSES: AtomicU64 = AtomicU64::new(0);
 
 /// How many `ffmpeg` decoding passes this process has started (tests use it to show that a
@@ -417,17 +424,8 @@ pub fn decode_frames(
     PASSES.fetch_add(1, Ordering::Relaxed);
     let channels = if probe.gray { 1 } else { 3 };
     let frame_bytes = probe.width as usize * probe.height as usize * channels;
-    let mut child = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-xerror",
-            "-threads",
-            "1",
-            "-i",
-        ])
+    let mut child = ffmpeg()
+        .args(["-xerror", "-threads", "1", "-i"])
         .arg(path)
         .args([
             "-map",
@@ -538,16 +536,8 @@ pub fn write_ffv1(frames: &[Pixels], rate: u32, out: &Path) -> Result<(), String
     } else {
         ("rgb24", "gbrp")
     };
-    let mut child = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-        ])
+    let mut child = ffmpeg()
+        .args(["-y", "-f", "rawvideo"])
         .args([
             "-pix_fmt",
             input,
