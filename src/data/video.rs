@@ -125,6 +125,9 @@ impl FrameRule {
             FrameRule::Fps { max: Some(0), .. } => {
                 Err("\"max\" must allow at least 1 frame".into())
             }
+            FrameRule::Fps { max: Some(m), .. } if *m > MAX_FRAMES => Err(format!(
+                "\"max\" allows {m} frames; at most {MAX_FRAMES} are allowed"
+            )),
             FrameRule::At(at) if at.is_empty() => Err("\"at\" must list at least one time".into()),
             FrameRule::At(at) if at.len() > MAX_FRAMES => Err(format!(
                 "\"at\" lists {} times; at most {MAX_FRAMES} are allowed",
@@ -813,6 +816,7 @@ mod tests {
             r#"{"uniform": 0}"#,
             r#"{"uniform": 4, "max": 2}"#,
             r#"{"fps": -1}"#,
+            r#"{"fps": 1, "max": 65}"#,
             r#"{"at": []}"#,
             r#"{"at": [-0.5]}"#,
             r#"{"every": 2}"#,
