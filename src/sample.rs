@@ -227,6 +227,8 @@ pub trait VideoFrames: Send + Sync + fmt::Debug {
     fn dimensions(&self) -> (u32, u32);
     /// The video file.
     fn path(&self) -> &std::path::Path;
+    /// How many decoding passes over the file have run (one per run when all goes well).
+    fn decode_passes(&self) -> u64;
 }
 
 /// Encoded image bytes read on demand. Implementations bound whatever they cache.

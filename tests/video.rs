@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::{medvqa, stderr, stdout};
 use medvqa::data::decode::{ImageStore, decode_source};
-use medvqa::data::{LoadOptions, load, video};
+use medvqa::data::{LoadOptions, load};
 use medvqa::sample::ImageSource;
 
 const MODEL: &str = "tests/fixtures/models/idefics3";
@@ -69,7 +69,6 @@ fn video_frames_decode_to_the_png_frames_they_were_made_from_once_per_video() {
         &opts,
     )
     .unwrap();
-    let passes = video::decode_passes();
     let videos = load(
         &format!("jsonl:{}", out.join("manifest-video.jsonl").display()),
         &opts,
@@ -78,7 +77,11 @@ fn video_frames_decode_to_the_png_frames_they_were_made_from_once_per_video() {
     assert!(videos.failures.is_empty(), "{:?}", videos.failures);
     assert_eq!(videos.samples.len(), pngs.samples.len());
     // Loading probes the videos; it decodes nothing.
-    assert_eq!(video::decode_passes(), passes);
+    let passes = |s: &medvqa::sample::Sample| match &s.images[0].source {
+        ImageSource::Frame { video, .. } => video.decode_passes(),
+        _ => panic!("{} is not a video sample", s.id),
+    };
+    assert!(videos.samples.iter().all(|s| passes(s) == 0));
     let by_id: HashMap<&str, _> = pngs.samples.iter().map(|s| (s.id.as_str(), s)).collect();
     let store = ImageStore::new(1 << 30, 1 << 30);
     let mut clips = std::collections::BTreeSet::new();
@@ -104,7 +107,7 @@ fn video_frames_decode_to_the_png_frames_they_were_made_from_once_per_video() {
     }
     assert!(frames >= 40, "{frames}");
     // Every clip was decoded in one ffmpeg pass, whatever number of questions use it.
-    assert_eq!(video::decode_passes() - passes, clips.len() as u64);
+    assert!(videos.samples.iter().all(|s| passes(s) == 1));
     assert_eq!(clips.len(), 4);
 }
 
@@ -330,4 +333,43 @@ fn without_ffmpeg_a_video_sample_fails_with_one_clear_reason() {
         text.contains("the `ffprobe` program is not on PATH; medvqa reads videos through FFmpeg"),
         "{text}"
     );
+}
+
+#[test]
+fn a_video_is_decoded_once_whichever_question_asks_first() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = phantom_clips(tmp.path(), 8);
+    let q = |id: &str, frames: &str| {
+        format!(
+            r#"{{"id": "{id}", "video": "frames/0000.mkv", "frames": {frames}, "question": "q", "kind": "closed", "answer": "yes"}}"#
+        )
+    };
+    let path = manifest_with(
+        &out,
+        &[
+            &q("ends", r#"{"uniform": 2}"#),
+            &q("middle", r#"{"at": [1.0]}"#),
+        ],
+    );
+    let ds = load(
+        &format!("jsonl:{}", path.display()),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert!(ds.failures.is_empty(), "{:?}", ds.failures);
+    let store = ImageStore::new(1 << 30, 1 << 30);
+    // The middle frame first, then the first and last: one pass decodes all three.
+    for id in ["middle", "ends"] {
+        let s = ds.samples.iter().find(|s| s.id == id).unwrap();
+        for i in &s.images {
+            store.get(i).unwrap();
+        }
+    }
+    let ImageSource::Frame { video, .. } = &ds.samples[0].images[0].source else {
+        panic!("not a video frame");
+    };
+    assert_eq!(video.decode_passes(), 1);
 }

@@ -404,14 +404,6 @@ fn ffmpeg() -> Command {
     c
 }
 
-static PASSES: AtomicU64 = AtomicU64::new(0);
-
-/// How many `ffmpeg` decoding passes this process has started (tests use it to show that a
-/// video is decoded once for all its samples).
-pub fn decode_passes() -> u64 {
-    PASSES.load(Ordering::Relaxed)
-}
-
 /// Decodes the frames at `indices` (sorted, distinct) in one `ffmpeg` pass. `-xerror`
 /// makes a decoding error end the pass, and any error FFmpeg prints fails it, so a damaged
 /// stream fails its samples instead of giving concealed pixels.
@@ -424,7 +416,6 @@ pub fn decode_frames(
     if indices.is_empty() {
         return Ok(Vec::new());
     }
-    PASSES.fetch_add(1, Ordering::Relaxed);
     let channels = if probe.gray { 1 } else { 3 };
     let frame_bytes = probe.width as usize * probe.height as usize * channels;
     let mut child = ffmpeg()
@@ -596,11 +587,14 @@ pub struct Video {
     rel: String,
     probe: Probe,
     state: Mutex<Held>,
+    passes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Held {
     wanted: BTreeSet<usize>,
+    /// Frames handed out at least once: a later pass decodes them only when asked again.
+    taken: BTreeSet<usize>,
     frames: HashMap<usize, Pixels>,
 }
 
@@ -647,16 +641,22 @@ impl Video {
             .lock()
             .map_err(|_| video_error(&what, "the video's frame cache was poisoned"))?;
         let per = pixels * if self.probe.gray { 1 } else { 3 };
+        h.taken.insert(index);
         if let Some(p) = h.frames.remove(&index) {
             HELD.fetch_sub(per, Ordering::Relaxed);
             return Ok(p);
         }
-        // Decode from this frame on, every wanted frame that fits the held budget.
+        // This frame and every wanted frame not yet handed out, whichever sample asks first,
+        // as many as fit the held budget (the nearest after this one first).
         let room = (HELD_BYTES / per.max(1)).max(1) as usize;
-        let batch: Vec<usize> = std::iter::once(index)
-            .chain(h.wanted.range(index + 1..).copied())
+        let pending = |i: &&usize| !h.taken.contains(*i) && !h.frames.contains_key(*i);
+        let mut batch: Vec<usize> = std::iter::once(index)
+            .chain(h.wanted.range(index + 1..).filter(pending).copied())
+            .chain(h.wanted.range(..index).filter(pending).copied())
             .take(room)
             .collect();
+        batch.sort_unstable();
+        self.passes.fetch_add(1, Ordering::Relaxed);
         let decoded = decode_frames(&self.path, &self.probe, &batch, &what)?;
         let mut out = None;
         for (i, p) in batch.into_iter().zip(decoded) {
@@ -697,6 +697,10 @@ impl crate::sample::VideoFrames for Video {
     fn path(&self) -> &Path {
         &self.path
     }
+
+    fn decode_passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
 }
 
 /// The videos of one dataset load, by resolved path: each is probed once, and all its
@@ -718,6 +722,7 @@ impl Videos {
                         rel: rel.to_string(),
                         probe,
                         state: Mutex::new(Held::default()),
+                        passes: AtomicU64::new(0),
                     })
                 })
             })
