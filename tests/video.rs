@@ -56,13 +56,22 @@ fn phantom_clips(dir: &Path, n: usize) -> PathBuf {
     out
 }
 
-#[test]
-fn video_frames_decode_to_the_png_frames_they_were_made_from_once_per_video() {
+/// A temporary folder with `n` phantom clip questions and their videos, or `None` (with the
+/// notice) where FFmpeg is missing.
+fn clips(n: usize) -> Option<(tempfile::TempDir, PathBuf)> {
     if !have_ffmpeg() {
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = phantom_clips(tmp.path(), 20);
+    let out = phantom_clips(tmp.path(), n);
+    Some((tmp, out))
+}
+
+#[test]
+fn video_frames_decode_to_the_png_frames_they_were_made_from_once_per_video() {
+    let Some((_tmp, out)) = clips(20) else {
+        return;
+    };
     let opts = LoadOptions::default();
     let pngs = load(
         &format!("jsonl:{}", out.join("manifest.jsonl").display()),
@@ -142,11 +151,9 @@ fn manifest_with(out: &Path, lines: &[&str]) -> PathBuf {
 
 #[test]
 fn bad_videos_and_impossible_rules_fail_their_samples_with_the_reason() {
-    if !have_ffmpeg() {
+    let Some((_tmp, out)) = clips(8) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = phantom_clips(tmp.path(), 8);
+    };
     let good = std::fs::read(out.join("frames/0000.mkv")).unwrap();
     std::fs::write(out.join("empty.mkv"), b"").unwrap();
     std::fs::write(out.join("truncated.mkv"), &good[..good.len() / 3]).unwrap();
@@ -263,11 +270,9 @@ fn bad_videos_and_impossible_rules_fail_their_samples_with_the_reason() {
 
 #[test]
 fn inspect_and_eval_run_on_a_video_manifest_and_answer_as_on_the_pngs() {
-    if !have_ffmpeg() {
+    let Some((tmp, out)) = clips(10) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = phantom_clips(tmp.path(), 10);
+    };
     // The folder-of-videos spec reads questions.jsonl.
     std::fs::copy(
         out.join("manifest-video.jsonl"),
@@ -313,11 +318,9 @@ fn inspect_and_eval_run_on_a_video_manifest_and_answer_as_on_the_pngs() {
 
 #[test]
 fn without_ffmpeg_a_video_sample_fails_with_one_clear_reason() {
-    if !have_ffmpeg() {
+    let Some((_tmp, out)) = clips(4) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = phantom_clips(tmp.path(), 4);
+    };
     let o = medvqa()
         .env("PATH", "")
         .args(["inspect", "--dataset"])
@@ -337,11 +340,9 @@ fn without_ffmpeg_a_video_sample_fails_with_one_clear_reason() {
 
 #[test]
 fn a_video_is_decoded_once_whichever_question_asks_first() {
-    if !have_ffmpeg() {
+    let Some((_tmp, out)) = clips(8) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = phantom_clips(tmp.path(), 8);
+    };
     let q = |id: &str, frames: &str| {
         format!(
             r#"{{"id": "{id}", "video": "frames/0000.mkv", "frames": {frames}, "question": "q", "kind": "closed", "answer": "yes"}}"#
