@@ -17,7 +17,7 @@ for arg in "$@"; do
   case "$arg" in
     --test) want_test=1; want_video=1 ;;
     --video) want_video=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
