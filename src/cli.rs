@@ -414,7 +414,7 @@ impl ModelArgs {
 pub struct AskArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// An image (PNG, JPEG or WebP); repeat for several, in order.
+    /// An image (PNG, JPEG, WebP or DICOM); repeat for several, in order.
     #[arg(long = "image", value_name = "FILE")]
     pub images: Vec<PathBuf>,
     /// The question kind, which sets the answer-format line: open, closed, single_choice,
