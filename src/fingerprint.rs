@@ -171,6 +171,20 @@ fn sample_hash(s: &Sample, digests: &HashMap<String, Result<String, String>>) ->
     hex::encode(&h.finalize()[..8])
 }
 
+/// SHA-256 of a file's bytes, read 1 MiB at a time (model files and videos run to gigabytes).
+pub fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(h.finalize().into()),
+            n => h.update(&buf[..n]),
+        }
+    }
+}
+
 /// SHA-256 of each distinct image's bytes (encoded bytes for files and HF cells, raw
 /// pixels for generated images), by image key; the error where an image cannot be read.
 pub fn image_digests(samples: &[Sample]) -> HashMap<String, Result<String, String>> {
@@ -191,19 +205,8 @@ pub fn image_digests(samples: &[Sample]) -> HashMap<String, Result<String, Strin
     let video_digests: HashMap<&std::path::Path, Result<String, String>> = videos
         .into_par_iter()
         .map(|(p, ())| {
-            let d = std::fs::File::open(p)
-                .and_then(|mut f| {
-                    use std::io::Read;
-                    let mut h = Sha256::new();
-                    let mut buf = vec![0u8; 1 << 20];
-                    loop {
-                        match f.read(&mut buf)? {
-                            0 => break,
-                            n => h.update(&buf[..n]),
-                        }
-                    }
-                    Ok(hex::encode(h.finalize()))
-                })
+            let d = file_sha256(p)
+                .map(hex::encode)
                 .map_err(|e| format!("cannot read video {}: {e}", p.display()));
             (p, d)
         })

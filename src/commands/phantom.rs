@@ -98,9 +98,8 @@ fn write_videos(
     clips
         .par_iter()
         .map(|(clip, frames)| {
-            let frames: Vec<Pixels> = frames.iter().map(|p| (**p).clone()).collect();
             let dest = dir.join(format!("{clip}.mkv"));
-            video::write_ffv1(&frames, CLIP_FPS, &dest).map_err(anyhow::Error::msg)
+            video::write_ffv1(frames, CLIP_FPS, &dest).map_err(anyhow::Error::msg)
         })
         .collect::<anyhow::Result<Vec<()>>>()?;
     let text = std::fs::read_to_string(manifest)

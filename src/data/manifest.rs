@@ -16,6 +16,7 @@
 //! [`write()`] is the inverse: it writes any [`Dataset`]'s samples with normalised boxes,
 //! copying images that do not already live under the output folder.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -649,15 +650,16 @@ pub fn write(
                 ImageSource::Deferred(d) => out_bytes.write(&img.key, || d.read())?,
                 ImageSource::Pixels(p) => {
                     let rel = with_ext(&format!("{prefix}{}", safe_key(&img.key)), "png");
-                    write_png(&dir, &rel, &img.key, &mut written, || Ok((**p).clone()))?;
+                    write_png(&dir, &rel, &img.key, &mut written, || {
+                        Ok(Cow::Borrowed(&**p))
+                    })?;
                     rel
                 }
                 // A video frame becomes a PNG of its pixels: `clip.mkv#3` → `clip.mkv_f3.png`.
                 ImageSource::Frame { video, index } => {
-                    let key = img.key.replace('#', "_f");
-                    let rel = with_ext(&format!("{prefix}{}", safe_key(&key)), "png");
+                    let rel = with_ext(&format!("{prefix}{}", safe_key(&img.key)), "png");
                     write_png(&dir, &rel, &img.key, &mut written, || {
-                        video.frame(*index, u64::MAX)
+                        video.frame(*index, u64::MAX).map(Cow::Owned)
                     })?;
                     rel
                 }
@@ -672,12 +674,12 @@ pub fn write(
 }
 
 /// Writes pixels as a PNG at `rel` under `dir`, once per path.
-fn write_png(
+fn write_png<'p>(
     dir: &Path,
     rel: &str,
     key: &str,
     written: &mut HashSet<String>,
-    pixels: impl FnOnce() -> Result<crate::pixels::Pixels, ImageError>,
+    pixels: impl FnOnce() -> Result<Cow<'p, crate::pixels::Pixels>, ImageError>,
 ) -> Result<(), WriteError> {
     if written.insert(rel.to_string()) {
         let dest = dir.join(rel);
@@ -753,9 +755,11 @@ fn create_parent(dest: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// An image key made safe as a relative file path: no `..`, no leading `/`.
-fn safe_key(key: &str) -> String {
-    key.split(['/', '\\'])
+/// An image key made safe as a relative file path: no `..`, no leading `/`, and a video
+/// frame's `#` as `_f` (`clip.mkv#3` → `clip.mkv_f3`), so the path also works as a URL.
+pub(crate) fn safe_key(key: &str) -> String {
+    key.replace('#', "_f")
+        .split(['/', '\\'])
         .filter(|c| !c.is_empty() && *c != "." && *c != "..")
         .collect::<Vec<_>>()
         .join("/")

@@ -25,6 +25,7 @@
 //! - Colour conversion asks swscale for its bit-exact mode, so a frame's pixels do not
 //!   depend on the CPU's SIMD level. Gray streams stay 8-bit gray; everything else is RGB.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -512,8 +513,9 @@ pub fn decode_frames(
 /// Writes `frames` (all one size and colour type) as a lossless FFV1 video in Matroska at
 /// `rate` frames per second, with FFmpeg's bit-exact flags, so the same frames always give
 /// the same bytes. Decoding it gives back exactly these pixels.
-pub fn write_ffv1(frames: &[Pixels], rate: u32, out: &Path) -> Result<(), String> {
+pub fn write_ffv1<P: Borrow<Pixels>>(frames: &[P], rate: u32, out: &Path) -> Result<(), String> {
     use std::io::Write;
+    let frames: Vec<&Pixels> = frames.iter().map(Borrow::borrow).collect();
     let first = frames.first().ok_or("no frames to write")?;
     let (w, h) = first.dimensions();
     let gray = first.is_gray();
@@ -599,14 +601,6 @@ struct Held {
 }
 
 impl Video {
-    pub fn rel(&self) -> &str {
-        &self.rel
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn probe(&self) -> &Probe {
         &self.probe
     }

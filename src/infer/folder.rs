@@ -403,19 +403,10 @@ impl ModelFolder {
                 path: path.clone(),
                 source,
             };
-            let mut f = std::fs::File::open(&path).map_err(io)?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
+            let file = crate::fingerprint::file_sha256(&path).map_err(io)?;
             all.update(rel.to_string_lossy().replace('\\', "/").as_bytes());
             all.update([0u8]);
-            all.update(h.finalize());
+            all.update(file);
         }
         Ok(hex::encode(all.finalize()))
     }

@@ -412,16 +412,10 @@ pub(super) fn swaps_for(ctx: &SeedContext, ds: &Dataset, names: &[String]) -> Sw
     }
 }
 
-/// Where an image key is written inside a folder: the key made safe as a relative path,
-/// with `.png` appended unless it already ends so. A video frame's `#` becomes `_f`
-/// (`clip.mkv#3` → `clip.mkv_f3.png`), so the path also works as a URL.
+/// Where an image key is written inside a folder: the key made safe as a relative path
+/// (the manifest writer's rule), with `.png` appended unless it already ends so.
 fn rel_path(key: &str) -> String {
-    let key = key.replace('#', "_f");
-    let safe = key
-        .split(['/', '\\'])
-        .filter(|c| !c.is_empty() && *c != "." && *c != "..")
-        .collect::<Vec<_>>()
-        .join("/");
+    let safe = crate::data::manifest::safe_key(key);
     let safe = if safe.is_empty() {
         "image".to_string()
     } else {
