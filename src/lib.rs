@@ -27,6 +27,7 @@ pub mod report;
 pub mod run;
 pub mod sample;
 pub mod score;
+pub mod simd;
 pub mod store;
 pub mod suggest;
 pub mod vecmap;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pixels", 0),
     ("pool", 0),
     ("progress", 0),
+    ("simd", 0),
     ("suggest", 0),
     ("vecmap", 0),
     ("draw", 1),

@@ -157,7 +157,7 @@ fn coeffs(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
 
 /// Pillow's `clip8`: the fixed-point sum back to 8 bits. Sums are `i32`, as in Pillow
 /// (which keeps them in C `int`), so no sum that Pillow computes can differ here.
-#[inline]
+#[inline(always)]
 fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
@@ -235,13 +235,15 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         };
         let rows = last - first;
         let mut tmp = vec![0u8; rows * out_w * 3];
-        horizontal_pass(
-            &src[first * in_w * 3..last * in_w * 3],
-            in_w,
-            &horiz,
-            &mut tmp,
-            out_w,
-        );
+        crate::simd::run(|| {
+            horizontal_pass(
+                &src[first * in_w * 3..last * in_w * 3],
+                in_w,
+                &horiz,
+                &mut tmp,
+                out_w,
+            )
+        });
         (tmp, out_w, rows, first)
     } else {
         (src.clone(), in_w, in_h, 0)
@@ -251,17 +253,34 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         return RgbImage::from_raw(tmp_w as u32, tmp_h as u32, tmp)
             .unwrap_or_else(|| RgbImage::new(width, height));
     }
-    // Row by row: each tap adds a whole input row into the sums, which vectorises; integer
-    // sums do not depend on the order they are added in.
     let mut out = vec![0u8; out_w * out_h * 3];
-    let mut acc = vec![HALF; tmp_w * 3];
-    for (yy, dst_row) in out.chunks_exact_mut(out_w * 3).enumerate() {
+    crate::simd::run(|| vertical_pass(&tmp, tmp_w * 3, &vert, row0, &mut out, out_w * 3));
+    RgbImage::from_raw(out_w as u32, out_h as u32, out)
+        .unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// The vertical pass: each output row of `row_len` bytes from the rows of `src` its
+/// coefficients name (`row0` is the first row `src` holds). Row by row: each tap adds a
+/// whole input row into the sums, which vectorises; integer sums do not depend on the order
+/// they are added in. Inlined into [`crate::simd::run`]'s dispatch.
+#[inline(always)]
+fn vertical_pass(
+    src: &[u8],
+    row_len: usize,
+    vert: &Coeffs,
+    row0: usize,
+    out: &mut [u8],
+    out_len: usize,
+) {
+    debug_assert_eq!(row_len, out_len);
+    let mut acc = vec![HALF; row_len];
+    for (yy, dst_row) in out.chunks_exact_mut(out_len).enumerate() {
         let (ymin, n) = vert.bounds[yy];
         let ymin = ymin - row0;
         let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
         acc.fill(HALF);
         for (y, &w) in k.iter().enumerate() {
-            let row = &tmp[(ymin + y) * tmp_w * 3..(ymin + y + 1) * tmp_w * 3];
+            let row = &src[(ymin + y) * row_len..(ymin + y + 1) * row_len];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += p as i32 * w;
             }
@@ -270,8 +289,6 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             *d = clip8(a);
         }
     }
-    RgbImage::from_raw(out_w as u32, out_h as u32, out)
-        .unwrap_or_else(|| RgbImage::new(width, height))
 }
 
 /// Rows resampled together by [`horizontal_pass`]: 8 rows × 3 channels = 24 sums per output
@@ -283,7 +300,9 @@ const ROW_BLOCK: usize = 8;
 /// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's 8 rows ×
 /// 3 channels side by side), so that every tap adds 24 contiguous products: that vectorises,
 /// where the per-pixel 3-channel dot product does not. The sums are the same integers as
-/// Pillow's, whatever the order they are added in.
+/// Pillow's, whatever the order they are added in. Inlined into [`crate::simd::run`]'s
+/// dispatch.
+#[inline(always)]
 fn horizontal_pass(src: &[u8], in_w: usize, horiz: &Coeffs, dst: &mut [u8], out_w: usize) {
     const LANES: usize = ROW_BLOCK * 3;
     let mut cols = vec![0i32; in_w * LANES];
@@ -387,22 +406,42 @@ impl Normalize {
         }
     }
 
-    /// Every value [`Self::apply`] gives for `channel`, indexed by the 8-bit input: the same
-    /// floats, looked up.
-    pub fn table(&self, channel: usize) -> [f32; 256] {
-        std::array::from_fn(|v| self.apply(v as u8, channel))
+    /// Appends channel `channel` (0–2) of `pixels` (whole interleaved RGB pixels),
+    /// normalised: what [`Self::apply`] gives for each, computed in SIMD lanes (one IEEE
+    /// operation at a time, as `apply`, so the floats are the same; see
+    /// [`crate::simd`]).
+    pub fn extend_channel(&self, pixels: &[u8], channel: usize, out: &mut Vec<f32>) {
+        crate::simd::run(|| match channel {
+            0 => self.extend_channel_n::<0>(pixels, out),
+            1 => self.extend_channel_n::<1>(pixels, out),
+            _ => self.extend_channel_n::<2>(pixels, out),
+        })
+    }
+
+    #[inline(always)]
+    fn extend_channel_n<const C: usize>(&self, pixels: &[u8], out: &mut Vec<f32>) {
+        let (px, _) = pixels.as_chunks::<3>();
+        match (self.rescale, &self.mean_std) {
+            (Some(f), Some((m, s))) => {
+                let (m, s) = (m[C], s[C]);
+                out.extend(px.iter().map(|p| ((p[C] as f64 * f) as f32 - m) / s));
+            }
+            (Some(f), None) => out.extend(px.iter().map(|p| (p[C] as f64 * f) as f32)),
+            (None, Some((m, s))) => {
+                let (m, s) = (m[C], s[C]);
+                out.extend(px.iter().map(|p| (p[C] as f32 - m) / s));
+            }
+            (None, None) => out.extend(px.iter().map(|p| p[C] as f32)),
+        }
     }
 }
 
 /// Appends the image as CHW float32 (channel planes, row-major) to `out`.
 pub fn to_chw(img: &RgbImage, norm: &Normalize, out: &mut Vec<f32>) {
-    let (w, h) = img.dimensions();
     let raw = img.as_raw();
-    let plane = (w * h) as usize;
-    out.reserve(plane * 3);
+    out.reserve(raw.len());
     for c in 0..3 {
-        let lut = norm.table(c);
-        out.extend(raw[c..].iter().step_by(3).map(|&v| lut[v as usize]));
+        norm.extend_channel(raw, c, out);
     }
 }
 

@@ -277,17 +277,18 @@ pub fn warp(p: &Pixels, to_output: &Affine, dst: (u32, u32)) -> Pixels {
         return blank_like(p, dst);
     };
     let separable = inv.0[1] == 0.0 && inv.0[3] == 0.0 && p.width() >= 2 && p.height() >= 2;
-    let data = match (p.channels(), separable) {
+    let data = crate::simd::run(|| match (p.channels(), separable) {
         (1, true) => warp_separable::<1>(p, &inv, dst),
         (_, true) => warp_separable::<3>(p, &inv, dst),
         (1, false) => warp_n::<1>(p, &inv, dst),
         (_, false) => warp_n::<3>(p, &inv, dst),
-    };
+    });
     make(p, dst, data)
 }
 
 /// Where output pixel centres fall in the source along one axis, as `warp_n` steps them:
 /// 16.16 fixed point from `start`, `step` per pixel.
+#[inline(always)]
 fn fixed(v: f64) -> i64 {
     (v * 65536.0).round() as i64
 }
@@ -295,6 +296,7 @@ fn fixed(v: f64) -> i64 {
 /// The two source taps of one output column (or row) of a separable warp: the samples at
 /// `i` and `i + 1` with 8-bit weights, a tap outside the source weighing 0 as in `warp_n`;
 /// `None` when the output pixel lies wholly outside (it stays black).
+#[inline(always)]
 fn taps_1d(pos: i64, n: i64) -> Option<(usize, u32, u32)> {
     let (i0, w) = (pos >> 16, ((pos >> 8) & 255) as u32);
     if i0 < -1 || i0 >= n {
@@ -313,6 +315,7 @@ fn taps_1d(pos: i64, n: i64) -> Option<(usize, u32, u32)> {
 /// (16-bit, each row computed once and kept while output rows use it), then a vertical
 /// 2-tap pass per output row that vectorises. `Σ wx·wy·s` factors exactly, so the bytes
 /// equal `warp_n`'s. Needs a source of at least 2×2.
+#[inline(always)]
 fn warp_separable<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
     let (sw, sh) = (p.width() as i64, p.height() as i64);
     let (dw, dh) = (dst.0 as usize, dst.1 as usize);
@@ -366,6 +369,7 @@ fn warp_separable<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) ->
     out
 }
 
+#[inline(always)]
 fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
     let (sw, sh) = (p.width() as i64, p.height() as i64);
     let (dw, dh) = (dst.0 as usize, dst.1 as usize);
@@ -525,16 +529,17 @@ fn zoom(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError
 fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
     let w = (p.width() as usize).max(1);
     let ch = p.channels();
-    // A copy (memcpy speed), then each row reversed in place: no zero-filled buffer, and
-    // the reversal works on whole pixels.
-    let mut out = p.as_raw().to_vec();
-    for row in out.chunks_exact_mut(w * ch) {
-        if ch == 1 {
-            row.reverse();
-        } else {
-            row.as_chunks_mut::<3>().0.reverse();
+    let src = p.as_raw();
+    let mut out = vec![0u8; src.len()];
+    crate::simd::run(|| {
+        for (d, s) in out.chunks_exact_mut(w * ch).zip(src.chunks_exact(w * ch)) {
+            if ch == 1 {
+                mirror_row::<1>(s, d);
+            } else {
+                mirror_row::<3>(s, d);
+            }
         }
-    }
+    });
     Ok(Perturbed {
         pixels: with_data(p, out),
         map: BoxMap::Affine {
@@ -543,6 +548,29 @@ fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyE
             dst: p.dimensions(),
         },
     })
+}
+
+/// `dst` = the pixels of `src` (one row) in reverse order. Blocks of 16 pixels are a fixed
+/// permutation of 16·`CH` bytes, which the compiler turns into byte shuffles; the rest go one
+/// pixel at a time.
+#[inline(always)]
+fn mirror_row<const CH: usize>(src: &[u8], dst: &mut [u8]) {
+    const BLOCK: usize = 16;
+    let (src, _) = src.as_chunks::<CH>();
+    let (dst, _) = dst.as_chunks_mut::<CH>();
+    let n = src.len().min(dst.len());
+    let mut x = 0;
+    while x + BLOCK <= n {
+        let s = &src[n - x - BLOCK..n - x];
+        let d = &mut dst[x..x + BLOCK];
+        for i in 0..BLOCK {
+            d[i] = s[BLOCK - 1 - i];
+        }
+        x += BLOCK;
+    }
+    for i in x..n {
+        dst[i] = src[n - 1 - i];
+    }
 }
 
 fn flip_v(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {

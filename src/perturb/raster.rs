@@ -50,15 +50,16 @@ pub fn scale_add(p: &Pixels, k: f32, c: f32) -> Pixels {
     }
     let kk = (k * 65536.0).round().min(65535.0) as u16;
     let cc = ((c + 0.5) * 256.0).round().min(65535.0) as u16;
-    let data = p
-        .as_raw()
-        .iter()
-        .map(|&v| {
-            // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
-            let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
-            (vk.saturating_add(cc) >> 8) as u8
-        })
-        .collect();
+    let data = crate::simd::run(|| {
+        p.as_raw()
+            .iter()
+            .map(|&v| {
+                // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
+                let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
+                (vk.saturating_add(cc) >> 8) as u8
+            })
+            .collect()
+    });
     with_data(p, data)
 }
 
@@ -217,6 +218,11 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
 /// One pass of a (2r+1)-wide box filter along rows, then along columns, in place on
 /// interleaved samples. Integer sums; the division is a 16-bit reciprocal multiply.
 pub fn box_blur(data: &mut [u8], w: usize, h: usize, ch: usize, rx: usize, ry: usize) {
+    crate::simd::run(|| box_blur_kernel(data, w, h, ch, rx, ry))
+}
+
+#[inline(always)]
+fn box_blur_kernel(data: &mut [u8], w: usize, h: usize, ch: usize, rx: usize, ry: usize) {
     if w == 0 || h == 0 {
         return;
     }
@@ -228,10 +234,12 @@ pub fn box_blur(data: &mut [u8], w: usize, h: usize, ch: usize, rx: usize, ry: u
     }
 }
 
+#[inline(always)]
 fn recip(n: usize) -> u32 {
     (((1u64 << 16) + n as u64 / 2) / n as u64) as u32
 }
 
+#[inline(always)]
 fn box_rows(data: &mut [u8], w: usize, h: usize, ch: usize, r: usize) {
     match ch {
         1 => box_rows_n::<1>(data, w, h, r),
@@ -241,6 +249,7 @@ fn box_rows(data: &mut [u8], w: usize, h: usize, ch: usize, r: usize) {
 
 /// Sliding sums along each row over a copy padded with `r` replicated pixels on both
 /// sides, so the inner loop has no edge tests; the `CH` channels run side by side.
+#[inline(always)]
 fn box_rows_n<const CH: usize>(data: &mut [u8], w: usize, h: usize, r: usize) {
     let inv = recip(2 * r + 1);
     let n = 2 * r + 1;
@@ -273,6 +282,7 @@ fn box_rows_n<const CH: usize>(data: &mut [u8], w: usize, h: usize, r: usize) {
     }
 }
 
+#[inline(always)]
 fn box_cols(data: &mut [u8], w: usize, h: usize, ch: usize, r: usize) {
     let inv = recip(2 * r + 1);
     let stride = w * ch;
@@ -331,6 +341,11 @@ pub fn gaussian_box_radii(sigma: f32) -> [usize; 3] {
 /// a transposed copy, and a second transpose puts the image back. Sliding along a row
 /// instead is one long chain of dependent adds, several times slower.
 pub fn gaussian_blur(p: &Pixels, sigma: f32) -> Pixels {
+    crate::simd::run(|| gaussian_blur_kernel(p, sigma))
+}
+
+#[inline(always)]
+fn gaussian_blur_kernel(p: &Pixels, sigma: f32) -> Pixels {
     if sigma <= 0.0 {
         return p.clone();
     }
@@ -373,6 +388,7 @@ fn narrow_box(r: usize) -> bool {
 /// A (2r+1)-tall box filter down the columns of `src` (`h` rows of `stride` samples) into
 /// `dst`, edges replicated: running sums in `u16` (see [`narrow_box`]), and the division
 /// by the same 16-bit reciprocal and rounding as [`box_blur`].
+#[inline(always)]
 fn box_cols_narrow(src: &[u8], dst: &mut [u8], stride: usize, h: usize, r: usize) {
     if stride == 0 || h == 0 {
         return;
@@ -403,12 +419,18 @@ fn box_cols_narrow(src: &[u8], dst: &mut [u8], stride: usize, h: usize, r: usize
 /// Writes the transpose of `src` (`h` rows of `w` pixels of `ch` samples) to `dst` (`w`
 /// rows of `h` pixels), in 32×32-pixel tiles so that both sides stay in cache.
 pub fn transpose(src: &[u8], dst: &mut [u8], w: usize, h: usize, ch: usize) {
+    crate::simd::run(|| transpose_kernel(src, dst, w, h, ch))
+}
+
+#[inline(always)]
+fn transpose_kernel(src: &[u8], dst: &mut [u8], w: usize, h: usize, ch: usize) {
     match ch {
         1 => transpose_n::<1>(src, dst, w, h),
         _ => transpose_n::<3>(src, dst, w, h),
     }
 }
 
+#[inline(always)]
 fn transpose_n<const CH: usize>(src: &[u8], dst: &mut [u8], w: usize, h: usize) {
     const TILE: usize = 32;
     let (src, _) = src.as_chunks::<CH>();
@@ -468,6 +490,11 @@ pub fn integer_taps(taps: &[(f32, f32, f32)]) -> Vec<Tap> {
 /// edges replicated. Each tap adds a shifted source row into a row accumulator, which
 /// vectorises.
 pub fn tap_blur(p: &Pixels, taps: &[Tap]) -> Pixels {
+    crate::simd::run(|| tap_blur_kernel(p, taps))
+}
+
+#[inline(always)]
+fn tap_blur_kernel(p: &Pixels, taps: &[Tap]) -> Pixels {
     let (w, h) = (p.width() as usize, p.height() as usize);
     let ch = p.channels();
     let stride = w * ch;
@@ -489,6 +516,7 @@ pub fn tap_blur(p: &Pixels, taps: &[Tap]) -> Pixels {
 }
 
 /// `acc[x] += weight · row[clamp(x + dx)]` over one row of interleaved samples.
+#[inline(always)]
 fn add_shifted(acc: &mut [u32], row: &[u8], w: usize, ch: usize, dx: i64, weight: u32) {
     // Columns whose source lies inside the row: one contiguous slice each side.
     let lo = (-dx).clamp(0, w as i64) as usize;
@@ -513,6 +541,11 @@ fn add_shifted(acc: &mut [u32], row: &[u8], w: usize, ch: usize, dx: i64, weight
 /// Disk (defocus) blur of radius `r` pixels: every output is the mean over a disk, summed
 /// as one horizontal run per row offset from per-row prefix sums.
 pub fn disk_blur(p: &Pixels, r: f32) -> Pixels {
+    crate::simd::run(|| disk_blur_kernel(p, r))
+}
+
+#[inline(always)]
+fn disk_blur_kernel(p: &Pixels, r: f32) -> Pixels {
     let (w, h) = (p.width() as usize, p.height() as usize);
     let ch = p.channels();
     let ri = r.floor().max(0.0) as usize;

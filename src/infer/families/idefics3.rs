@@ -265,15 +265,14 @@ impl ImageProcessor {
         let mut pixel_attention_mask = Vec::with_capacity(count * height * width);
         // Normalised straight from the 8-bit tiles into the padded tensor: no float copy of
         // each tile in between (SmolVLM's 17 tiles are 53 MB of f32 per image).
-        let luts: [[f32; 256]; 3] = std::array::from_fn(|c| self.normalize.table(c));
         for f in frames {
             let (fw, fh) = (f.width() as usize, f.height() as usize);
             let raw = f.as_raw();
-            for (c, lut) in luts.iter().enumerate() {
+            for c in 0..3 {
                 for y in 0..height {
                     if y < fh {
                         let row = &raw[y * fw * 3..(y + 1) * fw * 3];
-                        pixel_values.extend(row[c..].iter().step_by(3).map(|&v| lut[v as usize]));
+                        self.normalize.extend_channel(row, c, &mut pixel_values);
                         pixel_values.extend(std::iter::repeat_n(0.0, width - fw));
                     } else {
                         pixel_values.extend(std::iter::repeat_n(0.0, width));

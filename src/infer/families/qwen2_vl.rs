@@ -187,7 +187,6 @@ impl ImageProcessor {
         // image in between (for a large image that copy and its page faults cost more than
         // the lookups).
         let raw = img.as_raw();
-        let luts: [[f32; 256]; 3] = std::array::from_fn(|c| self.normalize.table(c));
         let (p, m, t) = (self.patch, self.merge, self.temporal);
         let (gh, gw) = (h as usize / p, w as usize / p);
         let w = w as usize;
@@ -198,15 +197,14 @@ impl ImageProcessor {
                 for mh in 0..m {
                     for mw in 0..m {
                         let (y0, x0) = ((bh * m + mh) * p, (bw * m + mw) * p);
-                        for (c, lut) in luts.iter().enumerate() {
+                        for c in 0..3 {
                             for _ in 0..t {
                                 for py in 0..p {
-                                    let at = ((y0 + py) * w + x0) * 3 + c;
-                                    out.extend(
-                                        raw[at..at + 3 * (p - 1) + 1]
-                                            .iter()
-                                            .step_by(3)
-                                            .map(|&v| lut[v as usize]),
+                                    let at = ((y0 + py) * w + x0) * 3;
+                                    self.normalize.extend_channel(
+                                        &raw[at..at + 3 * p],
+                                        c,
+                                        &mut out,
                                     );
                                 }
                             }
