@@ -254,27 +254,19 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             .unwrap_or_else(|| RgbImage::new(width, height));
     }
     let mut out = vec![0u8; out_w * out_h * 3];
-    crate::simd::run(|| vertical_pass(&tmp, tmp_w * 3, &vert, row0, &mut out, out_w * 3));
+    crate::simd::run(|| vertical_pass(&tmp, tmp_w * 3, &vert, row0, &mut out));
     RgbImage::from_raw(out_w as u32, out_h as u32, out)
         .unwrap_or_else(|| RgbImage::new(width, height))
 }
 
-/// The vertical pass: each output row of `row_len` bytes from the rows of `src` its
-/// coefficients name (`row0` is the first row `src` holds). Row by row: each tap adds a
+/// The vertical pass: each output row (`row_len` bytes, as the input's) from the rows of
+/// `src` its coefficients name (`row0` is the first row `src` holds). Row by row: each tap adds a
 /// whole input row into the sums, which vectorises; integer sums do not depend on the order
 /// they are added in. Inlined into [`crate::simd::run`]'s dispatch.
 #[inline(always)]
-fn vertical_pass(
-    src: &[u8],
-    row_len: usize,
-    vert: &Coeffs,
-    row0: usize,
-    out: &mut [u8],
-    out_len: usize,
-) {
-    debug_assert_eq!(row_len, out_len);
+fn vertical_pass(src: &[u8], row_len: usize, vert: &Coeffs, row0: usize, out: &mut [u8]) {
     let mut acc = vec![HALF; row_len];
-    for (yy, dst_row) in out.chunks_exact_mut(out_len).enumerate() {
+    for (yy, dst_row) in out.chunks_exact_mut(row_len).enumerate() {
         let (ymin, n) = vert.bounds[yy];
         let ymin = ymin - row0;
         let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
