@@ -18,6 +18,13 @@
 //! integer sums are the same in any order. `tests/simd.rs` checks each kernel byte for byte
 //! at every level the machine has, and the determinism tests run with each level forced.
 //!
+//! **Byte kernels.** Two kernels that the compiler cannot vectorise from safe Rust, a
+//! 256-entry table lookup per byte ([`lut`]) and a pixel-order reversal ([`mirror_rows`]),
+//! are written with `std::arch` intrinsics in the one submodule below that allows `unsafe`
+//! (AVX-512 VBMI's `vpermb`/`vpermi2b`; AVX2's `vpshufb` for gray mirrors), with the safety
+//! argument there. They move bytes and compute nothing, so every path gives the same bytes by
+//! construction; `tests/simd.rs` and this module's tests check it anyway.
+//!
 //! **Forcing a level.** `MEDVQA_SIMD=baseline|avx2|avx512` (read once per process) caps the
 //! level; a level the CPU lacks falls back to the best one below it. `auto` or unset: the
 //! best available. [`with_level`] caps it for one thread, for tests.
@@ -136,8 +143,7 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
 /// module docs.
 #[inline(always)]
 pub fn run<R>(kernel: impl FnOnce() -> R) -> R {
-    let level = FORCED.with(|c| c.get()).unwrap_or_else(level);
-    run_at(level, kernel)
+    run_at(current(), kernel)
 }
 
 /// Runs `kernel` compiled for `level`, or for the best level below it that this CPU has.
@@ -161,9 +167,333 @@ pub fn run_at<R>(level: Level, kernel: impl FnOnce() -> R) -> R {
     kernel()
 }
 
+/// The level a kernel called now on this thread runs at: [`with_level`]'s cap, else
+/// [`level`]. Code that hands a kernel to other threads reads it first and passes it to
+/// [`run_at`] there.
+pub fn current() -> Level {
+    FORCED.with(|c| c.get()).unwrap_or_else(level)
+}
+
+/// `table[v]` for every byte `v` of `src`: gamma, brightness and tone curves. On a CPU with
+/// AVX-512 VBMI (at level [`Level::Avx512`]) 64 bytes go through four `vpermi2b` table
+/// halves per step; elsewhere one byte at a time.
+pub fn lut(src: &[u8], table: &[u8; 256]) -> Vec<u8> {
+    #[cfg(target_arch = "x86_64")]
+    if current() >= Level::Avx512 && bytes::has_vbmi() {
+        return bytes::lut_vbmi(src, table);
+    }
+    lut_portable(src, table)
+}
+
+fn lut_portable(src: &[u8], table: &[u8; 256]) -> Vec<u8> {
+    src.iter().map(|&v| table[v as usize]).collect()
+}
+
+/// The rows of an image (`width` pixels of `channels` bytes each; 1 or 3 channels) with
+/// their pixels in reverse order: a horizontal flip. AVX-512 VBMI mirrors 16 RGB or 64 gray
+/// pixels per `vpermb`; AVX2 mirrors 32 gray pixels per `vpshufb`; elsewhere the portable
+/// block loop. Any other channel count, or a buffer that is not whole rows, goes through the
+/// portable loop.
+pub fn mirror_rows(src: &[u8], width: usize, channels: usize) -> Vec<u8> {
+    let row = width * channels;
+    if row == 0 || !src.len().is_multiple_of(row) || !(channels == 1 || channels == 3) {
+        return mirror_portable(src, width.max(1), channels.max(1));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = current();
+        if level >= Level::Avx512 && bytes::has_vbmi() {
+            return bytes::mirror_vbmi(src, width, channels);
+        }
+        if level >= Level::Avx2 && channels == 1 && Level::Avx2.is_available() {
+            return bytes::mirror_gray_avx2(src, width);
+        }
+    }
+    mirror_portable(src, width, channels)
+}
+
+fn mirror_portable(src: &[u8], width: usize, channels: usize) -> Vec<u8> {
+    let row = (width * channels).max(1);
+    let mut out = vec![0u8; src.len()];
+    run(|| {
+        for (d, s) in out.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
+            match channels {
+                1 => mirror_row::<1>(s, d),
+                3 => mirror_row::<3>(s, d),
+                4 => mirror_row::<4>(s, d),
+                _ => {
+                    for (dp, sp) in d
+                        .chunks_exact_mut(channels)
+                        .zip(s.chunks_exact(channels).rev())
+                    {
+                        dp.copy_from_slice(sp);
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `dst` = the pixels of `src` (one row) in reverse order. Blocks of 16 pixels are a fixed
+/// permutation of 16·`CH` bytes, which the compiler turns into byte shuffles where it can;
+/// the rest go one pixel at a time.
+#[inline(always)]
+fn mirror_row<const CH: usize>(src: &[u8], dst: &mut [u8]) {
+    const BLOCK: usize = 16;
+    let (src, _) = src.as_chunks::<CH>();
+    let (dst, _) = dst.as_chunks_mut::<CH>();
+    let n = src.len().min(dst.len());
+    let mut x = 0;
+    while x + BLOCK <= n {
+        let s = &src[n - x - BLOCK..n - x];
+        let d = &mut dst[x..x + BLOCK];
+        for i in 0..BLOCK {
+            d[i] = s[BLOCK - 1 - i];
+        }
+        x += BLOCK;
+    }
+    for i in x..n {
+        dst[i] = src[n - 1 - i];
+    }
+}
+
+/// The hand-written byte kernels: the only `unsafe` code in medvqa.
+///
+/// **Safety argument.** Each `#[target_feature]` function here is entered only after
+/// `is_x86_feature_detected!` has confirmed every feature it enables (`has_vbmi`, or the
+/// AVX2 check in [`mirror_rows`]), so no instruction the CPU lacks can run. Every memory
+/// access is an unaligned load or store (`loadu`/`storeu`, or the masked forms, whose masked-
+/// off bytes are neither read nor written and cannot fault) at an offset checked against the
+/// slice length by the loop bounds written next to it. Output goes into a `Vec`'s spare
+/// capacity of exactly `src.len()` bytes, and `set_len` runs only after every one of those
+/// bytes has been written. Nothing is read from uninitialised memory.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod bytes {
+    use std::arch::x86_64::*;
+
+    /// AVX-512 F, BW and VBMI: what `vpermb`, `vpermi2b` and the byte masks need.
+    pub(super) fn has_vbmi() -> bool {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vbmi")
+    }
+
+    /// A mask of the low `n` bytes of a 64-byte vector (`n` ≤ 64).
+    fn low_bytes(n: usize) -> __mmask64 {
+        if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+    }
+
+    pub(super) fn lut_vbmi(src: &[u8], table: &[u8; 256]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(src.len());
+        // SAFETY: `has_vbmi()` was checked by the caller; see the module's argument.
+        unsafe { lut_vbmi_into(src, table, out.as_mut_ptr()) };
+        // SAFETY: `lut_vbmi_into` wrote all `src.len()` bytes, within the capacity.
+        unsafe { out.set_len(src.len()) };
+        out
+    }
+
+    /// Writes `table[src[i]]` to `dst[i]` for every `i < src.len()`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VBMI; `dst` is valid for `src.len()` byte writes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn lut_vbmi_into(src: &[u8], table: &[u8; 256], dst: *mut u8) {
+        let t = table.as_ptr();
+        // SAFETY: four 64-byte loads at offsets 0, 64, 128 and 192 of a 256-byte table.
+        let (t0, t1, t2, t3) = unsafe {
+            (
+                _mm512_loadu_si512(t.cast()),
+                _mm512_loadu_si512(t.add(64).cast()),
+                _mm512_loadu_si512(t.add(128).cast()),
+                _mm512_loadu_si512(t.add(192).cast()),
+            )
+        };
+        // Bit 6 of each byte picks t0/t1 (or t2/t3), bits 0–5 the entry; bit 7 the half.
+        let look = |x: __m512i| {
+            let low = _mm512_permutex2var_epi8(t0, x, t1);
+            let high = _mm512_permutex2var_epi8(t2, x, t3);
+            _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), low, high)
+        };
+        let n = src.len();
+        let s = src.as_ptr();
+        let mut i = 0;
+        while i + 64 <= n {
+            // SAFETY: bytes i..i + 64 are within `src` and `dst` (the loop bound).
+            unsafe {
+                let x = _mm512_loadu_si512(s.add(i).cast());
+                _mm512_storeu_si512(dst.add(i).cast(), look(x));
+            }
+            i += 64;
+        }
+        if i < n {
+            let k = low_bytes(n - i);
+            // SAFETY: the mask covers bytes i..n only, within `src` and `dst`.
+            unsafe {
+                let x = _mm512_maskz_loadu_epi8(k, s.add(i).cast());
+                _mm512_mask_storeu_epi8(dst.add(i).cast(), k, look(x));
+            }
+        }
+    }
+
+    pub(super) fn mirror_vbmi(src: &[u8], width: usize, channels: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(src.len());
+        // SAFETY: `has_vbmi()` was checked by the caller; `mirror_rows` passes only whole
+        // rows of 1 or 3 channels.
+        unsafe { mirror_vbmi_into(src, width, channels, out.as_mut_ptr()) };
+        // SAFETY: every row, so every byte of `src.len()`, was written.
+        unsafe { out.set_len(src.len()) };
+        out
+    }
+
+    /// Mirrors each row of `src` into `dst`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VBMI; `channels` is 1 or 3; `src.len()` is a multiple
+    /// of `width · channels` > 0; `dst` is valid for `src.len()` byte writes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn mirror_vbmi_into(src: &[u8], width: usize, channels: usize, dst: *mut u8) {
+        let ch = channels;
+        // Pixels per step: 64 gray, or 16 RGB (48 of the vector's 64 bytes).
+        let px = if ch == 1 { 64 } else { 16 };
+        let bytes = px * ch;
+        let mut idx = [0u8; 64];
+        for (j, v) in idx.iter_mut().enumerate().take(bytes) {
+            *v = ((px - 1 - j / ch) * ch + j % ch) as u8;
+        }
+        // SAFETY: a 64-byte load of a 64-byte array.
+        let perm = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+        let k = low_bytes(bytes);
+        let row = width * ch;
+        for (r, s) in src.chunks_exact(row).enumerate() {
+            // SAFETY: this row's bytes r·row .. (r + 1)·row are within `dst`.
+            let d = unsafe { dst.add(r * row) };
+            let mut x = 0; // output pixel
+            while x + px <= width {
+                // Output pixels x..x + px are input pixels width − x − px .. width − x.
+                let from = (width - x - px) * ch;
+                // SAFETY: `bytes` bytes from `from` end at (width − x)·ch ≤ row, and the
+                // store's `bytes` bytes from x·ch end at (x + px)·ch ≤ row (loop bound).
+                unsafe {
+                    let v = _mm512_maskz_loadu_epi8(k, s.as_ptr().add(from).cast());
+                    _mm512_mask_storeu_epi8(
+                        d.add(x * ch).cast(),
+                        k,
+                        _mm512_permutexvar_epi8(perm, v),
+                    );
+                }
+                x += px;
+            }
+            while x < width {
+                let from = (width - 1 - x) * ch;
+                // SAFETY: pixel `x` < width of this row; `from` + ch ≤ row.
+                unsafe { std::ptr::copy_nonoverlapping(s.as_ptr().add(from), d.add(x * ch), ch) };
+                x += 1;
+            }
+        }
+    }
+
+    pub(super) fn mirror_gray_avx2(src: &[u8], width: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(src.len());
+        // SAFETY: the caller checked AVX2 (`Level::Avx2.is_available()`); whole rows.
+        unsafe { mirror_gray_avx2_into(src, width, out.as_mut_ptr()) };
+        // SAFETY: every byte was written.
+        unsafe { out.set_len(src.len()) };
+        out
+    }
+
+    /// Mirrors each gray row of `src` into `dst`, 32 pixels per step.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `src.len()` is a multiple of `width` > 0; `dst` is valid for
+    /// `src.len()` byte writes.
+    #[target_feature(enable = "avx2")]
+    unsafe fn mirror_gray_avx2_into(src: &[u8], width: usize, dst: *mut u8) {
+        // Reverses the bytes within each 16-byte lane; the lanes then swap.
+        let rev = _mm256_setr_epi8(
+            15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8, 7,
+            6, 5, 4, 3, 2, 1, 0,
+        );
+        for (r, s) in src.chunks_exact(width).enumerate() {
+            // SAFETY: this row's bytes are within `dst`.
+            let d = unsafe { dst.add(r * width) };
+            let mut x = 0;
+            while x + 32 <= width {
+                // SAFETY: input bytes width − x − 32 .. width − x and output bytes
+                // x .. x + 32 are within the row (loop bound).
+                unsafe {
+                    let v = _mm256_loadu_si256(s.as_ptr().add(width - x - 32).cast());
+                    let m = _mm256_permute4x64_epi64::<0x4e>(_mm256_shuffle_epi8(v, rev));
+                    _mm256_storeu_si256(d.add(x).cast(), m);
+                }
+                x += 32;
+            }
+            while x < width {
+                // SAFETY: x < width, within the row.
+                unsafe { *d.add(x) = s[width - 1 - x] };
+                x += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lut_is_the_same_at_every_level_and_length() {
+        let mut table = [0u8; 256];
+        for (i, t) in table.iter_mut().enumerate() {
+            *t = (i as u8).wrapping_mul(167).wrapping_add(13);
+        }
+        for n in [0, 1, 63, 64, 65, 127, 200, 1000, 4099] {
+            let src = random_bytes(n, n as u64);
+            let want = lut_portable(&src, &table);
+            assert_eq!(want.len(), n);
+            for l in available() {
+                assert_eq!(
+                    with_level(l, || lut(&src, &table)),
+                    want,
+                    "{} n={n}",
+                    l.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mirror_rows_is_the_same_at_every_level_and_width() {
+        for ch in [1usize, 3, 4] {
+            for width in [1usize, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 130, 203] {
+                let src = random_bytes(width * ch * 3, (width * 10 + ch) as u64);
+                let want: Vec<u8> = src
+                    .chunks_exact(width * ch)
+                    .flat_map(|row| row.chunks_exact(ch).rev().flatten().copied())
+                    .collect();
+                for l in available() {
+                    let got = with_level(l, || mirror_rows(&src, width, ch));
+                    assert_eq!(got, want, "{} ch={ch} w={width}", l.name());
+                }
+            }
+        }
+        // Not whole rows: the portable loop, with no panic and the same length.
+        assert_eq!(mirror_rows(&[1, 2, 3, 4, 5], 2, 1).len(), 5);
+        assert_eq!(mirror_rows(&[], 0, 3), Vec::<u8>::new());
+    }
 
     #[test]
     fn names_parse_back() {

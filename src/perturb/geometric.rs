@@ -529,17 +529,7 @@ fn zoom(p: &Pixels, s: u8, rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError
 fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {
     let w = (p.width() as usize).max(1);
     let ch = p.channels();
-    let src = p.as_raw();
-    let mut out = vec![0u8; src.len()];
-    crate::simd::run(|| {
-        for (d, s) in out.chunks_exact_mut(w * ch).zip(src.chunks_exact(w * ch)) {
-            if ch == 1 {
-                mirror_row::<1>(s, d);
-            } else {
-                mirror_row::<3>(s, d);
-            }
-        }
-    });
+    let out = crate::simd::mirror_rows(p.as_raw(), w, ch);
     Ok(Perturbed {
         pixels: with_data(p, out),
         map: BoxMap::Affine {
@@ -548,29 +538,6 @@ fn flip_h(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyE
             dst: p.dimensions(),
         },
     })
-}
-
-/// `dst` = the pixels of `src` (one row) in reverse order. Blocks of 16 pixels are a fixed
-/// permutation of 16·`CH` bytes, which the compiler turns into byte shuffles; the rest go one
-/// pixel at a time.
-#[inline(always)]
-fn mirror_row<const CH: usize>(src: &[u8], dst: &mut [u8]) {
-    const BLOCK: usize = 16;
-    let (src, _) = src.as_chunks::<CH>();
-    let (dst, _) = dst.as_chunks_mut::<CH>();
-    let n = src.len().min(dst.len());
-    let mut x = 0;
-    while x + BLOCK <= n {
-        let s = &src[n - x - BLOCK..n - x];
-        let d = &mut dst[x..x + BLOCK];
-        for i in 0..BLOCK {
-            d[i] = s[BLOCK - 1 - i];
-        }
-        x += BLOCK;
-    }
-    for i in x..n {
-        dst[i] = src[n - 1 - i];
-    }
 }
 
 fn flip_v(p: &Pixels, _s: u8, _rng: &mut ChaCha8Rng) -> Result<Perturbed, ApplyError> {

@@ -35,8 +35,7 @@ pub fn with_data(like: &Pixels, data: Vec<u8>) -> Pixels {
 
 /// Maps every sample through one table.
 pub fn lut(p: &Pixels, table: &[u8; 256]) -> Pixels {
-    let data = p.as_raw().iter().map(|&v| table[v as usize]).collect();
-    with_data(p, data)
+    with_data(p, crate::simd::lut(p.as_raw(), table))
 }
 
 /// `clamp(round(v·k + c))` for every sample `v`. For `0 ≤ k < 1` and `0 ≤ c ≤ 255` (a
