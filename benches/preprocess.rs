@@ -241,14 +241,60 @@ fn preprocess(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sample_size(10)
         .throughput(Throughput::Elements(1));
+    // One thread, as the peers run: the timed loop runs on a one-thread pool, so that large
+    // images are not split into bands across threads (`image_ops::resize`).
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok();
     for (pname, p) in &procs {
         for (iname, px) in &imgs {
             group.bench_with_input(BenchmarkId::new(*pname, *iname), px, |b, px| {
-                b.iter(|| p.run(px))
+                b.iter_custom(|iters| in_pool(one.as_ref(), || time(iters, || p.run(px))))
             });
         }
     }
     group.finish();
+
+    // Parallelism inside one large image: the 2048² radiograph on 1 and 2 threads.
+    let mut group = c.benchmark_group("preprocess-threads");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10)
+        .throughput(Throughput::Elements(1));
+    let big = imgs
+        .iter()
+        .filter(|(name, _)| name.starts_with("gray-2048"));
+    for (iname, px) in big {
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .ok();
+            for (pname, p) in &procs {
+                let id = BenchmarkId::new(format!("{pname}/{iname}"), threads);
+                group.bench_with_input(id, px, |b, px| {
+                    b.iter_custom(|iters| in_pool(pool.as_ref(), || time(iters, || p.run(px))))
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+/// `iters` calls of `f`, timed together.
+fn time<R>(iters: u64, f: impl Fn() -> R) -> Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    start.elapsed()
+}
+
+/// Runs `f` on `pool` (the whole timed loop, so that no call pays a thread hand-off).
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
 }
 
 criterion_group!(benches, preprocess);

@@ -12,6 +12,7 @@
 //! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does.
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Pillow's resampling filters, by their `PIL.Image.Resampling` numbers, which is how
 /// `preprocessor_config.json` names them (`"resample": 1`).
@@ -222,6 +223,10 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
     );
     let src = img.as_raw();
     let vert = coeffs(in_h, out_h, filter);
+    // A large image is resampled in bands on rayon's threads (the pool the caller runs in);
+    // the SIMD level is read here, so that worker threads use the caller's.
+    let parallel = in_w * in_h >= PARALLEL_PIXELS && rayon::current_num_threads() > 1;
+    let level = crate::simd::current();
 
     // Horizontal pass first, over only the rows the vertical pass reads.
     let (tmp, tmp_w, tmp_h, row0) = if out_w != in_w {
@@ -235,15 +240,21 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         };
         let rows = last - first;
         let mut tmp = vec![0u8; rows * out_w * 3];
-        crate::simd::run(|| {
-            horizontal_pass(
-                &src[first * in_w * 3..last * in_w * 3],
-                in_w,
-                &horiz,
-                &mut tmp,
-                out_w,
-            )
-        });
+        let src = &src[first * in_w * 3..last * in_w * 3];
+        if parallel {
+            // Bands of whole row blocks, each resampled on its own: every output row comes
+            // from its own input row, so the bands' bytes are the one-band bytes.
+            let band = ROW_BLOCK * BAND_BLOCKS;
+            src.par_chunks(in_w * 3 * band)
+                .zip(tmp.par_chunks_mut(out_w * 3 * band))
+                .for_each(|(s, d)| {
+                    crate::simd::run_at(level, || horizontal_pass(s, in_w, &horiz, d, out_w))
+                });
+        } else {
+            crate::simd::run_at(level, || {
+                horizontal_pass(src, in_w, &horiz, &mut tmp, out_w)
+            });
+        }
         (tmp, out_w, rows, first)
     } else {
         (src.clone(), in_w, in_h, 0)
@@ -254,22 +265,52 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             .unwrap_or_else(|| RgbImage::new(width, height));
     }
     let mut out = vec![0u8; out_w * out_h * 3];
-    crate::simd::run(|| vertical_pass(&tmp, tmp_w * 3, &vert, row0, &mut out));
+    let row_len = tmp_w * 3;
+    if parallel {
+        let band = ROW_BLOCK * BAND_BLOCKS;
+        out.par_chunks_mut(row_len * band)
+            .enumerate()
+            .for_each(|(i, d)| {
+                crate::simd::run_at(level, || {
+                    vertical_pass(&tmp, row_len, &vert, row0, i * band, d)
+                })
+            });
+    } else {
+        crate::simd::run_at(level, || {
+            vertical_pass(&tmp, row_len, &vert, row0, 0, &mut out)
+        });
+    }
     RgbImage::from_raw(out_w as u32, out_h as u32, out)
         .unwrap_or_else(|| RgbImage::new(width, height))
 }
 
-/// The vertical pass: each output row (`row_len` bytes, as the input's) from the rows of
-/// `src` its coefficients name (`row0` is the first row `src` holds). Row by row: each tap adds a
-/// whole input row into the sums, which vectorises; integer sums do not depend on the order
-/// they are added in. Inlined into [`crate::simd::run`]'s dispatch.
+/// Images of at least this many pixels are resampled in bands on several threads: a 2048²
+/// radiograph or a 4k endoscopy frame, not a 512² one (where a band would cost more in
+/// hand-off than it saves).
+const PARALLEL_PIXELS: usize = 1 << 21;
+
+/// Row blocks per band of a parallel resample: 64 rows.
+const BAND_BLOCKS: usize = 8;
+
+/// The vertical pass: output rows `out_row0..` (`row_len` bytes each, as the input's) from the
+/// rows of `src` their coefficients name (`row0` is the first row `src` holds). Row by row:
+/// each tap adds a whole input row into the sums, which vectorises; integer sums do not depend
+/// on the order they are added in. Inlined into [`crate::simd::run`]'s dispatch.
 #[inline(always)]
-fn vertical_pass(src: &[u8], row_len: usize, vert: &Coeffs, row0: usize, out: &mut [u8]) {
+fn vertical_pass(
+    src: &[u8],
+    row_len: usize,
+    vert: &Coeffs,
+    row0: usize,
+    out_row0: usize,
+    out: &mut [u8],
+) {
     let mut acc = vec![HALF; row_len];
     for (yy, dst_row) in out.chunks_exact_mut(row_len).enumerate() {
-        let (ymin, n) = vert.bounds[yy];
+        let (ymin, n) = vert.bounds[out_row0 + yy];
         let ymin = ymin - row0;
-        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + n];
+        let k0 = (out_row0 + yy) * vert.ksize;
+        let k = &vert.weights[k0..k0 + n];
         acc.fill(HALF);
         for (y, &w) in k.iter().enumerate() {
             let row = &src[(ymin + y) * row_len..(ymin + y + 1) * row_len];
@@ -486,6 +527,35 @@ mod tests {
             }
         }
         RgbImage::from_raw(width, height, out).unwrap()
+    }
+
+    #[test]
+    fn banded_parallel_resampling_gives_the_one_thread_bytes() {
+        // 1501 × 1399 = 2.1 MP, over the band threshold; odd sizes leave partial bands.
+        let img = gradient(1501, 1399);
+        const { assert!(1501 * 1399 >= PARALLEL_PIXELS) };
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let (one, three) = (pool(1), pool(3));
+        // Both passes, horizontal only, vertical only, and the transposed order.
+        for (w, h, f) in [
+            (336, 336, Filter::Bicubic),
+            (1001, 1399, Filter::Lanczos),
+            (1501, 700, Filter::Bilinear),
+            (1400, 333, Filter::Hamming),
+        ] {
+            let a = one.install(|| resize(&img, w, h, f));
+            let b = three.install(|| resize(&img, w, h, f));
+            assert_eq!(a.dimensions(), (w, h));
+            assert!(a.as_raw() == b.as_raw(), "{w}x{h} {f:?}");
+        }
+        // And the bands equal Pillow's plain loops (a small region keeps the loops quick).
+        let a = three.install(|| resize_horizontal_first(&img, 97, 64, Filter::Bicubic));
+        assert!(a.as_raw() == reference(&img, 97, 64, Filter::Bicubic).as_raw());
     }
 
     #[test]
