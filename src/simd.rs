@@ -258,6 +258,43 @@ fn mirror_row<const CH: usize>(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// An interleaved 8-bit image a kernel reads: `width × height` pixels, `data` row-major.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+    pub height: usize,
+}
+
+/// One output row of an affine bilinear warp (rotate, the Kvasir recipe): output pixel `x`
+/// samples the source at `start + x·step`, 16.16 fixed point, and `pixel(x, out)` computes it
+/// the portable way. With AVX-512 VBMI, every block of 16 pixels whose four taps all lie
+/// inside the source (and whose widest read stays inside `data`) is computed in 16 lanes with
+/// the same integer steps as `pixel` (8-bit weights, across then down, rounded at 2¹⁵), so
+/// with the same bytes; every other pixel goes through `pixel`. `CH` is 1 or 3; positions
+/// that do not fit 32-bit lanes also go through `pixel`.
+#[inline(always)]
+pub fn bilinear_row<const CH: usize>(
+    src: &Source,
+    start: (i64, i64),
+    step: (i64, i64),
+    row: &mut [u8],
+    mut pixel: impl FnMut(usize, &mut [u8]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if (CH == 1 || CH == 3)
+        && current() >= Level::Avx512
+        && bytes::has_vbmi()
+        && bytes::bilinear_fits(src, CH, start, step, row.len() / CH)
+    {
+        bytes::bilinear_row_avx512::<CH>(src, start, step, row, pixel);
+        return;
+    }
+    for (x, o) in row.chunks_exact_mut(CH.max(1)).enumerate() {
+        pixel(x, o);
+    }
+}
+
 /// The hand-written byte kernels: the only `unsafe` code in medvqa.
 ///
 /// **Safety argument.** Each `#[target_feature]` function here is entered only after
@@ -391,6 +428,196 @@ mod bytes {
                 unsafe { std::ptr::copy_nonoverlapping(s.as_ptr().add(from), d.add(x * ch), ch) };
                 x += 1;
             }
+        }
+    }
+
+    /// Whether every lane value of a [`super::bilinear_row`] call fits `i32`: the positions
+    /// at both ends of the row, plus a block's overrun, and the byte offsets into `data`.
+    pub(super) fn bilinear_fits(
+        src: &super::Source,
+        ch: usize,
+        start: (i64, i64),
+        step: (i64, i64),
+        n: usize,
+    ) -> bool {
+        const LIMIT: i64 = 1 << 30;
+        let end = n as i64 + 16;
+        let ok = |v: i64, d: i64| {
+            d.abs() < LIMIT / 16
+                && v.abs() < LIMIT
+                && d.checked_mul(end).is_some_and(|e| (v + e).abs() < LIMIT)
+        };
+        ok(start.0, step.0)
+            && ok(start.1, step.1)
+            && src.data.len() < (1 << 30)
+            && src
+                .width
+                .checked_mul(src.height)
+                .and_then(|p| p.checked_mul(ch))
+                == Some(src.data.len())
+            && src.width >= 2
+            && src.height >= 2
+    }
+
+    /// The AVX-512 body of [`super::bilinear_row`].
+    pub(super) fn bilinear_row_avx512<const CH: usize>(
+        src: &super::Source,
+        start: (i64, i64),
+        step: (i64, i64),
+        row: &mut [u8],
+        pixel: impl FnMut(usize, &mut [u8]),
+    ) {
+        // SAFETY: the caller checked `has_vbmi()` and `bilinear_fits` (so `data` holds
+        // exactly width × height × CH bytes, all lane values fit i32); `CH` is 1 or 3.
+        unsafe { bilinear_row_into::<CH>(src, start, step, row, pixel) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VBMI; `CH` is 1 or 3; [`bilinear_fits`] holds.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn bilinear_row_into<const CH: usize>(
+        src: &super::Source,
+        start: (i64, i64),
+        step: (i64, i64),
+        row: &mut [u8],
+        mut pixel: impl FnMut(usize, &mut [u8]),
+    ) {
+        let n = row.len() / CH;
+        let stride = src.width * CH;
+        let data = src.data.as_ptr();
+        // A lane may gather only if its widest read, 4 bytes at its bottom-right tap
+        // (idx + stride + CH for RGB, idx + stride for gray), ends inside `data`.
+        let far = (stride + if CH == 3 { CH + 4 } else { 4 }) as i64;
+        let read_limit = src.data.len() as i64 - far + 1;
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let (dx, dy) = (
+            _mm512_set1_epi32(step.0 as i32),
+            _mm512_set1_epi32(step.1 as i32),
+        );
+        let (ix, iy) = (
+            _mm512_set1_epi32((src.width - 1) as i32),
+            _mm512_set1_epi32((src.height - 1) as i32),
+        );
+        let limit = _mm512_set1_epi32(read_limit.clamp(0, i32::MAX as i64) as i32);
+        let v_stride = _mm512_set1_epi32(stride as i32);
+        let v_ch = _mm512_set1_epi32(CH as i32);
+        let byte = _mm512_set1_epi32(255);
+        let w256 = _mm512_set1_epi32(256);
+        let half = _mm512_set1_epi32(1 << 15);
+        // RGB: lane i's three bytes (i·4 + 0..3) to output bytes i·3 + 0..3.
+        let mut pack = [0u8; 64];
+        for (j, v) in pack.iter_mut().enumerate().take(48) {
+            *v = ((j / 3) * 4 + j % 3) as u8;
+        }
+        // SAFETY: a 64-byte load of a 64-byte array.
+        let pack = unsafe { _mm512_loadu_si512(pack.as_ptr().cast()) };
+        // One channel: (t·(256 − wy) + b·wy + 2¹⁵) >> 16, t and b blended across by wx.
+        let blend = |tl: __m512i, tr: __m512i, bl: __m512i, br: __m512i, wx, wy| {
+            let wx1 = _mm512_sub_epi32(w256, wx);
+            let wy1 = _mm512_sub_epi32(w256, wy);
+            let t = _mm512_add_epi32(_mm512_mullo_epi32(tl, wx1), _mm512_mullo_epi32(tr, wx));
+            let b = _mm512_add_epi32(_mm512_mullo_epi32(bl, wx1), _mm512_mullo_epi32(br, wx));
+            let s = _mm512_add_epi32(_mm512_mullo_epi32(t, wy1), _mm512_mullo_epi32(b, wy));
+            _mm512_srli_epi32::<16>(_mm512_add_epi32(s, half))
+        };
+        let mut x = 0;
+        while x + 16 <= n {
+            // Exact: `bilinear_fits` keeps every lane's i64 value within i32.
+            let fx = _mm512_add_epi32(
+                _mm512_set1_epi32((start.0 + x as i64 * step.0) as i32),
+                _mm512_mullo_epi32(lanes, dx),
+            );
+            let fy = _mm512_add_epi32(
+                _mm512_set1_epi32((start.1 + x as i64 * step.1) as i32),
+                _mm512_mullo_epi32(lanes, dy),
+            );
+            let (x0, y0) = (_mm512_srai_epi32::<16>(fx), _mm512_srai_epi32::<16>(fy));
+            let idx = _mm512_add_epi32(
+                _mm512_mullo_epi32(y0, v_stride),
+                _mm512_mullo_epi32(x0, v_ch),
+            );
+            let inside = _mm512_cmplt_epu32_mask(x0, ix)
+                & _mm512_cmplt_epu32_mask(y0, iy)
+                & _mm512_cmplt_epu32_mask(idx, limit);
+            if inside != 0xffff {
+                for i in x..x + 16 {
+                    pixel(i, &mut row[i * CH..(i + 1) * CH]);
+                }
+                x += 16;
+                continue;
+            }
+            let wx = _mm512_and_si512(_mm512_srli_epi32::<8>(fx), byte);
+            let wy = _mm512_and_si512(_mm512_srli_epi32::<8>(fy), byte);
+            let below = _mm512_add_epi32(idx, v_stride);
+            if CH == 3 {
+                let right = _mm512_set1_epi32(3);
+                // SAFETY: every lane is inside (checked above): its reads, 4 bytes at idx,
+                // idx + 3, idx + stride and idx + stride + 3, end before `read_limit`'s
+                // bound, inside `data`.
+                let (tl, tr, bl, br) = unsafe {
+                    (
+                        _mm512_i32gather_epi32::<1>(idx, data.cast()),
+                        _mm512_i32gather_epi32::<1>(_mm512_add_epi32(idx, right), data.cast()),
+                        _mm512_i32gather_epi32::<1>(below, data.cast()),
+                        _mm512_i32gather_epi32::<1>(_mm512_add_epi32(below, right), data.cast()),
+                    )
+                };
+                let channel = |v: __m512i, c: u32| match c {
+                    0 => _mm512_and_si512(v, byte),
+                    1 => _mm512_and_si512(_mm512_srli_epi32::<8>(v), byte),
+                    _ => _mm512_and_si512(_mm512_srli_epi32::<16>(v), byte),
+                };
+                let mut rgb = _mm512_setzero_si512();
+                for c in 0..3u32 {
+                    let o = blend(
+                        channel(tl, c),
+                        channel(tr, c),
+                        channel(bl, c),
+                        channel(br, c),
+                        wx,
+                        wy,
+                    );
+                    let shifted = match c {
+                        0 => o,
+                        1 => _mm512_slli_epi32::<8>(o),
+                        _ => _mm512_slli_epi32::<16>(o),
+                    };
+                    rgb = _mm512_or_si512(rgb, shifted);
+                }
+                let out = _mm512_permutexvar_epi8(pack, rgb);
+                // SAFETY: output bytes x·3 .. x·3 + 48 are within the row (x + 16 ≤ n).
+                unsafe {
+                    _mm512_mask_storeu_epi8(
+                        row.as_mut_ptr().add(x * 3).cast(),
+                        (1u64 << 48) - 1,
+                        out,
+                    )
+                };
+            } else {
+                // SAFETY: as above: 4 bytes at idx and at idx + stride, inside `data`.
+                let (top, bottom) = unsafe {
+                    (
+                        _mm512_i32gather_epi32::<1>(idx, data.cast()),
+                        _mm512_i32gather_epi32::<1>(below, data.cast()),
+                    )
+                };
+                let o = blend(
+                    _mm512_and_si512(top, byte),
+                    _mm512_and_si512(_mm512_srli_epi32::<8>(top), byte),
+                    _mm512_and_si512(bottom, byte),
+                    _mm512_and_si512(_mm512_srli_epi32::<8>(bottom), byte),
+                    wx,
+                    wy,
+                );
+                // SAFETY: output bytes x .. x + 16 are within the row (x + 16 ≤ n).
+                unsafe {
+                    _mm_storeu_si128(row.as_mut_ptr().add(x).cast(), _mm512_cvtepi32_epi8(o))
+                };
+            }
+            x += 16;
+        }
+        for i in x..n {
+            pixel(i, &mut row[i * CH..(i + 1) * CH]);
         }
     }
 

@@ -369,6 +369,8 @@ fn warp_separable<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) ->
     out
 }
 
+/// The general bilinear warp, one output row at a time: blocks of interior pixels through
+/// [`crate::simd::bilinear_row`] (16 at a time with AVX-512), the rest through [`warp_pixel`].
 #[inline(always)]
 fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
     let (sw, sh) = (p.width() as i64, p.height() as i64);
@@ -377,59 +379,68 @@ fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8>
     let mut out = vec![0u8; dw * dh * CH];
     let [a, b, c, d, e, f] = inv.0;
     let (dfx, dfy) = (fixed(a), fixed(d));
-    let stride = sw as usize * CH;
-    // Unsigned bounds for the interior test: all four taps inside the source.
-    let (ix, iy) = ((sw - 1) as u64, (sh - 1) as u64);
     for (y, row) in out.chunks_exact_mut(dw * CH).enumerate() {
         let yc = y as f64 + 0.5;
         // Source position of the first pixel centre, shifted so that integer values are
         // source pixel centres.
-        let mut fx = fixed(a * 0.5 + b * yc + c - 0.5);
-        let mut fy = fixed(d * 0.5 + e * yc + f - 0.5);
-        for o in row.chunks_exact_mut(CH) {
-            let (x0, y0) = (fx >> 16, fy >> 16);
-            let wx = ((fx >> 8) & 255) as u32;
-            let wy = ((fy >> 8) & 255) as u32;
-            if (x0 as u64) < ix && (y0 as u64) < iy {
-                // Interior: two slices of two pixels each, so the tap reads need no
-                // further bounds checks; blended across, then down (the same integer sum).
-                let i = y0 as usize * stride + x0 as usize * CH;
-                let top = &src[i..i + 2 * CH];
-                let bottom = &src[i + stride..i + stride + 2 * CH];
-                for k in 0..CH {
-                    let t = u32::from(top[k]) * (256 - wx) + u32::from(top[CH + k]) * wx;
-                    let b = u32::from(bottom[k]) * (256 - wx) + u32::from(bottom[CH + k]) * wx;
-                    o[k] = ((t * (256 - wy) + b * wy + (1 << 15)) >> 16) as u8;
-                }
-            } else if x0 >= -1 && y0 >= -1 && x0 < sw && y0 < sh {
-                // On the border: taps outside the source count as black.
-                let w00 = (256 - wx) * (256 - wy);
-                let w10 = wx * (256 - wy);
-                let w01 = (256 - wx) * wy;
-                let w11 = wx * wy;
-                let mut acc = [0u32; CH];
-                for (xx, yy, wgt) in [
-                    (x0, y0, w00),
-                    (x0 + 1, y0, w10),
-                    (x0, y0 + 1, w01),
-                    (x0 + 1, y0 + 1, w11),
-                ] {
-                    if wgt > 0 && xx >= 0 && yy >= 0 && xx < sw && yy < sh {
-                        let i = yy as usize * stride + xx as usize * CH;
-                        for k in 0..CH {
-                            acc[k] += u32::from(src[i + k]) * wgt;
-                        }
-                    }
-                }
-                for k in 0..CH {
-                    o[k] = ((acc[k] + (1 << 15)) >> 16).min(255) as u8;
-                }
-            }
-            fx += dfx;
-            fy += dfy;
-        }
+        let fx = fixed(a * 0.5 + b * yc + c - 0.5);
+        let fy = fixed(d * 0.5 + e * yc + f - 0.5);
+        let source = crate::simd::Source {
+            data: src,
+            width: sw as usize,
+            height: sh as usize,
+        };
+        crate::simd::bilinear_row::<CH>(&source, (fx, fy), (dfx, dfy), row, |x, o| {
+            warp_pixel::<CH>(src, sw, sh, fx + x as i64 * dfx, fy + x as i64 * dfy, o)
+        });
     }
     out
+}
+
+/// One output pixel of [`warp_n`] at source position `(fx, fy)` (16.16 fixed point): bilinear
+/// with 8-bit weights, taps outside the source black, untouched wholly outside.
+#[inline(always)]
+fn warp_pixel<const CH: usize>(src: &[u8], sw: i64, sh: i64, fx: i64, fy: i64, o: &mut [u8]) {
+    let stride = sw as usize * CH;
+    let (x0, y0) = (fx >> 16, fy >> 16);
+    let wx = ((fx >> 8) & 255) as u32;
+    let wy = ((fy >> 8) & 255) as u32;
+    // Unsigned bounds for the interior test: all four taps inside the source.
+    if (x0 as u64) < (sw - 1) as u64 && (y0 as u64) < (sh - 1) as u64 {
+        // Interior: two slices of two pixels each, so the tap reads need no further bounds
+        // checks; blended across, then down (the same integer sum).
+        let i = y0 as usize * stride + x0 as usize * CH;
+        let top = &src[i..i + 2 * CH];
+        let bottom = &src[i + stride..i + stride + 2 * CH];
+        for k in 0..CH {
+            let t = u32::from(top[k]) * (256 - wx) + u32::from(top[CH + k]) * wx;
+            let b = u32::from(bottom[k]) * (256 - wx) + u32::from(bottom[CH + k]) * wx;
+            o[k] = ((t * (256 - wy) + b * wy + (1 << 15)) >> 16) as u8;
+        }
+    } else if x0 >= -1 && y0 >= -1 && x0 < sw && y0 < sh {
+        // On the border: taps outside the source count as black.
+        let w00 = (256 - wx) * (256 - wy);
+        let w10 = wx * (256 - wy);
+        let w01 = (256 - wx) * wy;
+        let w11 = wx * wy;
+        let mut acc = [0u32; CH];
+        for (xx, yy, wgt) in [
+            (x0, y0, w00),
+            (x0 + 1, y0, w10),
+            (x0, y0 + 1, w01),
+            (x0 + 1, y0 + 1, w11),
+        ] {
+            if wgt > 0 && xx >= 0 && yy >= 0 && xx < sw && yy < sh {
+                let i = yy as usize * stride + xx as usize * CH;
+                for k in 0..CH {
+                    acc[k] += u32::from(src[i + k]) * wgt;
+                }
+            }
+        }
+        for k in 0..CH {
+            o[k] = ((acc[k] + (1 << 15)) >> 16).min(255) as u8;
+        }
+    }
 }
 
 /// Moves the image by whole pixels, copying rows; uncovered pixels are black.
