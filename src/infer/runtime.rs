@@ -345,6 +345,12 @@ impl SessionConfig {
             .with_intra_threads(self.intra_threads)
             .map_err(up)?
             .with_inter_threads(1)
+            .map_err(up)?
+            // ORT's intra-op threads otherwise spin between ops, holding cores that the
+            // producer thread (decode, perturb, preprocess the next batch) needs. Measured on
+            // 2 cores: the reference VLM's graphs 24-30 s -> 18-19 s, the fixtures' halved
+            // (BENCHMARKS.md, "Where an eval's time goes"). Results do not change.
+            .with_intra_op_spinning(false)
             .map_err(up)?;
         if let Some(id) = cuda {
             b = b
