@@ -295,6 +295,97 @@ pub fn bilinear_row<const CH: usize>(
     }
 }
 
+/// A horizontal two-tap pass planned once for a whole image (the zoom's first pass, see
+/// `perturb::geometric`): output sample `j` of a row is `line[l]·wl + line[r]·wr` in 16 bits.
+/// With AVX-512 VBMI, each 32 output samples read one 64-byte window of the row through two
+/// `vpermb` shuffles; [`TwoTapPlan::new`] gives `None` where the CPU lacks it or a window
+/// would be wider than 64 bytes, and the caller runs its portable loop.
+#[derive(Debug)]
+pub struct TwoTapPlan {
+    blocks: Vec<TwoTapBlock>,
+    samples: usize,
+    line_len: usize,
+}
+
+#[derive(Debug)]
+struct TwoTapBlock {
+    /// The window's first byte in the row.
+    base: usize,
+    left: [u8; 64],
+    right: [u8; 64],
+    wl: [u16; 32],
+    wr: [u16; 32],
+}
+
+impl TwoTapPlan {
+    /// `taps[x]`: output pixel `x`'s left source pixel and the two 8-bit weights, or `None`
+    /// (the pixel stays 0); `channels` bytes per pixel; `line_len` bytes per source row.
+    pub fn new(
+        taps: &[Option<(usize, u32, u32)>],
+        channels: usize,
+        line_len: usize,
+    ) -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if current() >= Level::Avx512 && bytes::has_vbmi() {
+            let samples = taps.len() * channels;
+            let mut blocks = Vec::with_capacity(samples.div_ceil(32));
+            for start in (0..samples).step_by(32) {
+                let tap = |j: usize| {
+                    let (x, k) = (j / channels, j % channels);
+                    taps[x].map(|(i, wl, wr)| (i * channels + k, (i + 1) * channels + k, wl, wr))
+                };
+                let end = (start + 32).min(samples);
+                let base = (start..end)
+                    .filter_map(|j| tap(j).map(|t| t.0))
+                    .min()
+                    .unwrap_or(0);
+                // A pixel with no taps reads the window's first byte with weight 0.
+                let tap = |j: usize| tap(j).unwrap_or((base, base, 0, 0));
+                let mut b = TwoTapBlock {
+                    base,
+                    left: [0; 64],
+                    right: [0; 64],
+                    wl: [0; 32],
+                    wr: [0; 32],
+                };
+                for j in start..end {
+                    let (l, r, wl, wr) = tap(j);
+                    if r >= line_len || r - base >= 64 || wl > 256 || wr > 256 {
+                        return None;
+                    }
+                    b.left[j - start] = (l - base) as u8;
+                    b.right[j - start] = (r - base) as u8;
+                    b.wl[j - start] = wl as u16;
+                    b.wr[j - start] = wr as u16;
+                }
+                blocks.push(b);
+            }
+            return Some(TwoTapPlan {
+                blocks,
+                samples,
+                line_len,
+            });
+        }
+        let _ = (taps, channels, line_len);
+        None
+    }
+
+    /// One row: `out[j]` for every output sample `j`. Returns false, writing nothing, when
+    /// `line` is not the planned row length or `out` is shorter than the plan's samples.
+    pub fn row(&self, line: &[u8], out: &mut [u16]) -> bool {
+        if line.len() != self.line_len || out.len() < self.samples {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            bytes::two_tap_row(self, line, out);
+            true
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+}
+
 /// The hand-written byte kernels: the only `unsafe` code in medvqa.
 ///
 /// **Safety argument.** Each `#[target_feature]` function here is entered only after
@@ -621,6 +712,52 @@ mod bytes {
         }
     }
 
+    /// The AVX-512 body of [`super::TwoTapPlan::row`], which checked `line` and `out`.
+    pub(super) fn two_tap_row(plan: &super::TwoTapPlan, line: &[u8], out: &mut [u16]) {
+        // SAFETY: a plan exists only where `has_vbmi()` held; `row` checked that `line` has
+        // the planned length (so every block's base and indices are inside it, as `new`
+        // checked) and that `out` holds the plan's samples.
+        unsafe { two_tap_row_into(plan, line, out) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VBMI; `out.len() ≥ plan.samples`; `line.len()` is the
+    /// planned row length.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn two_tap_row_into(plan: &super::TwoTapPlan, line: &[u8], out: &mut [u16]) {
+        for (n, b) in plan.blocks.iter().enumerate() {
+            let avail = line.len() - b.base;
+            // SAFETY: the mask covers `min(64, avail)` bytes from `base`, inside `line`; the
+            // four table loads read 64-byte arrays.
+            let (window, left, right, wl, wr) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(low_bytes(avail), line.as_ptr().add(b.base).cast()),
+                    _mm512_loadu_si512(b.left.as_ptr().cast()),
+                    _mm512_loadu_si512(b.right.as_ptr().cast()),
+                    _mm512_loadu_si512(b.wl.as_ptr().cast()),
+                    _mm512_loadu_si512(b.wr.as_ptr().cast()),
+                )
+            };
+            let widen = |idx| {
+                _mm512_cvtepu8_epi16(_mm512_castsi512_si256(_mm512_permutexvar_epi8(idx, window)))
+            };
+            // l·wl + r·wr ≤ 255·256: exact in 16 bits.
+            let sum = _mm512_add_epi16(
+                _mm512_mullo_epi16(widen(left), wl),
+                _mm512_mullo_epi16(widen(right), wr),
+            );
+            let start = n * 32;
+            let count = (plan.samples - start).min(32);
+            let mask: __mmask32 = if count >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << count) - 1
+            };
+            // SAFETY: samples start .. start + count are within `out` (`out.len() ≥ samples`).
+            unsafe { _mm512_mask_storeu_epi16(out.as_mut_ptr().add(start).cast(), mask, sum) };
+        }
+    }
+
     pub(super) fn mirror_gray_avx2(src: &[u8], width: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(src.len());
         // SAFETY: the caller checked AVX2 (`Level::Avx2.is_available()`); whole rows.
@@ -720,6 +857,53 @@ mod tests {
         // Not whole rows: the portable loop, with no panic and the same length.
         assert_eq!(mirror_rows(&[1, 2, 3, 4, 5], 2, 1).len(), 5);
         assert_eq!(mirror_rows(&[], 0, 3), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn two_tap_rows_equal_the_formula_or_are_not_planned() {
+        let mut planned = 0;
+        for ch in [1usize, 3] {
+            for (src_w, dst_w) in [(2usize, 1usize), (5, 7), (37, 53), (100, 143), (203, 64)] {
+                // Upscaling taps (as a zoom makes), some columns outside the source.
+                let taps: Vec<Option<(usize, u32, u32)>> = (0..dst_w)
+                    .map(|x| {
+                        let pos = (x * 256 * (src_w - 1)) / dst_w.max(1);
+                        let (i, w) = ((pos / 256).min(src_w - 2), (pos % 256) as u32);
+                        (x % 11 != 5).then_some((i, 256 - w, w))
+                    })
+                    .collect();
+                let line = random_bytes(src_w * ch, (src_w * 7 + ch) as u64);
+                let want: Vec<u16> = (0..dst_w * ch)
+                    .map(|j| match taps[j / ch] {
+                        Some((i, wl, wr)) => {
+                            let (l, r) = (line[i * ch + j % ch], line[(i + 1) * ch + j % ch]);
+                            (u32::from(l) * wl + u32::from(r) * wr) as u16
+                        }
+                        None => 0,
+                    })
+                    .collect();
+                for l in available() {
+                    let Some(plan) = with_level(l, || TwoTapPlan::new(&taps, ch, line.len()))
+                    else {
+                        continue;
+                    };
+                    let mut out = vec![7u16; dst_w * ch];
+                    assert!(plan.row(&line, &mut out));
+                    assert_eq!(out, want, "{} ch={ch} {src_w}->{dst_w}", l.name());
+                    // The wrong row length or a short output: refused, nothing written.
+                    assert!(!plan.row(&line[1..], &mut out));
+                    assert!(!plan.row(&line, &mut out[1..]));
+                    planned += 1;
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Level::Avx512.is_available() && bytes::has_vbmi() {
+            assert!(planned >= 8, "{planned}");
+        }
+        // Without AVX-512 VBMI there is no plan: the caller's portable loop runs.
+        let taps = [Some((0, 256, 0))];
+        assert!(with_level(Level::Baseline, || TwoTapPlan::new(&taps, 3, 6)).is_none());
     }
 
     #[test]

@@ -332,8 +332,14 @@ fn warp_separable<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) ->
         (usize::MAX, vec![0; dw * CH]),
         (usize::MAX, vec![0; dw * CH]),
     ];
+    let plan = crate::simd::TwoTapPlan::new(&cols, CH, stride);
     let horizontal = |sy: usize, buf: &mut [u16]| {
         let line = &src[sy * stride..(sy + 1) * stride];
+        if let Some(plan) = &plan
+            && plan.row(line, buf)
+        {
+            return;
+        }
         for (h, col) in buf.chunks_exact_mut(CH).zip(&cols) {
             match *col {
                 Some((i, wl, wr)) => {
