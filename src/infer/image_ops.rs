@@ -225,7 +225,7 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
     let vert = coeffs(in_h, out_h, filter);
     // A large image is resampled in bands on rayon's threads (the pool the caller runs in);
     // the SIMD level is read here, so that worker threads use the caller's.
-    let parallel = in_w * in_h >= PARALLEL_PIXELS && rayon::current_num_threads() > 1;
+    let parallel = split_across_threads(in_w * in_h);
     let level = crate::simd::current();
 
     // Horizontal pass first, over only the rows the vertical pass reads.
@@ -286,8 +286,13 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
 
 /// Images of at least this many pixels are resampled in bands on several threads: a 2048²
 /// radiograph or a 4k endoscopy frame, not a 512² one (where a band would cost more in
-/// hand-off than it saves).
-const PARALLEL_PIXELS: usize = 1 << 21;
+/// hand-off than it saves). The families' tensor writers use the same threshold.
+pub const PARALLEL_PIXELS: usize = 1 << 21;
+
+/// Whether work on `pixels` pixels is worth splitting across the caller's rayon pool.
+pub fn split_across_threads(pixels: usize) -> bool {
+    pixels >= PARALLEL_PIXELS && rayon::current_num_threads() > 1
+}
 
 /// Row blocks per band of a parallel resample: 64 rows.
 const BAND_BLOCKS: usize = 8;
@@ -444,27 +449,58 @@ impl Normalize {
     /// operation at a time, as `apply`, so the floats are the same; see
     /// [`crate::simd`]).
     pub fn extend_channel(&self, pixels: &[u8], channel: usize, out: &mut Vec<f32>) {
+        self.channel_into(pixels, channel, out)
+    }
+
+    /// [`Self::extend_channel`] into the start of `out` in place of appending: as many values
+    /// as `out` and `pixels` both hold.
+    pub fn write_channel(&self, pixels: &[u8], channel: usize, mut out: &mut [f32]) {
+        self.channel_into(pixels, channel, &mut out)
+    }
+
+    fn channel_into(&self, pixels: &[u8], channel: usize, out: &mut impl Sink) {
         crate::simd::run(|| match channel {
-            0 => self.extend_channel_n::<0>(pixels, out),
-            1 => self.extend_channel_n::<1>(pixels, out),
-            _ => self.extend_channel_n::<2>(pixels, out),
+            0 => self.channel_n::<0>(pixels, out),
+            1 => self.channel_n::<1>(pixels, out),
+            _ => self.channel_n::<2>(pixels, out),
         })
     }
 
     #[inline(always)]
-    fn extend_channel_n<const C: usize>(&self, pixels: &[u8], out: &mut Vec<f32>) {
+    fn channel_n<const C: usize>(&self, pixels: &[u8], out: &mut impl Sink) {
         let (px, _) = pixels.as_chunks::<3>();
         match (self.rescale, &self.mean_std) {
             (Some(f), Some((m, s))) => {
                 let (m, s) = (m[C], s[C]);
-                out.extend(px.iter().map(|p| ((p[C] as f64 * f) as f32 - m) / s));
+                out.put(px.iter().map(|p| ((p[C] as f64 * f) as f32 - m) / s));
             }
-            (Some(f), None) => out.extend(px.iter().map(|p| (p[C] as f64 * f) as f32)),
+            (Some(f), None) => out.put(px.iter().map(|p| (p[C] as f64 * f) as f32)),
             (None, Some((m, s))) => {
                 let (m, s) = (m[C], s[C]);
-                out.extend(px.iter().map(|p| (p[C] as f32 - m) / s));
+                out.put(px.iter().map(|p| (p[C] as f32 - m) / s));
             }
-            (None, None) => out.extend(px.iter().map(|p| p[C] as f32)),
+            (None, None) => out.put(px.iter().map(|p| p[C] as f32)),
+        }
+    }
+}
+
+/// Where [`Normalize`] puts its values: appended to a `Vec`, or over a slice.
+trait Sink {
+    fn put(&mut self, values: impl Iterator<Item = f32>);
+}
+
+impl Sink for Vec<f32> {
+    #[inline(always)]
+    fn put(&mut self, values: impl Iterator<Item = f32>) {
+        self.extend(values);
+    }
+}
+
+impl Sink for &mut [f32] {
+    #[inline(always)]
+    fn put(&mut self, values: impl Iterator<Item = f32>) {
+        for (o, v) in self.iter_mut().zip(values) {
+            *o = v;
         }
     }
 }

@@ -261,24 +261,41 @@ impl ImageProcessor {
             width = width.max(f.width() as usize);
         }
         let count = frames.len();
-        let mut pixel_values = Vec::with_capacity(count * 3 * height * width);
-        let mut pixel_attention_mask = Vec::with_capacity(count * height * width);
-        // Normalised straight from the 8-bit tiles into the padded tensor: no float copy of
-        // each tile in between (SmolVLM's 17 tiles are 53 MB of f32 per image).
-        for f in frames {
+        let plane = height * width;
+        // Normalised straight from the 8-bit tiles into the padded tensor (zeros where a tile
+        // is smaller): no float copy of each tile in between (SmolVLM's 17 tiles are 53 MB of
+        // f32 per image). Many large tiles are written on the caller's rayon threads, at the
+        // caller's SIMD level.
+        let mut pixel_values = vec![0f32; count * 3 * plane];
+        let level = crate::simd::current();
+        let fill = |f: &RgbImage, out: &mut [f32]| {
             let (fw, fh) = (f.width() as usize, f.height() as usize);
             let raw = f.as_raw();
             for c in 0..3 {
-                for y in 0..height {
-                    if y < fh {
-                        let row = &raw[y * fw * 3..(y + 1) * fw * 3];
-                        self.normalize.extend_channel(row, c, &mut pixel_values);
-                        pixel_values.extend(std::iter::repeat_n(0.0, width - fw));
-                    } else {
-                        pixel_values.extend(std::iter::repeat_n(0.0, width));
-                    }
+                for y in 0..fh.min(height) {
+                    let at = c * plane + y * width;
+                    self.normalize.write_channel(
+                        &raw[y * fw * 3..(y + 1) * fw * 3],
+                        c,
+                        &mut out[at..at + fw],
+                    );
                 }
             }
+        };
+        if image_ops::split_across_threads(count * plane) {
+            use rayon::prelude::*;
+            pixel_values
+                .par_chunks_mut((3 * plane).max(1))
+                .zip(frames.par_iter())
+                .for_each(|(out, f)| crate::simd::with_level(level, || fill(f, out)));
+        } else {
+            for (out, f) in pixel_values.chunks_mut((3 * plane).max(1)).zip(&frames) {
+                fill(f, out);
+            }
+        }
+        let mut pixel_attention_mask = Vec::with_capacity(count * plane);
+        for f in frames {
+            let (fw, fh) = (f.width() as usize, f.height() as usize);
             for y in 0..height {
                 for x in 0..width {
                     pixel_attention_mask.push(y < fh && x < fw);

@@ -191,8 +191,11 @@ impl ImageProcessor {
         let (gh, gw) = (h as usize / p, w as usize / p);
         let w = w as usize;
         let row = 3 * t * p * p;
-        let mut out = Vec::with_capacity(gh * gw * row);
-        for bh in 0..gh / m {
+        // One band per row of merge blocks: its patches are contiguous in the output. A large
+        // image's bands are written on the caller's rayon threads, at the caller's SIMD level.
+        let band = (gw / m) * m * m * row;
+        let fill = |bh: usize, out: &mut [f32]| {
+            let mut o = 0;
             for bw in 0..gw / m {
                 for mh in 0..m {
                     for mw in 0..m {
@@ -201,16 +204,30 @@ impl ImageProcessor {
                             for _ in 0..t {
                                 for py in 0..p {
                                     let at = ((y0 + py) * w + x0) * 3;
-                                    self.normalize.extend_channel(
+                                    self.normalize.write_channel(
                                         &raw[at..at + 3 * p],
                                         c,
-                                        &mut out,
+                                        &mut out[o..o + p],
                                     );
+                                    o += p;
                                 }
                             }
                         }
                     }
                 }
+            }
+        };
+        let bands = gh / m;
+        let mut out = vec![0f32; bands * band];
+        if image_ops::split_across_threads(h as usize * w) && bands > 1 {
+            use rayon::prelude::*;
+            let level = crate::simd::current();
+            out.par_chunks_mut(band.max(1))
+                .enumerate()
+                .for_each(|(bh, chunk)| crate::simd::with_level(level, || fill(bh, chunk)));
+        } else {
+            for (bh, chunk) in out.chunks_mut(band.max(1)).enumerate() {
+                fill(bh, chunk);
             }
         }
         Ok(ImagePatches {
