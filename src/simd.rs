@@ -266,21 +266,23 @@ pub struct Source<'a> {
     pub height: usize,
 }
 
-/// One output row of an affine bilinear warp (rotate, the Kvasir recipe): output pixel `x`
-/// samples the source at `start + x·step`, 16.16 fixed point, and `pixel(x, out)` computes it
-/// the portable way. With AVX-512 VBMI, every block of 16 pixels whose four taps all lie
-/// inside the source (and whose widest read stays inside `data`) is computed in 16 lanes with
-/// the same integer steps as `pixel` (8-bit weights, across then down, rounded at 2¹⁵), so
-/// with the same bytes; every other pixel goes through `pixel`. `CH` is 1 or 3; positions
-/// that do not fit 32-bit lanes also go through `pixel`.
+/// One output row of an affine bilinear warp (rotate, the Kvasir recipe) in AVX-512 lanes,
+/// where the CPU has AVX-512 VBMI (at level [`Level::Avx512`]): output pixel `x` samples the
+/// source at `start + x·step`, 16.16 fixed point. Every block of 16 pixels whose four taps all
+/// lie inside the source (and whose widest read stays inside `data`) is computed with the same
+/// integer steps as the portable code (8-bit weights, across then down, rounded at 2¹⁵), so
+/// with the same bytes; every other pixel goes through `pixel(fx, fy, out)`, the portable
+/// code. Returns false, writing nothing, where the CPU lacks the level, `CH` is not 1 or 3, or
+/// the positions do not fit 32-bit lanes: the caller then runs its own portable loop (kept
+/// in the caller, where it compiles to a tighter loop than through this function).
 #[inline(always)]
 pub fn bilinear_row<const CH: usize>(
     src: &Source,
     start: (i64, i64),
     step: (i64, i64),
     row: &mut [u8],
-    mut pixel: impl FnMut(usize, &mut [u8]),
-) {
+    pixel: impl FnMut(i64, i64, &mut [u8]),
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if (CH == 1 || CH == 3)
         && current() >= Level::Avx512
@@ -288,11 +290,10 @@ pub fn bilinear_row<const CH: usize>(
         && bytes::bilinear_fits(src, CH, start, step, row.len() / CH)
     {
         bytes::bilinear_row_avx512::<CH>(src, start, step, row, pixel);
-        return;
+        return true;
     }
-    for (x, o) in row.chunks_exact_mut(CH.max(1)).enumerate() {
-        pixel(x, o);
-    }
+    let _ = (src, start, step, row, pixel);
+    false
 }
 
 /// A horizontal two-tap pass planned once for a whole image (the zoom's first pass, see
@@ -556,7 +557,7 @@ mod bytes {
         start: (i64, i64),
         step: (i64, i64),
         row: &mut [u8],
-        pixel: impl FnMut(usize, &mut [u8]),
+        pixel: impl FnMut(i64, i64, &mut [u8]),
     ) {
         // SAFETY: the caller checked `has_vbmi()` and `bilinear_fits` (so `data` holds
         // exactly width × height × CH bytes, all lane values fit i32); `CH` is 1 or 3.
@@ -571,9 +572,12 @@ mod bytes {
         start: (i64, i64),
         step: (i64, i64),
         row: &mut [u8],
-        mut pixel: impl FnMut(usize, &mut [u8]),
+        mut pixel: impl FnMut(i64, i64, &mut [u8]),
     ) {
         let n = row.len() / CH;
+        let mut portable = |i: usize, o: &mut [u8]| {
+            pixel(start.0 + i as i64 * step.0, start.1 + i as i64 * step.1, o)
+        };
         let stride = src.width * CH;
         let data = src.data.as_ptr();
         // A lane may gather only if its widest read, 4 bytes at its bottom-right tap
@@ -632,7 +636,7 @@ mod bytes {
                 & _mm512_cmplt_epu32_mask(idx, limit);
             if inside != 0xffff {
                 for i in x..x + 16 {
-                    pixel(i, &mut row[i * CH..(i + 1) * CH]);
+                    portable(i, &mut row[i * CH..(i + 1) * CH]);
                 }
                 x += 16;
                 continue;
@@ -708,7 +712,7 @@ mod bytes {
             x += 16;
         }
         for i in x..n {
-            pixel(i, &mut row[i * CH..(i + 1) * CH]);
+            portable(i, &mut row[i * CH..(i + 1) * CH]);
         }
     }
 

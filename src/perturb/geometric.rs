@@ -375,8 +375,9 @@ fn warp_separable<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) ->
     out
 }
 
-/// The general bilinear warp, one output row at a time: blocks of interior pixels through
-/// [`crate::simd::bilinear_row`] (16 at a time with AVX-512), the rest through [`warp_pixel`].
+/// The general bilinear warp, one output row at a time: through [`crate::simd::bilinear_row`]
+/// (16 interior pixels at a time with AVX-512) where the CPU allows, else pixel by pixel
+/// through [`warp_pixel`].
 #[inline(always)]
 fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8> {
     let (sw, sh) = (p.width() as i64, p.height() as i64);
@@ -385,20 +386,27 @@ fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8>
     let mut out = vec![0u8; dw * dh * CH];
     let [a, b, c, d, e, f] = inv.0;
     let (dfx, dfy) = (fixed(a), fixed(d));
+    let source = crate::simd::Source {
+        data: src,
+        width: sw as usize,
+        height: sh as usize,
+    };
     for (y, row) in out.chunks_exact_mut(dw * CH).enumerate() {
         let yc = y as f64 + 0.5;
         // Source position of the first pixel centre, shifted so that integer values are
         // source pixel centres.
         let fx = fixed(a * 0.5 + b * yc + c - 0.5);
         let fy = fixed(d * 0.5 + e * yc + f - 0.5);
-        let source = crate::simd::Source {
-            data: src,
-            width: sw as usize,
-            height: sh as usize,
-        };
-        crate::simd::bilinear_row::<CH>(&source, (fx, fy), (dfx, dfy), row, |x, o| {
-            warp_pixel::<CH>(src, sw, sh, fx + x as i64 * dfx, fy + x as i64 * dfy, o)
-        });
+        let pixel = |fx, fy, o: &mut [u8]| warp_pixel::<CH>(src, sw, sh, fx, fy, o);
+        if crate::simd::bilinear_row::<CH>(&source, (fx, fy), (dfx, dfy), row, pixel) {
+            continue;
+        }
+        let (mut fx, mut fy) = (fx, fy);
+        for o in row.chunks_exact_mut(CH) {
+            pixel(fx, fy, o);
+            fx += dfx;
+            fy += dfy;
+        }
     }
     out
 }
