@@ -10,7 +10,14 @@
 //! has, through [`pulp`] (a maintained safe abstraction: it checks the CPU at run time and
 //! only then enters a `#[target_feature]` function, so no `unsafe` is needed here). The
 //! kernel is the same Rust code at every level, marked `#[inline(always)]` so that it is
-//! compiled into that function with its features.
+//! compiled into that function with its features. **That includes the closure handed to
+//! [`run`]:** write `run(#[inline(always)] || kernel(..))`. Without the attribute the
+//! compiler is free to leave the closure as its own function, compiled for the baseline,
+//! and the dispatch then buys nothing; it did so for most kernels until issue 17's
+//! profiling found the SSE2 loops inside `{{closure}}` symbols (`perf report`), which is
+//! how to check a new kernel. `benches/perturb.rs` and `benches/preprocess.rs` run under
+//! `MEDVQA_SIMD=baseline` and the default show the gain; a ratio near 1.0 means the kernel
+//! did not reach the target-feature function.
 //!
 //! **Why the bytes do not change.** The dispatched kernels compute in integers, or in
 //! floating point one IEEE operation at a time with no fused multiply-add (Rust never
@@ -138,9 +145,9 @@ pub fn with_level<R>(level: Level, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `kernel` compiled for [`level`] (or [`with_level`]'s cap). The kernel, and what it
-/// calls, must be `#[inline(always)]` to be compiled with the level's features; see the
-/// module docs.
+/// Runs `kernel` compiled for [`level`] (or [`with_level`]'s cap). The kernel closure, and
+/// what it calls, must be `#[inline(always)]` to be compiled with the level's features; see
+/// the module docs.
 #[inline(always)]
 pub fn run<R>(kernel: impl FnOnce() -> R) -> R {
     run_at(current(), kernel)
@@ -215,23 +222,26 @@ pub fn mirror_rows(src: &[u8], width: usize, channels: usize) -> Vec<u8> {
 fn mirror_portable(src: &[u8], width: usize, channels: usize) -> Vec<u8> {
     let row = (width * channels).max(1);
     let mut out = vec![0u8; src.len()];
-    run(|| {
-        for (d, s) in out.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
-            match channels {
-                1 => mirror_row::<1>(s, d),
-                3 => mirror_row::<3>(s, d),
-                4 => mirror_row::<4>(s, d),
-                _ => {
-                    for (dp, sp) in d
-                        .chunks_exact_mut(channels)
-                        .zip(s.chunks_exact(channels).rev())
-                    {
-                        dp.copy_from_slice(sp);
+    run(
+        #[inline(always)]
+        || {
+            for (d, s) in out.chunks_exact_mut(row).zip(src.chunks_exact(row)) {
+                match channels {
+                    1 => mirror_row::<1>(s, d),
+                    3 => mirror_row::<3>(s, d),
+                    4 => mirror_row::<4>(s, d),
+                    _ => {
+                        for (dp, sp) in d
+                            .chunks_exact_mut(channels)
+                            .zip(s.chunks_exact(channels).rev())
+                        {
+                            dp.copy_from_slice(sp);
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     out
 }
 

@@ -218,3 +218,77 @@ fn the_bilinear_warp_is_byte_identical_at_every_level_on_any_map() {
     }
     assert!(checked >= 180, "{checked}");
 }
+
+/// Every kernel closure handed to `simd::run`/`run_at` in `src/` is `#[inline(always)]`.
+/// Without it the compiler may keep the closure as a function of its own, compiled for the
+/// baseline, and the dispatch silently buys nothing: bytes stay equal, so the tests above
+/// cannot see it (issue 17 found most kernels running at SSE2 that way). Test modules
+/// aside, each call's text up to its closure's `||` must carry the attribute.
+#[test]
+fn every_dispatched_kernel_closure_is_inlined_into_its_level() {
+    fn rs_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rs_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rs_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    files.sort();
+    let mut calls = 0;
+    let mut bare = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Code only: the test module (always last in this codebase) aside, comment lines blanked.
+        let code: String = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("//") {
+                    ""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for pat in ["simd::run(", "simd::run_at(", " run(", " run_at("] {
+            for (at, _) in code.match_indices(pat) {
+                let before = &code[..at];
+                if before.ends_with("fn") || before.trim_end().ends_with("fn") {
+                    continue; // the definitions themselves
+                }
+                let rest = &code[at + pat.len()..];
+                let Some(closure) = rest.find("||") else {
+                    continue; // not handed a closure literal
+                };
+                // A call whose own closure starts after the next `;` is some other `run`.
+                if rest[..closure].contains(';') {
+                    continue;
+                }
+                calls += 1;
+                if !rest[..closure].contains("#[inline(always)]") {
+                    let line = before.lines().count();
+                    bare.push(format!("{}:{line}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        calls >= 10,
+        "found only {calls} dispatch calls; has the API moved?"
+    );
+    assert!(
+        bare.is_empty(),
+        "closures handed to simd::run without #[inline(always)] (they run at the baseline): {bare:?}"
+    );
+}

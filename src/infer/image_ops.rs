@@ -227,6 +227,10 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
     // the SIMD level is read here, so that worker threads use the caller's.
     let parallel = split_across_threads(in_w * in_h);
     let level = crate::simd::current();
+    // The horizontal pass runs at AVX2 at most: compiled for AVX-512 its 48-lane sums ran
+    // 15-20% slower than at AVX2 (llava-1.5 at 512², 1024×768 and 2048², BENCHMARKS.md
+    // §"SIMD dispatch"). The bytes are the same either way.
+    let h_level = level.min(crate::simd::Level::Avx2);
 
     // Horizontal pass first, over only the rows the vertical pass reads.
     let (tmp, tmp_w, tmp_h, row0) = if out_w != in_w {
@@ -248,12 +252,18 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             src.par_chunks(in_w * 3 * band)
                 .zip(tmp.par_chunks_mut(out_w * 3 * band))
                 .for_each(|(s, d)| {
-                    crate::simd::run_at(level, || horizontal_pass(s, in_w, &horiz, d, out_w))
+                    crate::simd::run_at(
+                        h_level,
+                        #[inline(always)]
+                        || horizontal_pass(s, in_w, &horiz, d, out_w),
+                    )
                 });
         } else {
-            crate::simd::run_at(level, || {
-                horizontal_pass(src, in_w, &horiz, &mut tmp, out_w)
-            });
+            crate::simd::run_at(
+                h_level,
+                #[inline(always)]
+                || horizontal_pass(src, in_w, &horiz, &mut tmp, out_w),
+            );
         }
         (tmp, out_w, rows, first)
     } else {
@@ -271,14 +281,18 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
         out.par_chunks_mut(row_len * band)
             .enumerate()
             .for_each(|(i, d)| {
-                crate::simd::run_at(level, || {
-                    vertical_pass(&tmp, row_len, &vert, row0, i * band, d)
-                })
+                crate::simd::run_at(
+                    level,
+                    #[inline(always)]
+                    || vertical_pass(&tmp, row_len, &vert, row0, i * band, d),
+                )
             });
     } else {
-        crate::simd::run_at(level, || {
-            vertical_pass(&tmp, row_len, &vert, row0, 0, &mut out)
-        });
+        crate::simd::run_at(
+            level,
+            #[inline(always)]
+            || vertical_pass(&tmp, row_len, &vert, row0, 0, &mut out),
+        );
     }
     RgbImage::from_raw(out_w as u32, out_h as u32, out)
         .unwrap_or_else(|| RgbImage::new(width, height))
@@ -294,13 +308,14 @@ pub fn split_across_threads(pixels: usize) -> bool {
     pixels >= PARALLEL_PIXELS && rayon::current_num_threads() > 1
 }
 
-/// Row blocks per band of a parallel resample: 64 rows.
+/// Row blocks per band of a parallel resample: 128 rows.
 const BAND_BLOCKS: usize = 8;
 
 /// The vertical pass: output rows `out_row0..` (`row_len` bytes each, as the input's) from the
-/// rows of `src` their coefficients name (`row0` is the first row `src` holds). Row by row:
-/// each tap adds a whole input row into the sums, which vectorises; integer sums do not depend
-/// on the order they are added in. Inlined into [`crate::simd::run`]'s dispatch.
+/// rows of `src` their coefficients name (`row0` is the first row `src` holds). Each output row
+/// is made in chunks of [`V_CHUNK`] columns whose sums stay in registers while every tap adds
+/// its input row's slice, which vectorises; integer sums do not depend on the order they are
+/// added in. Inlined into [`crate::simd::run`]'s dispatch.
 #[inline(always)]
 fn vertical_pass(
     src: &[u8],
@@ -310,33 +325,62 @@ fn vertical_pass(
     out_row0: usize,
     out: &mut [u8],
 ) {
-    let mut acc = vec![HALF; row_len];
     for (yy, dst_row) in out.chunks_exact_mut(row_len).enumerate() {
         let (ymin, n) = vert.bounds[out_row0 + yy];
         let ymin = ymin - row0;
         let k0 = (out_row0 + yy) * vert.ksize;
         let k = &vert.weights[k0..k0 + n];
-        acc.fill(HALF);
-        for (y, &w) in k.iter().enumerate() {
-            let row = &src[(ymin + y) * row_len..(ymin + y + 1) * row_len];
+        let rows = &src[ymin * row_len..(ymin + n) * row_len];
+        // Columns in chunks whose sums stay in registers across every tap, instead of a
+        // row of sums loaded and stored once per tap.
+        let mut x = 0;
+        let mut chunks = dst_row.chunks_exact_mut(V_CHUNK);
+        for d in chunks.by_ref() {
+            vertical_chunk::<V_CHUNK>(rows, row_len, x, k, d);
+            x += V_CHUNK;
+        }
+        let tail = chunks.into_remainder();
+        let mut acc = [HALF; V_CHUNK];
+        let acc = &mut acc[..tail.len()];
+        for (t, &w) in k.iter().enumerate() {
+            let row = &rows[t * row_len + x..t * row_len + x + tail.len()];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += p as i32 * w;
             }
         }
-        for (d, &a) in dst_row.iter_mut().zip(&acc) {
+        for (d, &a) in tail.iter_mut().zip(acc.iter()) {
             *d = clip8(a);
         }
     }
 }
 
-/// Rows resampled together by [`horizontal_pass`]: 8 rows × 3 channels = 24 sums per output
-/// pixel, which the compiler keeps in vector registers.
-const ROW_BLOCK: usize = 8;
+/// Columns per chunk of [`vertical_pass`]: 32 sums, two 512-bit or four 256-bit registers
+/// (64 measured no faster).
+const V_CHUNK: usize = 32;
+
+/// One chunk of `N` columns starting at byte `x` of each of the tap rows in `rows`.
+#[inline(always)]
+fn vertical_chunk<const N: usize>(rows: &[u8], row_len: usize, x: usize, k: &[i32], d: &mut [u8]) {
+    let mut acc = [HALF; N];
+    for (t, &w) in k.iter().enumerate() {
+        let row = &rows[t * row_len + x..t * row_len + x + N];
+        for (a, &p) in acc.iter_mut().zip(row) {
+            *a += p as i32 * w;
+        }
+    }
+    for (d, &a) in d.iter_mut().zip(&acc) {
+        *d = clip8(a);
+    }
+}
+
+/// Rows resampled together by [`horizontal_pass`]: 16 rows × 3 channels = 48 sums per output
+/// pixel, which the compiler keeps in vector registers (8 rows measured slower at AVX2).
+const ROW_BLOCK: usize = 16;
 
 /// The horizontal pass over `src` (rows of `in_w` RGB pixels) into `dst` (rows of `out_w`).
 ///
-/// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's 8 rows ×
-/// 3 channels side by side), so that every tap adds 24 contiguous products: that vectorises,
+/// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's
+/// [`ROW_BLOCK`] rows × 3 channels side by side), so that every tap adds 48 contiguous products: that vectorises,
 /// where the per-pixel 3-channel dot product does not. The sums are the same integers as
 /// Pillow's, whatever the order they are added in. Inlined into [`crate::simd::run`]'s
 /// dispatch.
@@ -459,11 +503,14 @@ impl Normalize {
     }
 
     fn channel_into(&self, pixels: &[u8], channel: usize, out: &mut impl Sink) {
-        crate::simd::run(|| match channel {
-            0 => self.channel_n::<0>(pixels, out),
-            1 => self.channel_n::<1>(pixels, out),
-            _ => self.channel_n::<2>(pixels, out),
-        })
+        crate::simd::run(
+            #[inline(always)]
+            || match channel {
+                0 => self.channel_n::<0>(pixels, out),
+                1 => self.channel_n::<1>(pixels, out),
+                _ => self.channel_n::<2>(pixels, out),
+            },
+        )
     }
 
     #[inline(always)]

@@ -277,12 +277,15 @@ pub fn warp(p: &Pixels, to_output: &Affine, dst: (u32, u32)) -> Pixels {
         return blank_like(p, dst);
     };
     let separable = inv.0[1] == 0.0 && inv.0[3] == 0.0 && p.width() >= 2 && p.height() >= 2;
-    let data = crate::simd::run(|| match (p.channels(), separable) {
-        (1, true) => warp_separable::<1>(p, &inv, dst),
-        (_, true) => warp_separable::<3>(p, &inv, dst),
-        (1, false) => warp_n::<1>(p, &inv, dst),
-        (_, false) => warp_n::<3>(p, &inv, dst),
-    });
+    let data = crate::simd::run(
+        #[inline(always)]
+        || match (p.channels(), separable) {
+            (1, true) => warp_separable::<1>(p, &inv, dst),
+            (_, true) => warp_separable::<3>(p, &inv, dst),
+            (1, false) => warp_n::<1>(p, &inv, dst),
+            (_, false) => warp_n::<3>(p, &inv, dst),
+        },
+    );
     make(p, dst, data)
 }
 

@@ -49,16 +49,19 @@ pub fn scale_add(p: &Pixels, k: f32, c: f32) -> Pixels {
     }
     let kk = (k * 65536.0).round().min(65535.0) as u16;
     let cc = ((c + 0.5) * 256.0).round().min(65535.0) as u16;
-    let data = crate::simd::run(|| {
-        p.as_raw()
-            .iter()
-            .map(|&v| {
-                // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
-                let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
-                (vk.saturating_add(cc) >> 8) as u8
-            })
-            .collect()
-    });
+    let data = crate::simd::run(
+        #[inline(always)]
+        || {
+            p.as_raw()
+                .iter()
+                .map(|&v| {
+                    // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
+                    let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
+                    (vk.saturating_add(cc) >> 8) as u8
+                })
+                .collect()
+        },
+    );
     with_data(p, data)
 }
 
@@ -217,7 +220,10 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
 /// One pass of a (2r+1)-wide box filter along rows, then along columns, in place on
 /// interleaved samples. Integer sums; the division is a 16-bit reciprocal multiply.
 pub fn box_blur(data: &mut [u8], w: usize, h: usize, ch: usize, rx: usize, ry: usize) {
-    crate::simd::run(|| box_blur_kernel(data, w, h, ch, rx, ry))
+    crate::simd::run(
+        #[inline(always)]
+        || box_blur_kernel(data, w, h, ch, rx, ry),
+    )
 }
 
 #[inline(always)]
@@ -340,7 +346,10 @@ pub fn gaussian_box_radii(sigma: f32) -> [usize; 3] {
 /// a transposed copy, and a second transpose puts the image back. Sliding along a row
 /// instead is one long chain of dependent adds, several times slower.
 pub fn gaussian_blur(p: &Pixels, sigma: f32) -> Pixels {
-    crate::simd::run(|| gaussian_blur_kernel(p, sigma))
+    crate::simd::run(
+        #[inline(always)]
+        || gaussian_blur_kernel(p, sigma),
+    )
 }
 
 #[inline(always)]
@@ -418,7 +427,10 @@ fn box_cols_narrow(src: &[u8], dst: &mut [u8], stride: usize, h: usize, r: usize
 /// Writes the transpose of `src` (`h` rows of `w` pixels of `ch` samples) to `dst` (`w`
 /// rows of `h` pixels), in 32×32-pixel tiles so that both sides stay in cache.
 pub fn transpose(src: &[u8], dst: &mut [u8], w: usize, h: usize, ch: usize) {
-    crate::simd::run(|| transpose_kernel(src, dst, w, h, ch))
+    crate::simd::run(
+        #[inline(always)]
+        || transpose_kernel(src, dst, w, h, ch),
+    )
 }
 
 #[inline(always)]
@@ -489,7 +501,10 @@ pub fn integer_taps(taps: &[(f32, f32, f32)]) -> Vec<Tap> {
 /// edges replicated. Each tap adds a shifted source row into a row accumulator, which
 /// vectorises.
 pub fn tap_blur(p: &Pixels, taps: &[Tap]) -> Pixels {
-    crate::simd::run(|| tap_blur_kernel(p, taps))
+    crate::simd::run(
+        #[inline(always)]
+        || tap_blur_kernel(p, taps),
+    )
 }
 
 #[inline(always)]
@@ -540,7 +555,10 @@ fn add_shifted(acc: &mut [u32], row: &[u8], w: usize, ch: usize, dx: i64, weight
 /// Disk (defocus) blur of radius `r` pixels: every output is the mean over a disk, summed
 /// as one horizontal run per row offset from per-row prefix sums.
 pub fn disk_blur(p: &Pixels, r: f32) -> Pixels {
-    crate::simd::run(|| disk_blur_kernel(p, r))
+    crate::simd::run(
+        #[inline(always)]
+        || disk_blur_kernel(p, r),
+    )
 }
 
 #[inline(always)]
