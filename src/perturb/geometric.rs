@@ -400,13 +400,14 @@ fn warp_n<const CH: usize>(p: &Pixels, inv: &Affine, dst: (u32, u32)) -> Vec<u8>
         // source pixel centres.
         let fx = fixed(a * 0.5 + b * yc + c - 0.5);
         let fy = fixed(d * 0.5 + e * yc + f - 0.5);
-        let pixel = |fx, fy, o: &mut [u8]| warp_pixel::<CH>(src, sw, sh, fx, fy, o);
-        if crate::simd::bilinear_row::<CH>(&source, (fx, fy), (dfx, dfy), row, pixel) {
+        if crate::simd::bilinear_row::<CH>(&source, (fx, fy), (dfx, dfy), row, |x, o| {
+            warp_pixel::<CH>(src, sw, sh, fx + x as i64 * dfx, fy + x as i64 * dfy, o)
+        }) {
             continue;
         }
         let (mut fx, mut fy) = (fx, fy);
         for o in row.chunks_exact_mut(CH) {
-            pixel(fx, fy, o);
+            warp_pixel::<CH>(src, sw, sh, fx, fy, o);
             fx += dfx;
             fy += dfy;
         }
