@@ -283,9 +283,10 @@ pub struct Source<'a> {
 /// integer steps as the portable code (8-bit weights, across then down, rounded at 2¹⁵), so
 /// with the same bytes; every other pixel goes through `pixel(x, out)`, the portable code
 /// for output pixel `x` (by index: a closure over source positions, wrapped here, cost the
-/// AVX-512 rotate 20%, gray 3,000 → 2,400 img/s). Returns false, writing nothing, where the CPU lacks the level, `CH` is not 1 or 3, or
-/// the positions do not fit 32-bit lanes: the caller then runs its own portable loop (kept
-/// in the caller, where it compiles to a tighter loop than through this function).
+/// AVX-512 rotate 20%, gray 3,000 → 2,400 img/s). Returns false, writing nothing, where the
+/// CPU lacks the level, `CH` is not 1 or 3, or the positions do not fit 32-bit lanes: the
+/// caller then runs its own portable loop (kept in the caller, where it compiles to a
+/// tighter loop than through this function).
 #[inline(always)]
 pub fn bilinear_row<const CH: usize>(
     src: &Source,

@@ -6,6 +6,8 @@
 //! `crate::` path in `src/` (test modules aside) and fails on an edge that goes up or
 //! sideways, so a new import that bends the layers is caught where it is written.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -51,22 +53,10 @@ fn non_test(text: &str) -> &str {
     }
 }
 
-fn visit(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            visit(&p, files);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            files.push(p);
-        }
-    }
-}
-
 #[test]
 fn every_import_points_down_the_layers() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    visit(&src, &mut files);
+    let files = common::rust_sources(&src);
     let mut bad = BTreeSet::new();
     let mut unknown = BTreeSet::new();
     for f in &files {

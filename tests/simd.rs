@@ -5,6 +5,8 @@
 //! severity, in RGB and gray. The baseline level is the portable build, the path every CPU
 //! runs; the others must not change a byte of it.
 
+mod common;
+
 use image::{GrayImage, RgbImage};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -226,22 +228,7 @@ fn the_bilinear_warp_is_byte_identical_at_every_level_on_any_map() {
 /// aside, each call's text up to its closure's `||` must carry the attribute.
 #[test]
 fn every_dispatched_kernel_closure_is_inlined_into_its_level() {
-    fn rs_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                rs_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    rs_files(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
-    files.sort();
+    let files = common::rust_sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let mut calls = 0;
     let mut bare = Vec::new();
     for file in &files {

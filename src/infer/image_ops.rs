@@ -339,6 +339,9 @@ fn vertical_pass(
             vertical_chunk::<V_CHUNK>(rows, row_len, x, k, d);
             x += V_CHUNK;
         }
+        // The last columns, fewer than a chunk: the same sums with a run-time width. A
+        // single function for both measured 30% slower, as the chunk's fixed width is what
+        // keeps its sums in registers.
         let tail = chunks.into_remainder();
         let mut acc = [HALF; V_CHUNK];
         let acc = &mut acc[..tail.len()];
@@ -380,8 +383,8 @@ const ROW_BLOCK: usize = 16;
 /// The horizontal pass over `src` (rows of `in_w` RGB pixels) into `dst` (rows of `out_w`).
 ///
 /// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's
-/// [`ROW_BLOCK`] rows × 3 channels side by side), so that every tap adds 48 contiguous products: that vectorises,
-/// where the per-pixel 3-channel dot product does not. The sums are the same integers as
+/// [`ROW_BLOCK`] rows × 3 channels side by side), so that every tap adds 48 contiguous
+/// products: that vectorises, where the per-pixel 3-channel dot product does not. The sums are the same integers as
 /// Pillow's, whatever the order they are added in. Inlined into [`crate::simd::run`]'s
 /// dispatch.
 #[inline(always)]

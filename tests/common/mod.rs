@@ -43,3 +43,22 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Every `.rs` file under `dir`, recursively, in sorted order: the source scans of
+/// `tests/layers.rs` and `tests/simd.rs`.
+pub fn rust_sources(dir: &std::path::Path) -> Vec<PathBuf> {
+    fn visit(dir: &std::path::Path, files: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                visit(&p, files);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    visit(dir, &mut files);
+    files.sort();
+    files
+}
