@@ -11,8 +11,10 @@
 //! Images here are 8-bit RGB ([`RgbImage`]): every VLM processor converts to RGB first
 //! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does.
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
+
+use crate::pixels::Pixels;
 
 /// Pillow's resampling filters, by their `PIL.Image.Resampling` numbers, which is how
 /// `preprocessor_config.json` names them (`"resample": 1`).
@@ -176,52 +178,102 @@ const HALF: i32 = 1 << (PRECISION_BITS - 1);
 /// convolution filter, about 1,500 random sizes, every byte equal);
 /// `tests/pil_resize_order.rs` keeps it checked.
 pub fn resize(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
-    let (in_w, in_h) = (img.width() as i64, img.height() as i64);
-    let (out_w, out_h) = (width as i64, height as i64);
-    if out_w != in_w && out_h < in_h && in_h - out_h > 2 * (in_w - out_w) {
-        return transpose(&resize_horizontal_first(
-            &transpose(img),
-            height,
-            width,
-            filter,
-        ));
-    }
-    resize_horizontal_first(img, width, height, filter)
+    let raw = resize_raw::<3, ROW_BLOCK, { ROW_BLOCK * 3 }>(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        width as usize,
+        height as usize,
+        filter,
+    );
+    RgbImage::from_raw(width, height, raw).unwrap_or_else(|| RgbImage::new(width, height))
 }
 
-fn transpose(img: &RgbImage) -> RgbImage {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let src = img.as_raw();
-    let mut out = vec![0u8; w * h * 3];
-    for (y, row) in src.chunks_exact(w * 3).enumerate() {
-        for (x, p) in row.chunks_exact(3).enumerate() {
-            let o = (x * h + y) * 3;
-            out[o..o + 3].copy_from_slice(p);
-        }
-    }
-    RgbImage::from_raw(h as u32, w as u32, out).unwrap_or_else(|| RgbImage::new(h as u32, w as u32))
+/// [`resize`] on one 8-bit channel. Pillow's resampler treats channels independently with the
+/// same coefficients, so resizing a gray image and then repeating each value three times
+/// gives the bytes of converting to RGB first and resizing that, at a third of the work.
+pub fn resize_gray(img: &GrayImage, width: u32, height: u32, filter: Filter) -> GrayImage {
+    let raw = resize_raw::<1, GRAY_ROW_BLOCK, GRAY_ROW_BLOCK>(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        width as usize,
+        height as usize,
+        filter,
+    );
+    GrayImage::from_raw(width, height, raw).unwrap_or_else(|| GrayImage::new(width, height))
 }
 
-/// The two passes, horizontal first.
-fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
-    let (in_w, in_h) = img.dimensions();
-    if (in_w, in_h) == (width, height) || width == 0 || height == 0 {
-        return if width == 0 || height == 0 {
-            RgbImage::new(width, height)
+/// Pillow's RGB resize of `px` as every VLM processor does it (`convert("RGB")`, then
+/// `resize`): a gray image is resized on its one channel and converted after, which gives
+/// the same bytes (see [`resize_gray`]).
+pub fn resize_pixels(px: &Pixels, width: u32, height: u32, filter: Filter) -> RgbImage {
+    match px {
+        Pixels::Rgb(img) => resize(img, width, height, filter),
+        Pixels::Gray(img) => Pixels::Gray(resize_gray(img, width, height, filter)).to_rgb(),
+    }
+}
+
+/// [`resize`] or [`resize_gray`], keeping the image's kind: what a processor that converts
+/// to RGB at the end sees (see [`resize_gray`]).
+pub fn resize_kept(px: &Pixels, width: u32, height: u32, filter: Filter) -> Pixels {
+    match px {
+        Pixels::Rgb(img) => Pixels::Rgb(resize(img, width, height, filter)),
+        Pixels::Gray(img) => Pixels::Gray(resize_gray(img, width, height, filter)),
+    }
+}
+
+/// [`resize`] on raw rows of `C` interleaved channels; `R` rows make one block of the
+/// horizontal pass and `L` = `R * C` is its number of sums.
+fn resize_raw<const C: usize, const R: usize, const L: usize>(
+    src: &[u8],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<u8> {
+    if (in_w, in_h) == (out_w, out_h) || out_w == 0 || out_h == 0 {
+        return if out_w == 0 || out_h == 0 {
+            Vec::new()
         } else {
-            img.clone()
+            src.to_vec()
         };
     }
     if filter == Filter::Nearest {
-        return resize_nearest(img, width, height);
+        return resize_nearest::<C>(src, in_w, in_h, out_w, out_h);
     }
-    let (in_w, in_h, out_w, out_h) = (
-        in_w as usize,
-        in_h as usize,
-        width as usize,
-        height as usize,
-    );
-    let src = img.as_raw();
+    let (iw, ih, ow, oh) = (in_w as i64, in_h as i64, out_w as i64, out_h as i64);
+    if ow != iw && oh < ih && ih - oh > 2 * (iw - ow) {
+        let t = transpose::<C>(src, in_w, in_h);
+        let r = resize_horizontal_first::<C, R, L>(&t, in_h, in_w, out_h, out_w, filter);
+        return transpose::<C>(&r, out_h, out_w);
+    }
+    resize_horizontal_first::<C, R, L>(src, in_w, in_h, out_w, out_h, filter)
+}
+
+/// Rows of `w` pixels of `C` channels, `h` of them, as rows of `h` pixels.
+fn transpose<const C: usize>(src: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let mut out = vec![0u8; w * h * C];
+    for (y, row) in src.chunks_exact(w * C).enumerate() {
+        for (x, p) in row.chunks_exact(C).enumerate() {
+            let o = (x * h + y) * C;
+            out[o..o + C].copy_from_slice(p);
+        }
+    }
+    out
+}
+
+/// The two passes, horizontal first, on raw rows of `C` channels (see [`resize_raw`]).
+fn resize_horizontal_first<const C: usize, const R: usize, const L: usize>(
+    src: &[u8],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<u8> {
+    const { assert!(R * C == L) };
     let vert = coeffs(in_h, out_h, filter);
     // A large image is resampled in bands on rayon's threads (the pool the caller runs in);
     // the SIMD level is read here, so that worker threads use the caller's.
@@ -233,7 +285,7 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
     let h_level = level.min(crate::simd::Level::Avx2);
 
     // Horizontal pass first, over only the rows the vertical pass reads.
-    let (tmp, tmp_w, tmp_h, row0) = if out_w != in_w {
+    let (tmp, tmp_w, row0) = if out_w != in_w {
         let horiz = coeffs(in_w, out_w, filter);
         let first = vert.bounds.first().map_or(0, |b| b.0);
         let last = vert.bounds.last().map_or(in_h, |b| b.0 + b.1);
@@ -243,41 +295,40 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             (0, in_h)
         };
         let rows = last - first;
-        let mut tmp = vec![0u8; rows * out_w * 3];
-        let src = &src[first * in_w * 3..last * in_w * 3];
+        let mut tmp = vec![0u8; rows * out_w * C];
+        let src = &src[first * in_w * C..last * in_w * C];
         if parallel {
             // Bands of whole row blocks, each resampled on its own: every output row comes
             // from its own input row, so the bands' bytes are the one-band bytes.
-            let band = ROW_BLOCK * BAND_BLOCKS;
-            src.par_chunks(in_w * 3 * band)
-                .zip(tmp.par_chunks_mut(out_w * 3 * band))
+            let band = R * BAND_BLOCKS;
+            src.par_chunks(in_w * C * band)
+                .zip(tmp.par_chunks_mut(out_w * C * band))
                 .for_each(|(s, d)| {
                     crate::simd::run_at(
                         h_level,
                         #[inline(always)]
-                        || horizontal_pass(s, in_w, &horiz, d, out_w),
+                        || horizontal_pass::<C, R, L>(s, in_w, &horiz, d, out_w),
                     )
                 });
         } else {
             crate::simd::run_at(
                 h_level,
                 #[inline(always)]
-                || horizontal_pass(src, in_w, &horiz, &mut tmp, out_w),
+                || horizontal_pass::<C, R, L>(src, in_w, &horiz, &mut tmp, out_w),
             );
         }
-        (tmp, out_w, rows, first)
+        (std::borrow::Cow::Owned(tmp), out_w, first)
     } else {
-        (src.clone(), in_w, in_h, 0)
+        (std::borrow::Cow::Borrowed(src), in_w, 0)
     };
 
     if out_h == in_h {
-        return RgbImage::from_raw(tmp_w as u32, tmp_h as u32, tmp)
-            .unwrap_or_else(|| RgbImage::new(width, height));
+        return tmp.into_owned();
     }
-    let mut out = vec![0u8; out_w * out_h * 3];
-    let row_len = tmp_w * 3;
+    let mut out = vec![0u8; out_w * out_h * C];
+    let row_len = tmp_w * C;
     if parallel {
-        let band = ROW_BLOCK * BAND_BLOCKS;
+        let band = R * BAND_BLOCKS;
         out.par_chunks_mut(row_len * band)
             .enumerate()
             .for_each(|(i, d)| {
@@ -294,8 +345,7 @@ fn resize_horizontal_first(img: &RgbImage, width: u32, height: u32, filter: Filt
             || vertical_pass(&tmp, row_len, &vert, row0, 0, &mut out),
         );
     }
-    RgbImage::from_raw(out_w as u32, out_h as u32, out)
-        .unwrap_or_else(|| RgbImage::new(width, height))
+    out
 }
 
 /// Images of at least this many pixels are resampled in bands on several threads: a 2048²
@@ -376,86 +426,103 @@ fn vertical_chunk<const N: usize>(rows: &[u8], row_len: usize, x: usize, k: &[i3
     }
 }
 
-/// Rows resampled together by [`horizontal_pass`]: 16 rows × 3 channels = 48 sums per output
-/// pixel, which the compiler keeps in vector registers (8 rows measured slower at AVX2).
+/// Rows resampled together by [`horizontal_pass`] on RGB: 16 rows × 3 channels = 48 sums per
+/// output pixel, which the compiler keeps in vector registers (8 rows measured slower at AVX2).
 const ROW_BLOCK: usize = 16;
 
-/// The horizontal pass over `src` (rows of `in_w` RGB pixels) into `dst` (rows of `out_w`).
+/// The same on one channel: 48 rows, so that a block holds 48 sums as on RGB.
+const GRAY_ROW_BLOCK: usize = 48;
+
+/// The horizontal pass over `src` (rows of `in_w` pixels of `C` channels) into `dst` (rows of
+/// `out_w`).
 ///
-/// A block of [`ROW_BLOCK`] rows is first laid out column-major (each input pixel's
-/// [`ROW_BLOCK`] rows × 3 channels side by side), so that every tap adds 48 contiguous
-/// products: that vectorises, where the per-pixel 3-channel dot product does not. The sums are the same integers as
+/// A block of `R` rows is first laid out column-major (each input pixel's `R` rows × `C`
+/// channels side by side), so that every tap adds `L` = `R * C` contiguous products: that
+/// vectorises, where the per-pixel dot product does not. The sums are the same integers as
 /// Pillow's, whatever the order they are added in. Inlined into [`crate::simd::run`]'s
 /// dispatch.
 #[inline(always)]
-fn horizontal_pass(src: &[u8], in_w: usize, horiz: &Coeffs, dst: &mut [u8], out_w: usize) {
-    const LANES: usize = ROW_BLOCK * 3;
-    let mut cols = vec![0i32; in_w * LANES];
-    let src_blocks = src.chunks_exact(in_w * 3 * ROW_BLOCK);
+fn horizontal_pass<const C: usize, const R: usize, const L: usize>(
+    src: &[u8],
+    in_w: usize,
+    horiz: &Coeffs,
+    dst: &mut [u8],
+    out_w: usize,
+) {
+    let mut cols = vec![0i32; in_w * L];
+    let src_blocks = src.chunks_exact(in_w * C * R);
     let tail_src = src_blocks.remainder();
-    let mut dst_blocks = dst.chunks_exact_mut(out_w * 3 * ROW_BLOCK);
+    let mut dst_blocks = dst.chunks_exact_mut(out_w * C * R);
     for (sb, db) in src_blocks.zip(dst_blocks.by_ref()) {
-        for (r, row) in sb.chunks_exact(in_w * 3).enumerate() {
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let c = &mut cols[x * LANES + r * 3..x * LANES + r * 3 + 3];
-                c[0] = p[0] as i32;
-                c[1] = p[1] as i32;
-                c[2] = p[2] as i32;
+        for (r, row) in sb.chunks_exact(in_w * C).enumerate() {
+            for (x, p) in row.chunks_exact(C).enumerate() {
+                let c = &mut cols[x * L + r * C..x * L + r * C + C];
+                for (c, &p) in c.iter_mut().zip(p) {
+                    *c = p as i32;
+                }
             }
         }
         for xx in 0..out_w {
             let (xmin, n) = horiz.bounds[xx];
             let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-            let mut acc = [HALF; LANES];
-            for (col, &w) in cols[xmin * LANES..(xmin + n) * LANES]
-                .chunks_exact(LANES)
-                .zip(k)
-            {
+            let mut acc = [HALF; L];
+            for (col, &w) in cols[xmin * L..(xmin + n) * L].chunks_exact(L).zip(k) {
                 for (a, &v) in acc.iter_mut().zip(col) {
                     *a += v * w;
                 }
             }
-            for r in 0..ROW_BLOCK {
-                let o = (r * out_w + xx) * 3;
-                db[o] = clip8(acc[r * 3]);
-                db[o + 1] = clip8(acc[r * 3 + 1]);
-                db[o + 2] = clip8(acc[r * 3 + 2]);
+            for r in 0..R {
+                let o = (r * out_w + xx) * C;
+                for (d, &a) in db[o..o + C].iter_mut().zip(&acc[r * C..r * C + C]) {
+                    *d = clip8(a);
+                }
             }
         }
     }
     // The last rows, fewer than a block: one pixel at a time.
     let tail_dst = dst_blocks.into_remainder();
     for (dst_row, src_row) in tail_dst
-        .chunks_exact_mut(out_w * 3)
-        .zip(tail_src.chunks_exact(in_w * 3))
+        .chunks_exact_mut(out_w * C)
+        .zip(tail_src.chunks_exact(in_w * C))
     {
-        for (xx, d) in dst_row.chunks_exact_mut(3).enumerate() {
+        for (xx, d) in dst_row.chunks_exact_mut(C).enumerate() {
             let (xmin, n) = horiz.bounds[xx];
             let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + n];
-            let px = &src_row[xmin * 3..(xmin + n) * 3];
-            let mut ss = [HALF; 3];
-            for (p, &w) in px.chunks_exact(3).zip(k) {
-                ss[0] += p[0] as i32 * w;
-                ss[1] += p[1] as i32 * w;
-                ss[2] += p[2] as i32 * w;
+            let px = &src_row[xmin * C..(xmin + n) * C];
+            let mut ss = [HALF; C];
+            for (p, &w) in px.chunks_exact(C).zip(k) {
+                for (s, &p) in ss.iter_mut().zip(p) {
+                    *s += p as i32 * w;
+                }
             }
-            d[0] = clip8(ss[0]);
-            d[1] = clip8(ss[1]);
-            d[2] = clip8(ss[2]);
+            for (d, &s) in d.iter_mut().zip(&ss) {
+                *d = clip8(s);
+            }
         }
     }
 }
 
-/// Pillow's nearest-neighbour resize (an affine transform sampling pixel centres).
-fn resize_nearest(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (in_w, in_h) = img.dimensions();
-    let sx = in_w as f64 / width as f64;
-    let sy = in_h as f64 / height as f64;
-    RgbImage::from_fn(width, height, |x, y| {
-        let xi = (((x as f64 + 0.5) * sx) as u32).min(in_w - 1);
-        let yi = (((y as f64 + 0.5) * sy) as u32).min(in_h - 1);
-        *img.get_pixel(xi, yi)
-    })
+/// Pillow's nearest-neighbour resize (an affine transform sampling pixel centres), on raw
+/// rows of `C` channels.
+fn resize_nearest<const C: usize>(
+    src: &[u8],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<u8> {
+    let sx = in_w as f64 / out_w as f64;
+    let sy = in_h as f64 / out_h as f64;
+    let mut out = Vec::with_capacity(out_w * out_h * C);
+    for y in 0..out_h {
+        let yi = (((y as f64 + 0.5) * sy) as usize).min(in_h - 1);
+        for x in 0..out_w {
+            let xi = (((x as f64 + 0.5) * sx) as usize).min(in_w - 1);
+            let at = (yi * in_w + xi) * C;
+            out.extend_from_slice(&src[at..at + C]);
+        }
+    }
+    out
 }
 
 /// A crop `[x, x+w) × [y, y+h)`, clipped to the image, as numpy slicing does.
@@ -465,6 +532,22 @@ pub fn crop(img: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
     let y1 = (y + h).min(ih);
     let (x0, y0) = (x.min(x1), y.min(y1));
     image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image()
+}
+
+/// [`crop`], keeping the image's kind.
+pub fn crop_kept(px: &Pixels, x: u32, y: u32, w: u32, h: u32) -> Pixels {
+    let clip = |iw: u32, ih: u32| {
+        let (x1, y1) = ((x + w).min(iw), (y + h).min(ih));
+        let (x0, y0) = (x.min(x1), y.min(y1));
+        (x0, y0, x1 - x0, y1 - y0)
+    };
+    match px {
+        Pixels::Rgb(img) => Pixels::Rgb(crop(img, x, y, w, h)),
+        Pixels::Gray(img) => {
+            let (x0, y0, cw, ch) = clip(img.width(), img.height());
+            Pixels::Gray(image::imageops::crop_imm(img, x0, y0, cw, ch).to_image())
+        }
+    }
 }
 
 /// How 8-bit pixels become model input: HF's `rescale` then `normalize`.
@@ -578,6 +661,64 @@ mod tests {
         })
     }
 
+    /// The two passes, horizontal first, whatever the sizes.
+    fn horizontal_first_rgb(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
+        let raw = resize_horizontal_first::<3, ROW_BLOCK, { ROW_BLOCK * 3 }>(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            width as usize,
+            height as usize,
+            filter,
+        );
+        RgbImage::from_raw(width, height, raw).unwrap()
+    }
+
+    #[test]
+    fn gray_resized_then_converted_equals_converted_then_resized() {
+        // Small sizes cover every remainder of the 48-row gray blocks and both pass orders;
+        // the large one is resampled in bands on three threads.
+        let small = GrayImage::from_fn(53, 61, |x, y| image::Luma([(x * 7 + y * y * 3) as u8]));
+        let large = GrayImage::from_fn(1501, 1399, |x, y| image::Luma([(x ^ (y * 3)) as u8]));
+        const { assert!(1501 * 1399 >= PARALLEL_PIXELS) };
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for filter in [
+            Filter::Lanczos,
+            Filter::Bicubic,
+            Filter::Bilinear,
+            Filter::Box,
+            Filter::Hamming,
+            Filter::Nearest,
+        ] {
+            for (img, sizes) in [
+                (
+                    &small,
+                    &[
+                        (11, 5),
+                        (90, 17),
+                        (36, 64),
+                        (53, 20),
+                        (20, 61),
+                        (5, 90),
+                        (1, 1),
+                    ][..],
+                ),
+                (&large, &[(336, 336), (1400, 333), (1501, 700)][..]),
+            ] {
+                let px = Pixels::Gray(img.clone());
+                let rgb = px.to_rgb();
+                for &(w, h) in sizes {
+                    let want = resize(&rgb, w, h, filter);
+                    let got = three.install(|| resize_pixels(&px, w, h, filter));
+                    assert!(got == want, "{filter:?} {w}x{h}");
+                }
+            }
+        }
+    }
+
     /// Pillow's passes as `Resample.c` writes them, one pixel and one channel at a time.
     fn reference(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
         let (in_w, in_h) = (img.width() as usize, img.height() as usize);
@@ -640,7 +781,7 @@ mod tests {
             assert!(a.as_raw() == b.as_raw(), "{w}x{h} {f:?}");
         }
         // And the bands equal Pillow's plain loops (a small region keeps the loops quick).
-        let a = three.install(|| resize_horizontal_first(&img, 97, 64, Filter::Bicubic));
+        let a = three.install(|| horizontal_first_rgb(&img, 97, 64, Filter::Bicubic));
         assert!(a.as_raw() == reference(&img, 97, 64, Filter::Bicubic).as_raw());
     }
 
@@ -657,7 +798,7 @@ mod tests {
         ] {
             for (w, h) in [(11, 5), (90, 17), (36, 64), (5, 9), (74, 8), (20, 1)] {
                 assert_eq!(
-                    resize_horizontal_first(&img, w, h, filter),
+                    horizontal_first_rgb(&img, w, h, filter),
                     reference(&img, w, h, filter),
                     "{filter:?} {w}x{h}"
                 );

@@ -173,16 +173,16 @@ impl ImageProcessor {
 
     /// Resizes, normalises and patches one image.
     pub fn patches(&self, px: &Pixels) -> Result<ImagePatches, String> {
-        let img = px.rgb();
         let factor = (self.patch * self.merge) as u32;
         let (h, w) = smart_resize(
-            img.height(),
-            img.width(),
+            px.height(),
+            px.width(),
             factor,
             self.min_pixels,
             self.max_pixels,
         )?;
-        let img = image_ops::resize(&img, w, h, self.resample);
+        // A gray image is resized on its one channel, then converted (the same bytes).
+        let img = image_ops::resize_pixels(px, w, h, self.resample);
         // Normalised straight from the 8-bit pixels into patch order: no full-size float
         // image in between (for a large image that copy and its page faults cost more than
         // the lookups).

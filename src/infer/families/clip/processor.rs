@@ -170,14 +170,17 @@ impl ClipImageProcessor {
 
     /// The image after resize and crop, before normalisation.
     pub fn transform(&self, px: &Pixels) -> RgbImage {
-        let mut img = px.rgb();
-        if let Some(r) = self.resize {
-            let (w, h) = match r {
-                Resize::ShortestEdge(n) => shortest_edge_size(img.width(), img.height(), n),
-                Resize::Exact { width, height } => (width, height),
-            };
-            img = Cow::Owned(image_ops::resize(&img, w, h, self.resample));
-        }
+        // A gray image is resized on its one channel, then converted (the same bytes).
+        let mut img = match self.resize {
+            Some(r) => {
+                let (w, h) = match r {
+                    Resize::ShortestEdge(n) => shortest_edge_size(px.width(), px.height(), n),
+                    Resize::Exact { width, height } => (width, height),
+                };
+                Cow::Owned(image_ops::resize_pixels(px, w, h, self.resample))
+            }
+            None => px.rgb(),
+        };
         if let Some((w, h)) = self.crop {
             img = Cow::Owned(center_crop(&img, w, h));
         }
