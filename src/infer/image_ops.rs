@@ -9,7 +9,9 @@
 //! backend resizes differently and is *not* what this matches (docs/design.md §9).
 //!
 //! Images here are 8-bit RGB ([`RgbImage`]): every VLM processor converts to RGB first
-//! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does.
+//! (`do_convert_rgb`), as [`crate::pixels::Pixels::to_rgb`] does. A gray image may be
+//! resized before that conversion instead ([`resize_pixels`], [`resize_kept`]): Pillow
+//! resamples each channel alone with the same coefficients, so the bytes are the same.
 
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
@@ -591,28 +593,50 @@ impl Normalize {
     fn channel_into(&self, pixels: &[u8], channel: usize, out: &mut impl Sink) {
         crate::simd::run(
             #[inline(always)]
-            || match channel {
-                0 => self.channel_n::<0>(pixels, out),
-                1 => self.channel_n::<1>(pixels, out),
-                _ => self.channel_n::<2>(pixels, out),
-            },
+            || self.channel_at::<3>(pixels, channel, out),
         )
     }
 
+    /// [`Self::write_channel`] without a dispatch of its own, for a caller that is already
+    /// inside [`crate::simd::run`] and writes many short runs (Qwen2-VL's 14-value patch
+    /// rows: one dispatch per band of patches instead of one per row). `S` is the number of
+    /// interleaved channels in `pixels`: 3, or 1 for a gray image, whose value stands for
+    /// all three channels (normalised with channel `channel`'s mean and std).
     #[inline(always)]
-    fn channel_n<const C: usize>(&self, pixels: &[u8], out: &mut impl Sink) {
-        let (px, _) = pixels.as_chunks::<3>();
+    pub fn write_channel_inline<const S: usize>(
+        &self,
+        pixels: &[u8],
+        channel: usize,
+        mut out: &mut [f32],
+    ) {
+        self.channel_at::<S>(pixels, channel, &mut out)
+    }
+
+    #[inline(always)]
+    fn channel_at<const S: usize>(&self, pixels: &[u8], channel: usize, out: &mut impl Sink) {
+        match channel {
+            0 => self.channel_n::<S, 0>(pixels, out),
+            1 => self.channel_n::<S, 1>(pixels, out),
+            _ => self.channel_n::<S, 2>(pixels, out),
+        }
+    }
+
+    #[inline(always)]
+    fn channel_n<const S: usize, const C: usize>(&self, pixels: &[u8], out: &mut impl Sink) {
+        let (px, _) = pixels.as_chunks::<S>();
+        // The byte to read: channel C of an RGB pixel, the one value of a gray one.
+        let i = if S == 1 { 0 } else { C };
         match (self.rescale, &self.mean_std) {
             (Some(f), Some((m, s))) => {
                 let (m, s) = (m[C], s[C]);
-                out.put(px.iter().map(|p| ((p[C] as f64 * f) as f32 - m) / s));
+                out.put(px.iter().map(|p| ((p[i] as f64 * f) as f32 - m) / s));
             }
-            (Some(f), None) => out.put(px.iter().map(|p| (p[C] as f64 * f) as f32)),
+            (Some(f), None) => out.put(px.iter().map(|p| (p[i] as f64 * f) as f32)),
             (None, Some((m, s))) => {
                 let (m, s) = (m[C], s[C]);
-                out.put(px.iter().map(|p| (p[C] as f32 - m) / s));
+                out.put(px.iter().map(|p| (p[i] as f32 - m) / s));
             }
-            (None, None) => out.put(px.iter().map(|p| p[C] as f32)),
+            (None, None) => out.put(px.iter().map(|p| p[i] as f32)),
         }
     }
 }

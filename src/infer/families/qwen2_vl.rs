@@ -181,41 +181,57 @@ impl ImageProcessor {
             self.min_pixels,
             self.max_pixels,
         )?;
-        // A gray image is resized on its one channel, then converted (the same bytes).
-        let img = image_ops::resize_pixels(px, w, h, self.resample);
+        // A gray image is resized and normalised on its one channel: Pillow resamples each
+        // channel alone, so its RGB channels would all equal these bytes.
+        let img = image_ops::resize_kept(px, w, h, self.resample);
+        let (gray, raw) = (img.is_gray(), img.as_raw());
         // Normalised straight from the 8-bit pixels into patch order: no full-size float
         // image in between (for a large image that copy and its page faults cost more than
         // the lookups).
-        let raw = img.as_raw();
         let (p, m, t) = (self.patch, self.merge, self.temporal);
         let (gh, gw) = (h as usize / p, w as usize / p);
         let w = w as usize;
         let row = 3 * t * p * p;
         // One band per row of merge blocks: its patches are contiguous in the output. A large
         // image's bands are written on the caller's rayon threads, at the caller's SIMD level.
+        // Each band is one SIMD dispatch; its 14-value patch rows are not dispatched alone.
         let band = (gw / m) * m * m * row;
         let fill = |bh: usize, out: &mut [f32]| {
-            let mut o = 0;
-            for bw in 0..gw / m {
-                for mh in 0..m {
-                    for mw in 0..m {
-                        let (y0, x0) = ((bh * m + mh) * p, (bw * m + mw) * p);
-                        for c in 0..3 {
-                            for _ in 0..t {
-                                for py in 0..p {
-                                    let at = ((y0 + py) * w + x0) * 3;
-                                    self.normalize.write_channel(
-                                        &raw[at..at + 3 * p],
-                                        c,
-                                        &mut out[o..o + p],
-                                    );
-                                    o += p;
+            crate::simd::run(
+                #[inline(always)]
+                || {
+                    let mut o = 0;
+                    for bw in 0..gw / m {
+                        for mh in 0..m {
+                            for mw in 0..m {
+                                let (y0, x0) = ((bh * m + mh) * p, (bw * m + mw) * p);
+                                for c in 0..3 {
+                                    for _ in 0..t {
+                                        for py in 0..p {
+                                            let at = (y0 + py) * w + x0;
+                                            let dst = &mut out[o..o + p];
+                                            if gray {
+                                                self.normalize.write_channel_inline::<1>(
+                                                    &raw[at..at + p],
+                                                    c,
+                                                    dst,
+                                                );
+                                            } else {
+                                                self.normalize.write_channel_inline::<3>(
+                                                    &raw[at * 3..(at + p) * 3],
+                                                    c,
+                                                    dst,
+                                                );
+                                            }
+                                            o += p;
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         };
         let bands = gh / m;
         let mut out = vec![0f32; bands * band];
