@@ -99,14 +99,6 @@ impl Pixels {
         }
     }
 
-    /// [`Self::to_rgb`], moving an RGB image instead of copying it.
-    pub fn into_rgb(self) -> RgbImage {
-        match self {
-            Pixels::Rgb(c) => c,
-            gray => gray.to_rgb(),
-        }
-    }
-
     pub fn to_dynamic(&self) -> DynamicImage {
         match self {
             Pixels::Gray(g) => DynamicImage::ImageLuma8(g.clone()),

@@ -536,22 +536,6 @@ pub fn crop(img: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
     image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image()
 }
 
-/// [`crop`], keeping the image's kind.
-pub fn crop_kept(px: &Pixels, x: u32, y: u32, w: u32, h: u32) -> Pixels {
-    let clip = |iw: u32, ih: u32| {
-        let (x1, y1) = ((x + w).min(iw), (y + h).min(ih));
-        let (x0, y0) = (x.min(x1), y.min(y1));
-        (x0, y0, x1 - x0, y1 - y0)
-    };
-    match px {
-        Pixels::Rgb(img) => Pixels::Rgb(crop(img, x, y, w, h)),
-        Pixels::Gray(img) => {
-            let (x0, y0, cw, ch) = clip(img.width(), img.height());
-            Pixels::Gray(image::imageops::crop_imm(img, x0, y0, cw, ch).to_image())
-        }
-    }
-}
-
 /// How 8-bit pixels become model input: HF's `rescale` then `normalize`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalize {
