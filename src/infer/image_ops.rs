@@ -13,7 +13,7 @@
 //! resized before that conversion instead ([`resize_pixels`], [`resize_kept`]): Pillow
 //! resamples each channel alone with the same coefficients, so the bytes are the same.
 
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, ImageBuffer, RgbImage};
 use rayon::prelude::*;
 
 use crate::pixels::Pixels;
@@ -180,30 +180,36 @@ const HALF: i32 = 1 << (PRECISION_BITS - 1);
 /// convolution filter, about 1,500 random sizes, every byte equal);
 /// `tests/pil_resize_order.rs` keeps it checked.
 pub fn resize(img: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbImage {
-    let raw = resize_raw::<3, ROW_BLOCK, { ROW_BLOCK * 3 }>(
-        img.as_raw(),
-        img.width() as usize,
-        img.height() as usize,
-        width as usize,
-        height as usize,
-        filter,
-    );
-    RgbImage::from_raw(width, height, raw).unwrap_or_else(|| RgbImage::new(width, height))
+    resize_buffer::<_, 3, ROW_BLOCK, { ROW_BLOCK * 3 }>(img, width, height, filter)
 }
 
 /// [`resize`] on one 8-bit channel. Pillow's resampler treats channels independently with the
 /// same coefficients, so resizing a gray image and then repeating each value three times
 /// gives the bytes of converting to RGB first and resizing that, at a third of the work.
 pub fn resize_gray(img: &GrayImage, width: u32, height: u32, filter: Filter) -> GrayImage {
-    let raw = resize_raw::<1, GRAY_ROW_BLOCK, GRAY_ROW_BLOCK>(
+    resize_buffer::<_, 1, GRAY_ROW_BLOCK, GRAY_ROW_BLOCK>(img, width, height, filter)
+}
+
+/// [`resize_raw`] on an 8-bit image of `C` channels.
+fn resize_buffer<P, const C: usize, const R: usize, const L: usize>(
+    img: &ImageBuffer<P, Vec<u8>>,
+    width: u32,
+    height: u32,
+    filter: Filter,
+) -> ImageBuffer<P, Vec<u8>>
+where
+    P: image::Pixel<Subpixel = u8>,
+{
+    let (w, h) = (width as usize, height as usize);
+    let raw = resize_raw::<C, R, L>(
         img.as_raw(),
         img.width() as usize,
         img.height() as usize,
-        width as usize,
-        height as usize,
+        w,
+        h,
         filter,
     );
-    GrayImage::from_raw(width, height, raw).unwrap_or_else(|| GrayImage::new(width, height))
+    ImageBuffer::from_raw(width, height, raw).unwrap_or_else(|| ImageBuffer::new(width, height))
 }
 
 /// Pillow's RGB resize of `px` as every VLM processor does it (`convert("RGB")`, then
