@@ -1256,6 +1256,39 @@ fn every_file_format_refuses_a_missing_path_as_a_whole_dataset_error() {
 }
 
 #[test]
+fn a_directory_where_a_file_is_read_ends_the_load_instead_of_looping() {
+    // Reading a directory fails on every read (EISDIR). The line readers used to record the
+    // error as one bad line and read again, forever, growing the failure list.
+    let dir = tempfile::tempdir().unwrap();
+    let trap = dir.path().join("train.jsonl");
+    std::fs::create_dir(&trap).unwrap();
+    // `jsonl`: the manifest path itself is the directory.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spec = format!("jsonl:{}", trap.display());
+    std::thread::spawn(move || {
+        let _ = tx.send(data::load(&spec, &LoadOptions::default()).map(|d| d.failures.len()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(Err(e)) => assert!(e.to_string().contains("train.jsonl"), "{e}"),
+        Ok(Ok(n)) => panic!("a directory loaded as a manifest, with {n} failures"),
+        Err(_) => panic!("jsonl: reading a directory did not end in 20 s"),
+    }
+    // The folder formats that read every `*.jsonl` inside: a directory with that name must
+    // not hang them either; whatever they answer, they answer.
+    for format in ["gemex", "kvasir-vqa-x1"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spec = format!("{format}:{}", dir.path().display());
+        std::thread::spawn(move || {
+            let _ = tx.send(data::load(&spec, &LoadOptions::default()).is_ok());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok(),
+            "{format}: a directory named train.jsonl did not end in 20 s"
+        );
+    }
+}
+
+#[test]
 fn loading_twice_gives_the_same_ids_in_the_same_order() {
     let Some(d) = common::shared_data() else {
         return;

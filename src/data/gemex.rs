@@ -163,9 +163,17 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
             let loc = format!("{label}:{lineno}");
             let line = match line {
                 Ok(l) => l,
-                Err(e) => {
+                // A line that is not UTF-8 was read and is skipped; any other read error
+                // would repeat on every next read, so it ends the load.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     failures.push(Failure::new(Stage::Load, &e).at(loc));
                     continue;
+                }
+                Err(source) => {
+                    return Err(DataError::Io {
+                        path: file.clone(),
+                        source,
+                    });
                 }
             };
             if line.trim().is_empty() {

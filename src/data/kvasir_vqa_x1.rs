@@ -273,9 +273,17 @@ fn read_jsonl(
         let loc = format!("{label}:{}", i + 1);
         let line = match line {
             Ok(l) => l,
-            Err(e) => {
+            // A line that is not UTF-8 was read and is skipped; any other read error (a
+            // directory, a failing disk) would repeat on every next read, so it ends the load.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 out.failures.push(Failure::new(Stage::Load, &e).at(loc));
                 continue;
+            }
+            Err(source) => {
+                return Err(DataError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
             }
         };
         if line.trim().is_empty() {

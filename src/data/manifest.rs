@@ -259,9 +259,17 @@ fn load(path: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
         let loc = format!("{file_label}:{lineno}");
         let line = match line {
             Ok(l) => l,
-            Err(e) => {
+            // A line that is not UTF-8 was read and is skipped; any other read error (a
+            // directory, a failing disk) would repeat on every next read, so it ends the load.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 failures.push(Failure::new(Stage::Load, &e).at(loc));
                 continue;
+            }
+            Err(source) => {
+                return Err(DataError::Io {
+                    path: path.clone(),
+                    source,
+                });
             }
         };
         // Editors on Windows start a UTF-8 file with a byte-order mark.
