@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -269,6 +268,7 @@ def run_transformers(model, processor, questions, root: Path, frame: str, max_ne
             if tid is not None and tid != tok.unk_token_id:
                 markup[tid] = m
     tok.padding_side = "left"
+    eos = gen_cfg.eos_token_id if isinstance(gen_cfg.eos_token_id, list) else [gen_cfg.eos_token_id]
     answers = {}
     t0 = time.perf_counter()
     for i in range(0, len(questions), BATCH):
@@ -285,7 +285,6 @@ def run_transformers(model, processor, questions, root: Path, frame: str, max_ne
         with torch.no_grad():
             gen = model.generate(**enc, generation_config=gen_cfg)
         new = gen[:, enc["input_ids"].shape[1]:]
-        eos = gen_cfg.eos_token_id if isinstance(gen_cfg.eos_token_id, list) else [gen_cfg.eos_token_id]
         for q, row in zip(batch, new.tolist()):
             answers[q["id"]] = decode(tok, ec.strip_after_eos(row, eos), markup)
     return time.perf_counter() - t0, answers
@@ -318,7 +317,6 @@ def main() -> int:
     from transformers import GenerationConfig
 
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     binary = Path(args.medvqa)
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: run `cargo build --release` first")

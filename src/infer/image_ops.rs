@@ -587,19 +587,26 @@ impl Normalize {
         )
     }
 
-    /// [`Self::write_channel`] without a dispatch of its own, for a caller that is already
-    /// inside [`crate::simd::run`] and writes many short runs (Qwen2-VL's 14-value patch
-    /// rows: one dispatch per band of patches instead of one per row). `S` is the number of
-    /// interleaved channels in `pixels`: 3, or 1 for a gray image, whose value stands for
-    /// all three channels (normalised with channel `channel`'s mean and std).
+    /// Channel `channel` of the `out.len()` pixels of `raw` from pixel `first` on, normalised
+    /// into `out`. `raw` holds 3 interleaved channels, or 1 when `gray`: a gray value stands
+    /// for all three channels (normalised with channel `channel`'s mean and std). No dispatch
+    /// of its own: for a caller already inside [`crate::simd::run`] that writes many short
+    /// runs (one dispatch per band or tile instead of one per row).
     #[inline(always)]
-    pub fn write_channel_inline<const S: usize>(
+    pub fn write_run_inline(
         &self,
-        pixels: &[u8],
+        raw: &[u8],
+        gray: bool,
+        first: usize,
         channel: usize,
         mut out: &mut [f32],
     ) {
-        self.channel_at::<S>(pixels, channel, &mut out)
+        let n = out.len();
+        if gray {
+            self.channel_at::<1>(&raw[first..first + n], channel, &mut out)
+        } else {
+            self.channel_at::<3>(&raw[first * 3..(first + n) * 3], channel, &mut out)
+        }
     }
 
     #[inline(always)]

@@ -335,20 +335,14 @@ impl ImageProcessor {
                 #[inline(always)]
                 || {
                     let (fw, fh) = (f.width as usize, f.height as usize);
-                    let (pw, raw) = (px.width() as usize, px.as_raw());
+                    let (pw, raw, gray) = (px.width() as usize, px.as_raw(), px.is_gray());
                     let (x0, y0) = (f.x as usize, f.y as usize);
                     for c in 0..3 {
                         for y in 0..fh.min(height) {
                             let at = c * plane + y * width;
-                            let start = (y0 + y) * pw + x0;
+                            let first = (y0 + y) * pw + x0;
                             let dst = &mut out[at..at + fw];
-                            if px.is_gray() {
-                                let src = &raw[start..start + fw];
-                                self.normalize.write_channel_inline::<1>(src, c, dst);
-                            } else {
-                                let src = &raw[start * 3..(start + fw) * 3];
-                                self.normalize.write_channel_inline::<3>(src, c, dst);
-                            }
+                            self.normalize.write_run_inline(raw, gray, first, c, dst);
                         }
                     }
                 },

@@ -208,21 +208,10 @@ impl ImageProcessor {
                                 for c in 0..3 {
                                     for _ in 0..t {
                                         for py in 0..p {
-                                            let at = (y0 + py) * w + x0;
+                                            let first = (y0 + py) * w + x0;
                                             let dst = &mut out[o..o + p];
-                                            if gray {
-                                                self.normalize.write_channel_inline::<1>(
-                                                    &raw[at..at + p],
-                                                    c,
-                                                    dst,
-                                                );
-                                            } else {
-                                                self.normalize.write_channel_inline::<3>(
-                                                    &raw[at * 3..(at + p) * 3],
-                                                    c,
-                                                    dst,
-                                                );
-                                            }
+                                            self.normalize
+                                                .write_run_inline(raw, gray, first, c, dst);
                                             o += p;
                                         }
                                     }
