@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::value::TensorRef;
 use serde_json::Value;
 
 use crate::infer::engine::{DecoderEngine, DecoderFamily, Engine, ModelOptions};
@@ -612,9 +612,11 @@ impl DecoderFamily for Idefics3 {
             source,
         };
         let (n, h, w) = (v.count as i64, v.height as i64, v.width as i64);
-        let pv = Tensor::from_array((vec![1, n, 3, h, w], v.pixel_values.clone())).map_err(run)?;
-        let pm =
-            Tensor::from_array((vec![1, n, h, w], v.pixel_attention_mask.clone())).map_err(run)?;
+        // Views of the tiles, not copies: the tensors can be tens of MB per sample.
+        let pv =
+            TensorRef::from_array_view((vec![1, n, 3, h, w], &v.pixel_values[..])).map_err(run)?;
+        let pm = TensorRef::from_array_view((vec![1, n, h, w], &v.pixel_attention_mask[..]))
+            .map_err(run)?;
         let out = session
             .run(ort::inputs! {"pixel_values" => pv, "pixel_attention_mask" => pm})
             .map_err(run)?;

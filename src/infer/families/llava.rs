@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::value::TensorRef;
 use serde_json::Value;
 
 use crate::infer::engine::{DecoderEngine, DecoderFamily, Engine, ModelOptions};
@@ -224,9 +224,9 @@ impl DecoderFamily for Llava {
             graph: "vision_encoder".into(),
             source,
         };
-        let pv = Tensor::from_array((
+        let pv = TensorRef::from_array_view((
             vec![v.count as i64, 3, v.height as i64, v.width as i64],
-            v.pixel_values.clone(),
+            &v.pixel_values[..],
         ))
         .map_err(run)?;
         let out = session

@@ -32,7 +32,7 @@
 use std::sync::Arc;
 
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::value::{Tensor, TensorRef};
 use serde_json::Value;
 
 use crate::geometry::BoxFrame;
@@ -425,8 +425,9 @@ impl DecoderFamily for Qwen2Vl {
         for img in vision {
             let n = img.patches();
             let dim = img.pixel_values.len() / n.max(1);
-            let pv = Tensor::from_array((vec![n as i64, dim as i64], img.pixel_values.clone()))
-                .map_err(run)?;
+            let pv =
+                TensorRef::from_array_view((vec![n as i64, dim as i64], &img.pixel_values[..]))
+                    .map_err(run)?;
             let grid = Tensor::from_array((vec![1i64, 3], img.grid_thw.to_vec())).map_err(run)?;
             let out = session
                 .run(ort::inputs! {"pixel_values" => pv, "grid_thw" => grid})
