@@ -185,11 +185,22 @@ pub fn current() -> Level {
 /// AVX-512 VBMI (at level [`Level::Avx512`]) 64 bytes go through four `vpermi2b` table
 /// halves per step; elsewhere one byte at a time.
 pub fn lut(src: &[u8], table: &[u8; 256]) -> Vec<u8> {
-    #[cfg(target_arch = "x86_64")]
-    if current() >= Level::Avx512 && bytes::has_vbmi() {
+    if lut_is_vectorised() {
+        #[cfg(target_arch = "x86_64")]
         return bytes::lut_vbmi(src, table);
     }
     lut_portable(src, table)
+}
+
+/// Whether [`lut`] runs in vector lanes here (AVX-512 VBMI at level [`Level::Avx512`]), so
+/// that a per-byte map is faster as a table than computed: `perturb::raster::scale_add`
+/// asks, and gives the same bytes either way.
+pub fn lut_is_vectorised() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if current() >= Level::Avx512 && bytes::has_vbmi() {
+        return true;
+    }
+    false
 }
 
 fn lut_portable(src: &[u8], table: &[u8; 256]) -> Vec<u8> {

@@ -39,28 +39,33 @@ pub fn lut(p: &Pixels, table: &[u8; 256]) -> Pixels {
 }
 
 /// `clamp(round(v·k + c))` for every sample `v`. For `0 ≤ k < 1` and `0 ≤ c ≤ 255` (a
-/// contrast reduction) it runs in 8.8 fixed point on 16-bit lanes: a high multiply and a
-/// saturating add, eight or more samples per instruction, where a table lookup goes one
-/// sample at a time. Within a rounding step of the float table (the products are exact to
-/// 1/256); other `k` and `c` use the table.
+/// contrast reduction) it is 8.8 fixed point: `(v·256)·k₁₆ >> 16`, a saturating add of `c`,
+/// and the high byte, within a rounding step of the float table (the products are exact to
+/// 1/256). Where [`crate::simd::lut`] runs in vector lanes, the 256 results go through it as
+/// a table; elsewhere they are computed on 16-bit lanes (one `pmulhuw` and one saturating add
+/// per eight or more samples). Both give the same bytes. Other `k` and `c` use the float table.
 pub fn scale_add(p: &Pixels, k: f32, c: f32) -> Pixels {
     if !(0.0..1.0).contains(&k) || !(0.0..=255.0).contains(&c) {
         return lut(p, &table_of(|v| v * k + c));
     }
     let kk = (k * 65536.0).round().min(65535.0) as u16;
     let cc = ((c + 0.5) * 256.0).round().min(65535.0) as u16;
+    #[inline(always)]
+    fn fixed(v: u8, kk: u16, cc: u16) -> u8 {
+        // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
+        let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
+        (vk.saturating_add(cc) >> 8) as u8
+    }
+    if crate::simd::lut_is_vectorised() {
+        let mut table = [0u8; 256];
+        for (v, t) in table.iter_mut().enumerate() {
+            *t = fixed(v as u8, kk, cc);
+        }
+        return lut(p, &table);
+    }
     let data = crate::simd::run(
         #[inline(always)]
-        || {
-            p.as_raw()
-                .iter()
-                .map(|&v| {
-                    // (v·256)·kk / 65536 = v·k in 8.8 fixed point (one `pmulhuw`).
-                    let vk = ((u32::from(u16::from(v) << 8) * u32::from(kk)) >> 16) as u16;
-                    (vk.saturating_add(cc) >> 8) as u8
-                })
-                .collect()
-        },
+        || p.as_raw().iter().map(|&v| fixed(v, kk, cc)).collect(),
     );
     with_data(p, data)
 }

@@ -94,10 +94,14 @@ pub fn mean(p: &Pixels) -> f32 {
     if raw.is_empty() {
         return 0.0;
     }
-    let sum: u64 = raw
-        .chunks(1 << 16)
-        .map(|block| u64::from(block.iter().map(|&v| u32::from(v)).sum::<u32>()))
-        .sum();
+    let sum: u64 = crate::simd::run(
+        #[inline(always)]
+        || {
+            raw.chunks(1 << 16)
+                .map(|block| u64::from(block.iter().map(|&v| u32::from(v)).sum::<u32>()))
+                .sum()
+        },
+    );
     (sum as f64 / raw.len() as f64) as f32
 }
 
